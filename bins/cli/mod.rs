@@ -1,0 +1,168 @@
+//! What the three binaries share: common flags, logging, signals, exit codes.
+//! CLI-only crates (clap, tracing-subscriber) live here, not in the library.
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Args, Parser};
+use snapjob::{Error, Inputs, Shutdown, StopReason};
+
+/// Location and behaviour flags shared by store, delete and restore. Each flag
+/// overrides the environment variable named in its help.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Storage URL instead of a bucket: s3://bucket[/prefix] or file:///dir [env: STORAGE_URL]
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Bucket name [env: BUCKET_NAME]
+    #[arg(long, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// S3 endpoint: host, host:port or URL; unset means AWS [env: ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]
+    #[arg(long, value_name = "ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The endpoint speaks plain HTTP (it does not disable TLS checks) [env: INSECURE=true]
+    #[arg(long)]
+    pub insecure: bool,
+    /// Region; default: the bucket's own on AWS, else us-east-1 [env: REGION, AWS_REGION, AWS_DEFAULT_REGION]
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Extra trusted CA certificates (PEM) [env: CA_BUNDLE] [default: /etc/ca-bundle/ca-bundle.pem, if present]
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<String>,
+    /// Cluster name, the first half of the object key [env: CLUSTER]
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Whole object key, instead of $CLUSTER-$BACKUP_TO_* [env: OBJECT_KEY]
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Internal time budget, e.g. 110s or 2m [env: DEADLINE]
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<String>,
+}
+
+impl Common {
+    /// The flags as settings (credentials have no flags: env only).
+    pub fn inputs(&self) -> Inputs {
+        let mut i = Inputs::default();
+        i.storage_url = self.url.clone();
+        i.bucket_name = self.bucket.clone();
+        i.endpoint = self.endpoint.clone();
+        i.insecure = self.insecure.then(|| "true".to_string());
+        i.region = self.region.clone();
+        i.ca_bundle = self.ca_bundle.clone();
+        i.cluster = self.cluster.clone();
+        i.object_key = self.key.clone();
+        i.deadline = self.deadline.clone();
+        i
+    }
+}
+
+/// Parses flags; bad flags exit 64 (sysexits EX_USAGE), --help/--version exit 0.
+pub fn parse<A: Parser>() -> A {
+    match A::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() { 64 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    }
+}
+
+/// The process environment as settings; variables that are not UTF-8 are skipped.
+pub fn env_inputs() -> Inputs {
+    Inputs::from_env_vars(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    )
+}
+
+/// Logs to stderr: human on a TTY, JSON lines otherwise (LOG_FORMAT=json|human
+/// overrides); level from LOG_LEVEL, else RUST_LOG, else info.
+fn init_logging() {
+    let filter = std::env::var("LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match std::env::var("LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("human") | Ok("text") => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+/// Turns SIGTERM and SIGINT into a [`Shutdown`] request.
+fn watch_signals() -> Shutdown {
+    let (trigger, shutdown) = Shutdown::new();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot install signal handlers");
+            return;
+        };
+        let reason = tokio::select! {
+            _ = term.recv() => StopReason::Terminate,
+            _ = int.recv() => StopReason::Interrupt,
+        };
+        tracing::warn!(signal = %reason, "stop requested; cleaning up");
+        trigger.stop(reason);
+        // A second signal means "now": leave without cleaning up.
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        std::process::exit(i32::from(
+            snapjob::ErrorClass::Cancelled(reason).exit_code(),
+        ));
+    });
+    shutdown
+}
+
+/// Runs one operation on a fresh runtime and maps its outcome to the exit code.
+/// Errors are logged as one line with the whole chain.
+pub fn run<T, F, Fut>(op: F) -> ExitCode
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = watch_signals();
+        op(shutdown).await
+    });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.exit_code();
+            tracing::error!(exit_code = code, "{}", e.chain());
+            ExitCode::from(code)
+        }
+    }
+}

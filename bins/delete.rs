@@ -1,0 +1,31 @@
+//! `delete`: delete `s3://$BUCKET_NAME/$CLUSTER-$BACKUP_TO_DELETE`; absent is success.
+#[path = "cli/mod.rs"]
+mod cli;
+
+use clap::Parser;
+use snapjob::DeleteConfig;
+
+/// Delete the backup $CLUSTER-$BACKUP_TO_DELETE. A missing object exits 0; a
+/// missing bucket warns and exits 0 unless --strict (then 12).
+#[derive(Debug, Parser)]
+#[command(name = "delete", version)]
+struct Args {
+    #[command(flatten)]
+    common: cli::Common,
+    /// Backup name, the second half of the object key [env: BACKUP_TO_DELETE]
+    #[arg(long, value_name = "NAME")]
+    backup: Option<String>,
+    /// Exit 12 when the bucket does not exist
+    #[arg(long)]
+    strict: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Args = cli::parse();
+    cli::run(|shutdown| async move {
+        let mut flags = args.common.inputs();
+        flags.backup_to_delete = args.backup;
+        let cfg = DeleteConfig::from_inputs(&cli::env_inputs().overlay(flags), args.strict)?;
+        snapjob::delete(&cfg, &shutdown).await
+    })
+}

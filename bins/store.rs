@@ -1,0 +1,40 @@
+//! `store`: upload an etcd snapshot to `s3://$BUCKET_NAME/$CLUSTER-$BACKUP_TO_CREATE`.
+#[path = "cli/mod.rs"]
+mod cli;
+
+use clap::Parser;
+use snapjob::StoreConfig;
+
+/// Upload an etcd snapshot, verified, to $CLUSTER-$BACKUP_TO_CREATE.
+/// Credentials come from ACCESS_KEY_ID / SECRET_ACCESS_KEY (or AWS_*) only.
+#[derive(Debug, Parser)]
+#[command(name = "store", version)]
+struct Args {
+    #[command(flatten)]
+    common: cli::Common,
+    /// Backup name, the second half of the object key [env: BACKUP_TO_CREATE]
+    #[arg(long, value_name = "NAME")]
+    backup: Option<String>,
+    /// Snapshot file to upload, gzip or raw [env: SNAPSHOT_FILE] [default: /backup/snapshot.db.gz]
+    #[arg(long, value_name = "FILE")]
+    file: Option<String>,
+    /// Multipart part size, e.g. 16MiB [env: PART_SIZE]
+    #[arg(long, value_name = "SIZE")]
+    part_size: Option<String>,
+    /// Parts uploaded at once [env: CONCURRENCY]
+    #[arg(long, value_name = "N")]
+    concurrency: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Args = cli::parse();
+    cli::run(|shutdown| async move {
+        let mut flags = args.common.inputs();
+        flags.backup_to_create = args.backup;
+        flags.snapshot_file = args.file;
+        flags.part_size = args.part_size;
+        flags.concurrency = args.concurrency;
+        let cfg = StoreConfig::from_inputs(&cli::env_inputs().overlay(flags))?;
+        snapjob::store(&cfg, &shutdown).await
+    })
+}

@@ -1,0 +1,341 @@
+//! Typed, validated configuration for each operation, built from [`Inputs`].
+//!
+//! Everything is checked here, before any network call: the object key
+//! (`$CLUSTER-$BACKUP_TO_*`, exactly, as the controller computes it), sizes,
+//! durations, and the location (see [`Remote::from_inputs`]). Each error names
+//! the variable at fault and exits 78.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use object_store::path::Path as ObjectPath;
+
+use crate::error::{Error, Result};
+use crate::remote::Remote;
+use crate::settings::Inputs;
+
+/// Where the controller's init container leaves the snapshot.
+pub const DEFAULT_SNAPSHOT_FILE: &str = "/backup/snapshot.db.gz";
+/// Default multipart part size (see `benches/RESULTS.md` for the measurement).
+pub const DEFAULT_PART_SIZE: usize = 16 * 1024 * 1024;
+/// Default parts in flight at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// S3's limits on parts.
+const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
+/// S3's limit on key length, in bytes.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Multipart transfer shape: memory in use is bounded by about
+/// `part_size * (concurrency + 2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfer {
+    /// Bytes per part (5 MiB .. 5 GiB); files up to this size go in one PUT.
+    pub part_size: usize,
+    /// Parts uploaded at once.
+    pub concurrency: usize,
+}
+
+impl Default for Transfer {
+    fn default() -> Self {
+        Transfer {
+            part_size: DEFAULT_PART_SIZE,
+            concurrency: DEFAULT_CONCURRENCY,
+        }
+    }
+}
+
+/// Configuration of `store`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Destination.
+    pub remote: Remote,
+    /// Object key, `$CLUSTER-$BACKUP_TO_CREATE`.
+    pub key: String,
+    /// The snapshot file to upload.
+    pub file: PathBuf,
+    /// Part size and concurrency.
+    pub transfer: Transfer,
+    /// Internal time budget (below the Job's `activeDeadlineSeconds: 120`).
+    pub deadline: Duration,
+}
+
+/// Configuration of `delete`.
+#[derive(Debug, Clone)]
+pub struct DeleteConfig {
+    /// Where the object lives.
+    pub remote: Remote,
+    /// Object key, `$CLUSTER-$BACKUP_TO_DELETE`.
+    pub key: String,
+    /// Exit 12 for a missing bucket instead of warning and exiting 0.
+    pub strict: bool,
+    /// Internal time budget (below the Job's `activeDeadlineSeconds: 240`).
+    pub deadline: Duration,
+}
+
+/// Configuration of `restore` (the download half).
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    /// Where the object lives.
+    pub remote: Remote,
+    /// Object key, `$CLUSTER-$BACKUP_TO_RESTORE`.
+    pub key: String,
+    /// Where the raw snapshot is written (atomically).
+    pub output: PathBuf,
+    /// Internal time budget.
+    pub deadline: Duration,
+}
+
+impl StoreConfig {
+    /// Validates the inputs of `store`.
+    pub fn from_inputs(i: &Inputs) -> Result<Self> {
+        Ok(StoreConfig {
+            key: object_key(i, "BACKUP_TO_CREATE", i.backup_to_create.as_deref())?,
+            file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
+            transfer: Transfer {
+                part_size: match &i.part_size {
+                    Some(raw) => parse_size(raw, "PART_SIZE", MIN_PART_SIZE, MAX_PART_SIZE)?,
+                    None => DEFAULT_PART_SIZE,
+                },
+                concurrency: match &i.concurrency {
+                    Some(raw) => parse_count(raw, "CONCURRENCY", 1, 64)?,
+                    None => DEFAULT_CONCURRENCY,
+                },
+            },
+            deadline: deadline(i, Duration::from_secs(110))?,
+            remote: Remote::from_inputs(i)?,
+        })
+    }
+}
+
+impl DeleteConfig {
+    /// Validates the inputs of `delete`.
+    pub fn from_inputs(i: &Inputs, strict: bool) -> Result<Self> {
+        Ok(DeleteConfig {
+            key: object_key(i, "BACKUP_TO_DELETE", i.backup_to_delete.as_deref())?,
+            strict,
+            deadline: deadline(i, Duration::from_secs(220))?,
+            remote: Remote::from_inputs(i)?,
+        })
+    }
+}
+
+impl RestoreConfig {
+    /// Validates the inputs of `restore`.
+    pub fn from_inputs(i: &Inputs) -> Result<Self> {
+        let output = i.output_file.as_deref().ok_or_else(|| {
+            Error::Usage("no output file: give --output FILE (or OUTPUT_FILE)".into())
+        })?;
+        Ok(RestoreConfig {
+            key: object_key(i, "BACKUP_TO_RESTORE", i.backup_to_restore.as_deref())?,
+            output: PathBuf::from(output),
+            deadline: deadline(i, Duration::from_secs(3600))?,
+            remote: Remote::from_inputs(i)?,
+        })
+    }
+}
+
+/// `$CLUSTER-$<backup_var>`, or `OBJECT_KEY` when given; checked against S3's and
+/// object_store's rules so a bad name fails here, not halfway through an upload.
+pub fn object_key(i: &Inputs, backup_var: &str, backup: Option<&str>) -> Result<String> {
+    let (key, source) = match &i.object_key {
+        Some(k) => (k.clone(), "OBJECT_KEY".to_string()),
+        None => {
+            let cluster = i
+                .cluster
+                .as_deref()
+                .ok_or_else(|| Error::Config("CLUSTER is not set".into()))?;
+            let backup = backup.ok_or_else(|| Error::Config(format!("{backup_var} is not set")))?;
+            (
+                format!("{cluster}-{backup}"),
+                format!("CLUSTER and {backup_var}"),
+            )
+        }
+    };
+    let bad = |why: &str| Error::Config(format!("object key {key:?} (from {source}) {why}"));
+    if key.len() > MAX_KEY_BYTES {
+        return Err(bad(&format!(
+            "is {} bytes; S3 allows {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(bad("contains control characters"));
+    }
+    let parsed =
+        ObjectPath::parse(&key).map_err(|e| bad(&format!("is not a valid object path: {e}")))?;
+    if parsed.as_ref() != key {
+        return Err(bad(
+            "is not a canonical object path (leading, trailing or double '/')",
+        ));
+    }
+    Ok(key)
+}
+
+fn deadline(i: &Inputs, default: Duration) -> Result<Duration> {
+    match &i.deadline {
+        Some(raw) => parse_duration(raw, "DEADLINE"),
+        None => Ok(default),
+    }
+}
+
+/// Parses a byte size: `16777216`, `16M`, `16MiB`, `1G` (binary units).
+pub fn parse_size(raw: &str, var: &str, min: usize, max: usize) -> Result<usize> {
+    let t = raw.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(Error::Config(format!(
+                "{var}={raw:?} is not a size (e.g. 16MiB)"
+            )));
+        }
+    };
+    let n: usize = num
+        .parse()
+        .map_err(|_| Error::Config(format!("{var}={raw:?} is not a size (e.g. 16MiB)")))?;
+    let v = n.saturating_mul(mult);
+    if v < min || v > max {
+        return Err(Error::Config(format!(
+            "{var}={raw:?} is out of range ({} MiB .. {} MiB)",
+            min >> 20,
+            max >> 20
+        )));
+    }
+    Ok(v)
+}
+
+/// Parses a whole number in `min..=max`.
+pub fn parse_count(raw: &str, var: &str, min: usize, max: usize) -> Result<usize> {
+    match raw.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(Error::Config(format!(
+            "{var}={raw:?} must be a whole number from {min} to {max}"
+        ))),
+    }
+}
+
+/// Parses a duration: `90`, `90s`, `2m`, `1h` (at least one second).
+pub fn parse_duration(raw: &str, var: &str) -> Result<Duration> {
+    let t = raw.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let secs: Option<u64> = num.parse::<u64>().ok().and_then(|n| match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    });
+    match secs {
+        Some(s) if s > 0 => Ok(Duration::from_secs(s)),
+        _ => Err(Error::Config(format!(
+            "{var}={raw:?} is not a duration (e.g. 110s, 2m)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(pairs: &[(&str, &str)]) -> Inputs {
+        let base = [
+            ("BUCKET_NAME", "backups"),
+            ("ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("SECRET_ACCESS_KEY", "secretsecretsecret"),
+            ("ENDPOINT", "127.0.0.1:9000"),
+            ("INSECURE", "true"),
+            ("CLUSTER", "xyz123"),
+        ];
+        let all = base.iter().chain(pairs.iter());
+        Inputs::from_env_vars(all.map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn store_key_is_exactly_cluster_dash_backup() {
+        let c = StoreConfig::from_inputs(&inputs(&[(
+            "BACKUP_TO_CREATE",
+            "daily-backup-2021-03-16t03-48-00.db.gz",
+        )]))
+        .unwrap();
+        assert_eq!(c.key, "xyz123-daily-backup-2021-03-16t03-48-00.db.gz");
+        assert_eq!(c.file, PathBuf::from(DEFAULT_SNAPSHOT_FILE));
+        assert_eq!(c.transfer, Transfer::default());
+        assert_eq!(c.deadline, Duration::from_secs(110));
+    }
+
+    #[test]
+    fn missing_key_parts_name_the_variable() {
+        let err = StoreConfig::from_inputs(&inputs(&[])).unwrap_err();
+        assert_eq!(err.exit_code(), 78);
+        assert!(err.to_string().contains("BACKUP_TO_CREATE"), "{err}");
+        let err = DeleteConfig::from_inputs(&inputs(&[]), false).unwrap_err();
+        assert!(err.to_string().contains("BACKUP_TO_DELETE"), "{err}");
+    }
+
+    #[test]
+    fn odd_keys() {
+        let key = |b: &str| {
+            let i = inputs(&[("BACKUP_TO_CREATE", b)]);
+            object_key(&i, "BACKUP_TO_CREATE", i.backup_to_create.as_deref())
+        };
+        assert_eq!(key("a b ünï.db.gz").unwrap(), "xyz123-a b ünï.db.gz");
+        assert_eq!(key("dir/file.db.gz").unwrap(), "xyz123-dir/file.db.gz");
+        for bad in ["x/../y", "x//y", "x/", "tab\there", &"x".repeat(1100)] {
+            let err = key(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{bad}");
+            assert!(err.to_string().contains("BACKUP_TO_CREATE"), "{err}");
+        }
+    }
+
+    #[test]
+    fn object_key_overrides_cluster_and_backup() {
+        let c =
+            RestoreConfig::from_inputs(&inputs(&[("OBJECT_KEY", "k.db"), ("OUTPUT_FILE", "/x")]))
+                .unwrap();
+        assert_eq!(c.key, "k.db");
+        let err = RestoreConfig::from_inputs(&inputs(&[("OBJECT_KEY", "k.db")])).unwrap_err();
+        assert_eq!(err.exit_code(), 64);
+    }
+
+    #[test]
+    fn sizes_counts_durations() {
+        let m = 1 << 20;
+        assert_eq!(parse_size("16MiB", "P", 5 * m, 1 << 32).unwrap(), 16 * m);
+        assert_eq!(parse_size("8M", "P", 5 * m, 1 << 32).unwrap(), 8 * m);
+        assert_eq!(parse_size("1G", "P", 5 * m, 1 << 32).unwrap(), 1 << 30);
+        assert_eq!(parse_size("6291456", "P", 5 * m, 1 << 32).unwrap(), 6 * m);
+        for bad in ["1M", "lots", "16XB", ""] {
+            assert!(
+                parse_size(bad, "PART_SIZE", 5 * m, 1 << 32).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_count("4", "C", 1, 64).unwrap(), 4);
+        assert!(parse_count("0", "C", 1, 64).is_err());
+        assert!(parse_count("-1", "C", 1, 64).is_err());
+        assert_eq!(parse_duration("90", "D").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("2m", "D").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0", "D").is_err());
+        assert!(
+            parse_duration("soon", "DEADLINE")
+                .unwrap_err()
+                .to_string()
+                .contains("DEADLINE")
+        );
+    }
+
+    #[test]
+    fn bad_transfer_settings_fail_early() {
+        let i = inputs(&[("BACKUP_TO_CREATE", "b"), ("PART_SIZE", "1M")]);
+        let err = StoreConfig::from_inputs(&i).unwrap_err();
+        assert!(err.to_string().starts_with("PART_SIZE="), "{err}");
+        let i = inputs(&[("BACKUP_TO_CREATE", "b"), ("CONCURRENCY", "many")]);
+        let err = StoreConfig::from_inputs(&i).unwrap_err();
+        assert!(err.to_string().starts_with("CONCURRENCY="), "{err}");
+    }
+}

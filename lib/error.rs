@@ -1,0 +1,367 @@
+//! The one public error type, its classes, and the class → exit-code table.
+//!
+//! Every failure the library reports is an [`Error`]. Each error knows its
+//! [`ErrorClass`], and [`ErrorClass::exit_code`] is the only place where classes
+//! become process exit codes (the sysexits-style numbers s3cmd used, which
+//! operators' scripts already test; see the README's exit-code table).
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cancel::StopReason;
+
+/// What kind of failure an [`Error`] is; decides the exit code and whether a retry
+/// by the Job could help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// Anything not covered below.
+    General,
+    /// The object (or its bucket) does not exist.
+    NotFound,
+    /// The service answered 503/SlowDown or 5xx until the retries ran out.
+    Unavailable,
+    /// A bad command-line flag.
+    Usage,
+    /// Corrupt, empty, truncated or mismatching snapshot or checksum.
+    Data,
+    /// Reading or writing a local file failed.
+    LocalIo,
+    /// Timeouts or an exceeded deadline: trying again later may work.
+    Temporary,
+    /// Credentials refused, or the server's certificate is not trusted.
+    Denied,
+    /// A missing or invalid setting (environment variable or file).
+    Config,
+    /// The endpoint refused the TCP connection.
+    ConnectionRefused,
+    /// Stopped by a signal before finishing.
+    Cancelled(StopReason),
+}
+
+impl ErrorClass {
+    /// The process exit code for this class (CONTRACT.md's table).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorClass::General => 1,
+            ErrorClass::NotFound => 12,
+            ErrorClass::Unavailable => 15,
+            ErrorClass::Usage => 64,
+            ErrorClass::Data => 65,
+            ErrorClass::LocalIo => 74,
+            ErrorClass::Temporary => 75,
+            ErrorClass::Denied => 77,
+            ErrorClass::Config => 78,
+            ErrorClass::ConnectionRefused => 111,
+            ErrorClass::Cancelled(StopReason::Interrupt) => 130,
+            ErrorClass::Cancelled(StopReason::Terminate) => 143,
+        }
+    }
+}
+
+/// The error every library call returns. Its `Display` is one line that names the
+/// variable, file or object at fault; [`Error::chain`] adds the causes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is missing or invalid; the message names the variable.
+    #[error("{0}")]
+    Config(String),
+    /// A command-line flag is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The snapshot or the object's bytes are not what they must be.
+    #[error("{0}")]
+    Data(String),
+    /// A local file could not be read or written.
+    #[error("{path}: {action}")]
+    LocalIo {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done, e.g. "cannot open snapshot file".
+        action: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The object store failed; `class` was derived from the response.
+    #[error("{what}: {reason}")]
+    Remote {
+        /// The operation and object, e.g. "upload of s3://b/k".
+        what: String,
+        /// A short human reason ("access denied", "connection refused", ...).
+        reason: String,
+        /// The exit-code class.
+        class: ErrorClass,
+        /// The store's error, with the HTTP details.
+        #[source]
+        source: object_store::Error,
+    },
+    /// The object does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation's internal deadline ran out.
+    #[error("deadline of {}s exceeded while {what} (set DEADLINE to change it)", .limit.as_secs())]
+    Deadline {
+        /// What was in progress.
+        what: String,
+        /// The configured deadline.
+        limit: Duration,
+    },
+    /// A signal asked the process to stop.
+    #[error("stopped by {0} before finishing")]
+    Cancelled(StopReason),
+    /// Anything else, with context.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The class of this error (see [`ErrorClass::exit_code`]).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Config(_) => ErrorClass::Config,
+            Error::Usage(_) => ErrorClass::Usage,
+            Error::Data(_) => ErrorClass::Data,
+            Error::LocalIo { .. } => ErrorClass::LocalIo,
+            Error::Remote { class, .. } => *class,
+            Error::NotFound(_) => ErrorClass::NotFound,
+            Error::Deadline { .. } => ErrorClass::Temporary,
+            Error::Cancelled(reason) => ErrorClass::Cancelled(*reason),
+            Error::Other(_) => ErrorClass::General,
+        }
+    }
+
+    /// Shorthand for the exit code of this error's class.
+    pub fn exit_code(&self) -> u8 {
+        self.class().exit_code()
+    }
+
+    /// A local I/O error on `path` while doing `action`.
+    pub fn io(path: impl Into<PathBuf>, action: impl Into<String>, source: std::io::Error) -> Self {
+        Error::LocalIo {
+            path: path.into(),
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// Wraps an object-store error for operation `what`, classifying it.
+    pub fn remote(what: impl Into<String>, source: object_store::Error) -> Self {
+        let (class, reason) = classify(&source);
+        Error::Remote {
+            what: what.into(),
+            reason: reason.to_string(),
+            class,
+            source,
+        }
+    }
+
+    /// The whole chain on one line: `message: cause: cause`, with repeated texts
+    /// dropped (object_store repeats its sources inside its own messages).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = self.source();
+        while let Some(e) = source {
+            let text = e.to_string();
+            if !text.is_empty() && !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            source = e.source();
+        }
+        out.replace(['\n', '\r'], " ")
+    }
+
+    /// True when the store said the bucket itself does not exist.
+    pub fn is_missing_bucket(&self) -> bool {
+        matches!(self, Error::Remote { source, .. } if chain_text(source).contains("NoSuchBucket"))
+    }
+}
+
+/// Every message in the source chain of `e`, joined.
+fn chain_text(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(" | ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Derives the class and a short reason from an object_store error: its variant
+/// first, then what the HTTP layer left in the source chain (connection refused,
+/// timeouts, TLS failures, S3 error codes, status codes).
+fn classify(e: &object_store::Error) -> (ErrorClass, &'static str) {
+    use object_store::Error as E;
+    match e {
+        E::NotFound { .. } => return (ErrorClass::NotFound, "not found"),
+        E::PermissionDenied { .. } => return (ErrorClass::Denied, "access denied"),
+        E::Unauthenticated { .. } => return (ErrorClass::Denied, "not authenticated"),
+        _ => {}
+    }
+    let mut source: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return (ErrorClass::ConnectionRefused, "connection refused");
+                }
+                std::io::ErrorKind::TimedOut => return (ErrorClass::Temporary, "timed out"),
+                _ => {}
+            }
+        }
+        source = s.source();
+    }
+    classify_text(&chain_text(e))
+}
+
+/// The text part of [`classify`], kept apart so it can be tested on real messages.
+fn classify_text(text: &str) -> (ErrorClass, &'static str) {
+    let has = |needle: &str| text.contains(needle);
+    if has("certificate") || has("UnknownIssuer") || has("InvalidCertificate") {
+        (
+            ErrorClass::Denied,
+            "the server's TLS certificate is not trusted (check CA_BUNDLE)",
+        )
+    } else if has("SignatureDoesNotMatch") || has("InvalidAccessKeyId") || has("AccessDenied") {
+        (
+            ErrorClass::Denied,
+            "access denied (check ACCESS_KEY_ID and SECRET_ACCESS_KEY)",
+        )
+    } else if has("NoSuchBucket") {
+        (ErrorClass::NotFound, "the bucket does not exist")
+    } else if has("SlowDown") || has("status code: 503") || has("status code: 429") {
+        (
+            ErrorClass::Unavailable,
+            "service unavailable or throttling, after retries",
+        )
+    } else if has("status code: 5") || has("InternalError") {
+        (ErrorClass::Unavailable, "server error, after retries")
+    } else if has("Connection refused") || has("connection refused") {
+        (ErrorClass::ConnectionRefused, "connection refused")
+    } else if has("timed out") || has("Timeout") || has("timeout") {
+        (ErrorClass::Temporary, "timed out, after retries")
+    } else if has("dns error") || has("error trying to connect") || has("connection") {
+        (
+            ErrorClass::Temporary,
+            "cannot reach the endpoint, after retries",
+        )
+    } else {
+        (ErrorClass::General, "request failed")
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopReason::Interrupt => "SIGINT",
+            StopReason::Terminate => "SIGTERM",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_contract_table() {
+        let table = [
+            (ErrorClass::General, 1),
+            (ErrorClass::NotFound, 12),
+            (ErrorClass::Unavailable, 15),
+            (ErrorClass::Usage, 64),
+            (ErrorClass::Data, 65),
+            (ErrorClass::LocalIo, 74),
+            (ErrorClass::Temporary, 75),
+            (ErrorClass::Denied, 77),
+            (ErrorClass::Config, 78),
+            (ErrorClass::ConnectionRefused, 111),
+            (ErrorClass::Cancelled(StopReason::Interrupt), 130),
+            (ErrorClass::Cancelled(StopReason::Terminate), 143),
+        ];
+        for (class, code) in table {
+            assert_eq!(class.exit_code(), code, "{class:?}");
+        }
+    }
+
+    #[test]
+    fn variants_map_to_their_classes() {
+        assert_eq!(Error::Config("x".into()).exit_code(), 78);
+        assert_eq!(Error::Usage("x".into()).exit_code(), 64);
+        assert_eq!(Error::Data("x".into()).exit_code(), 65);
+        assert_eq!(Error::NotFound("x".into()).exit_code(), 12);
+        let io = Error::io("/f", "read", std::io::Error::other("boom"));
+        assert_eq!(io.exit_code(), 74);
+        let deadline = Error::Deadline {
+            what: "uploading".into(),
+            limit: Duration::from_secs(3),
+        };
+        assert_eq!(deadline.exit_code(), 75);
+        assert_eq!(Error::Cancelled(StopReason::Terminate).exit_code(), 143);
+    }
+
+    #[test]
+    fn object_store_variants_are_classified() {
+        let nf = object_store::Error::NotFound {
+            path: "k".into(),
+            source: "404".into(),
+        };
+        assert_eq!(Error::remote("get", nf).exit_code(), 12);
+        let denied = object_store::Error::PermissionDenied {
+            path: "k".into(),
+            source: "403".into(),
+        };
+        assert_eq!(Error::remote("put", denied).exit_code(), 77);
+        let refused = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        };
+        assert_eq!(Error::remote("put", refused).exit_code(), 111);
+    }
+
+    #[test]
+    fn texts_from_the_http_layer_are_classified() {
+        let cases = [
+            (
+                "Server returned non-2xx status code: 503 Service Unavailable: <Code>SlowDown</Code>",
+                15,
+            ),
+            (
+                "Server returned non-2xx status code: 500 Internal Server Error",
+                15,
+            ),
+            ("<Code>NoSuchBucket</Code>", 12),
+            ("<Code>SignatureDoesNotMatch</Code>", 77),
+            ("invalid peer certificate: UnknownIssuer", 77),
+            ("operation timed out", 75),
+            ("dns error: failed to lookup address information", 75),
+            ("something else entirely", 1),
+        ];
+        for (text, code) in cases {
+            assert_eq!(classify_text(text).0.exit_code(), code, "{text}");
+        }
+    }
+
+    #[test]
+    fn chain_is_one_line_without_repeats() {
+        let e = Error::io(
+            "/backup/snapshot.db.gz",
+            "cannot open snapshot file",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "No such file\nor directory"),
+        );
+        let line = e.chain();
+        assert_eq!(
+            line,
+            "/backup/snapshot.db.gz: cannot open snapshot file: No such file or directory"
+        );
+    }
+}

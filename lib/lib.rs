@@ -1,0 +1,38 @@
+//! snapjob moves etcd snapshots between Kubernetes Job containers and
+//! S3-compatible object storage, on the etcd backup controller's contract
+//! (`$BUCKET_NAME`, `$CLUSTER-$BACKUP_TO_*`, sysexits-style exit codes).
+//!
+//! # Layout
+//! - [`settings`]: raw settings (env vars via envy, flags), secrets kept opaque.
+//! - [`config`]: typed, validated configuration of each operation; object keys.
+//! - [`remote`]: where objects live (S3 or a local directory) and the client for it.
+//! - [`snapshot`]: streaming verification of a snapshot (gzip, bbolt magic, etcd
+//!   SHA-256 trailer), with an optional hash of the input bytes.
+//! - `upload` (private): the multipart engine: parallel parts, back-pressure, abort.
+//! - [`store`], [`delete`], [`restore`]: the three operations, one function each.
+//! - [`cancel`]: shutdown signalling and deadlines passed into the operations.
+//! - [`error`]: the one error type, its classes and the exit-code table.
+//!
+//! The library never reads the environment and never exits the process; the
+//! binaries in `bins/` parse flags and env, install logging and signal handling,
+//! call one operation and map its error class to the exit code.
+
+pub mod cancel;
+pub mod config;
+pub mod delete;
+pub mod error;
+pub mod remote;
+pub mod restore;
+pub mod settings;
+pub mod snapshot;
+pub mod store;
+mod upload;
+
+pub use cancel::{Deadline, Shutdown, ShutdownTrigger, StopReason};
+pub use config::{DeleteConfig, RestoreConfig, StoreConfig, Transfer};
+pub use delete::{DeleteOutcome, delete};
+pub use error::{Error, ErrorClass, Result};
+pub use remote::Remote;
+pub use restore::{RestoreReport, restore};
+pub use settings::{Inputs, Secret};
+pub use store::{StoreReport, store};

@@ -1,0 +1,566 @@
+//! Where objects live: an S3-compatible bucket or a local directory, and the
+//! object_store client for it.
+//!
+//! [`Remote::from_inputs`] validates everything that can be checked without the
+//! network (endpoint form, credentials present, CA bundle readable and non-empty);
+//! [`Remote::open`] builds the client, resolving the bucket's region on AWS when
+//! none is given.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+
+use crate::error::{Error, Result};
+use crate::settings::{Inputs, Secret};
+
+/// Where the Job's CA bundle ConfigMap is mounted (CONTRACT.md).
+pub const DEFAULT_CA_BUNDLE: &str = "/etc/ca-bundle/ca-bundle.pem";
+
+/// A validated destination/source of snapshots.
+#[derive(Debug, Clone)]
+pub enum Remote {
+    /// An S3-compatible bucket.
+    S3(S3Settings),
+    /// A local directory (`file:///dir`): the embedded default that needs no server.
+    Local {
+        /// The directory; created on first use.
+        root: PathBuf,
+    },
+}
+
+/// Everything needed to talk to one S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    /// The bucket.
+    pub bucket: String,
+    /// Optional key prefix from `STORAGE_URL` (`s3://bucket/prefix`).
+    pub prefix: Option<String>,
+    /// The endpoint; `None` is AWS S3.
+    pub endpoint: Option<String>,
+    /// Region, when known before contacting the service.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Secret,
+    /// Secret access key.
+    pub secret_access_key: Secret,
+    /// Session token for temporary credentials.
+    pub session_token: Option<Secret>,
+    /// Extra trusted CA certificates (PEM), and the file they came from.
+    pub ca_bundle: Option<(PathBuf, Vec<u8>)>,
+}
+
+/// A parsed endpoint: `scheme://host[:port]`, or AWS itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// AWS S3 (ENDPOINT unset, empty, or an `*.amazonaws.com` host).
+    Aws,
+    /// Any other S3-compatible service, addressed path-style.
+    Custom(String),
+}
+
+/// Parses `ENDPOINT` in the forms the controller allows: `host`, `host:port`, or a URL
+/// with scheme. `insecure` (INSECURE=true) selects `http` when no scheme is given.
+pub fn parse_endpoint(raw: Option<&str>, insecure: bool, var: &str) -> Result<Endpoint> {
+    let raw = match raw.map(str::trim) {
+        None | Some("") => return Ok(Endpoint::Aws),
+        Some(r) => r,
+    };
+    let shown = redact_userinfo(raw);
+    let bad = |why: &str| Error::Config(format!("{var}={shown:?} is not a valid endpoint: {why}"));
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("{}://{raw}", if insecure { "http" } else { "https" })
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| bad(&e.to_string()))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => return Err(bad(&format!("scheme {other:?} is not http or https"))),
+    }
+    if insecure && url.scheme() == "https" {
+        return Err(Error::Config(format!(
+            "INSECURE=true asks for plain HTTP but {var}={shown:?} says https; remove one"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "credentials do not belong in the endpoint; use ACCESS_KEY_ID/SECRET_ACCESS_KEY",
+        ));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(bad("it has a path; give only scheme, host and port"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it has a query or fragment"));
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no host"))?;
+    if url.port() == Some(0) {
+        return Err(bad("port 0"));
+    }
+    if host == "amazonaws.com" || host.ends_with(".amazonaws.com") {
+        return Ok(Endpoint::Aws);
+    }
+    let mut out = format!("{}://{}", url.scheme(), host);
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    Ok(Endpoint::Custom(out))
+}
+
+/// `scheme://user:pw@host` shown as `scheme://***@host`, so no credential is echoed.
+fn redact_userinfo(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let authority_end = raw[start..].find('/').map_or(raw.len(), |i| start + i);
+    match raw[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_string(),
+    }
+}
+
+/// Parses a boolean setting: true/false, 1/0, yes/no (any case).
+pub fn parse_bool(raw: Option<&str>, var: &str) -> Result<bool> {
+    match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("") | Some("false") | Some("0") | Some("no") => Ok(false),
+        Some("true") | Some("1") | Some("yes") => Ok(true),
+        Some(_) => Err(Error::Config(format!(
+            "{var}={:?} is not a boolean (use true or false)",
+            raw.unwrap_or_default()
+        ))),
+    }
+}
+
+impl Remote {
+    /// Validates the location settings: `STORAGE_URL`, else `BUCKET_NAME` with
+    /// `ENDPOINT`/`INSECURE`/`REGION`, credentials and the CA bundle.
+    pub fn from_inputs(inputs: &Inputs) -> Result<Remote> {
+        let (bucket, prefix) = match inputs.storage_url.as_deref() {
+            Some(url) => match parse_storage_url(url)? {
+                Remote::Local { root } => return Ok(Remote::Local { root }),
+                Remote::S3(s) => (s.bucket, s.prefix),
+            },
+            None => {
+                let bucket = inputs.bucket_name.clone().ok_or_else(|| {
+                    Error::Config("BUCKET_NAME is not set (or give STORAGE_URL)".into())
+                })?;
+                (bucket, None)
+            }
+        };
+        if let (Some(name), Some(_)) = (&inputs.bucket_name, &inputs.storage_url) {
+            if *name != bucket {
+                return Err(Error::Config(format!(
+                    "BUCKET_NAME={name:?} and STORAGE_URL name different buckets; set one"
+                )));
+            }
+        }
+        validate_bucket(&bucket)?;
+        let insecure = parse_bool(inputs.insecure.as_deref(), "INSECURE")?;
+        let (endpoint_var, endpoint_raw) = [
+            ("ENDPOINT", &inputs.endpoint),
+            ("AWS_ENDPOINT_URL_S3", &inputs.aws_endpoint_url_s3),
+            ("AWS_ENDPOINT_URL", &inputs.aws_endpoint_url),
+        ]
+        .into_iter()
+        .find_map(|(var, v)| v.as_deref().map(|v| (var, Some(v))))
+        .unwrap_or(("ENDPOINT", None));
+        let endpoint = match parse_endpoint(endpoint_raw, insecure, endpoint_var)? {
+            Endpoint::Aws => None,
+            Endpoint::Custom(url) => Some(url),
+        };
+        let region = [
+            &inputs.region,
+            &inputs.aws_region,
+            &inputs.aws_default_region,
+        ]
+        .into_iter()
+        .find_map(|r| r.clone());
+        let access_key_id = inputs
+            .access_key_id
+            .clone()
+            .or_else(|| inputs.aws_access_key_id.clone())
+            .ok_or_else(|| {
+                Error::Config("ACCESS_KEY_ID is not set (nor AWS_ACCESS_KEY_ID)".into())
+            })?;
+        let secret_access_key = inputs
+            .secret_access_key
+            .clone()
+            .or_else(|| inputs.aws_secret_access_key.clone())
+            .ok_or_else(|| {
+                Error::Config("SECRET_ACCESS_KEY is not set (nor AWS_SECRET_ACCESS_KEY)".into())
+            })?;
+        Ok(Remote::S3(S3Settings {
+            bucket,
+            prefix,
+            endpoint,
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token: inputs.aws_session_token.clone(),
+            ca_bundle: load_ca_bundle(inputs.ca_bundle.as_deref())?,
+        }))
+    }
+
+    /// `s3://bucket/key` or `file:///dir/key`, for messages and logs.
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            Remote::S3(s) => match &s.prefix {
+                Some(p) => format!("s3://{}/{p}/{key}", s.bucket),
+                None => format!("s3://{}/{key}", s.bucket),
+            },
+            Remote::Local { root } => format!("file://{}/{key}", root.display()),
+        }
+    }
+
+    /// Whether the store keeps user metadata (where the SHA-256 is recorded).
+    pub fn keeps_metadata(&self) -> bool {
+        matches!(self, Remote::S3(_))
+    }
+
+    /// Builds the client. Contacts AWS only to find the bucket's region when it
+    /// was not given.
+    pub async fn open(&self, tuning: &ClientTuning) -> Result<Arc<dyn ObjectStore>> {
+        match self {
+            Remote::Local { root } => {
+                std::fs::create_dir_all(root)
+                    .map_err(|e| Error::io(root, "cannot create the storage directory", e))?;
+                let fs = LocalFileSystem::new_with_prefix(root)
+                    .map_err(|e| Error::remote(format!("opening {}", root.display()), e))?;
+                Ok(Arc::new(fs))
+            }
+            Remote::S3(s) => open_s3(s, tuning).await,
+        }
+    }
+}
+
+/// HTTP behaviour of the client, derived from the operation's deadline.
+#[derive(Debug, Clone)]
+pub struct ClientTuning {
+    /// Total time object_store may spend retrying one request.
+    pub retry_timeout: Duration,
+    /// Retries per request.
+    pub max_retries: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response (a stalled connection).
+    pub read_timeout: Duration,
+}
+
+impl ClientTuning {
+    /// Retries bounded by the operation's own deadline (object_store's default of
+    /// three minutes would outlive a 120 s Job).
+    pub fn for_deadline(deadline: Duration) -> Self {
+        ClientTuning {
+            retry_timeout: deadline.mul_f32(0.8),
+            max_retries: 6,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn ObjectStore>> {
+    let mut options = ClientOptions::new()
+        .with_connect_timeout(tuning.connect_timeout)
+        .with_read_timeout(tuning.read_timeout)
+        // The whole-request timeout would cut large parts and downloads; the read
+        // timeout catches stalls and the operation deadline bounds the rest.
+        .with_timeout_disabled()
+        .with_allow_http(
+            s.endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://")),
+        );
+    if let Some((path, pem)) = &s.ca_bundle {
+        for cert in object_store::Certificate::from_pem_bundle(pem)
+            .map_err(|e| Error::Config(format!("CA bundle {}: {e}", path.display())))?
+        {
+            options = options.with_root_certificate(cert);
+        }
+    }
+    let region = match (&s.region, &s.endpoint) {
+        (Some(r), _) => r.clone(),
+        (None, Some(_)) => "us-east-1".to_string(),
+        (None, None) => object_store::aws::resolve_bucket_region(&s.bucket, &options)
+            .await
+            .map_err(|e| Error::remote(format!("finding the region of bucket {}", s.bucket), e))?,
+    };
+    let retry = RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: tuning.max_retries,
+        retry_timeout: tuning.retry_timeout,
+    };
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&s.bucket)
+        .with_region(region)
+        .with_access_key_id(s.access_key_id.expose())
+        .with_secret_access_key(s.secret_access_key.expose())
+        .with_retry(retry)
+        .with_client_options(options)
+        // Plain DELETE, as s3cmd does: bulk DeleteObjects is missing on some services.
+        .with_disable_bulk_delete(true)
+        .with_virtual_hosted_style_request(s.endpoint.is_none());
+    if let Some(token) = &s.session_token {
+        builder = builder.with_token(token.expose());
+    }
+    if let Some(endpoint) = &s.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    let store = builder
+        .build()
+        .map_err(|e| Error::Config(format!("invalid S3 settings for bucket {}: {e}", s.bucket)))?;
+    Ok(match &s.prefix {
+        Some(p) => Arc::new(PrefixStore::new(store, p.as_str())),
+        None => Arc::new(store),
+    })
+}
+
+fn parse_storage_url(raw: &str) -> Result<Remote> {
+    let bad = |why: &str| Error::Config(format!("STORAGE_URL={raw:?} is not valid: {why}"));
+    let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
+    match url.scheme() {
+        "file" => {
+            let root = url
+                .to_file_path()
+                .map_err(|_| bad("not an absolute local path"))?;
+            Ok(Remote::Local { root })
+        }
+        "s3" => {
+            let bucket = url
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| bad("no bucket"))?;
+            let prefix = url.path().trim_matches('/');
+            Ok(Remote::S3(S3Settings {
+                bucket: bucket.to_string(),
+                prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
+                endpoint: None,
+                region: None,
+                access_key_id: Secret::new(""),
+                secret_access_key: Secret::new(""),
+                session_token: None,
+                ca_bundle: None,
+            }))
+        }
+        other => Err(bad(&format!(
+            "scheme {other:?} is not supported (use s3:// or file://)"
+        ))),
+    }
+}
+
+fn validate_bucket(bucket: &str) -> Result<()> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' || c == '_'
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "BUCKET_NAME={bucket:?} is not a valid bucket name (3-63 lowercase letters, digits, '.', '-')"
+        )))
+    }
+}
+
+/// Reads the CA bundle: `CA_BUNDLE` must exist when set; the default path is
+/// optional. A file without any certificate is a configuration error.
+fn load_ca_bundle(explicit: Option<&str>) -> Result<Option<(PathBuf, Vec<u8>)>> {
+    let path = PathBuf::from(explicit.unwrap_or(DEFAULT_CA_BUNDLE));
+    let pem = match std::fs::read(&path) {
+        Ok(pem) => pem,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "CA_BUNDLE {}: cannot read it: {e}",
+                path.display()
+            )));
+        }
+    };
+    let text = String::from_utf8_lossy(&pem);
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::Config(format!(
+            "CA_BUNDLE {} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    object_store::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| Error::Config(format!("CA_BUNDLE {}: {e}", path.display())))?;
+    Ok(Some((path, pem)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(s: &str) -> Endpoint {
+        Endpoint::Custom(s.to_string())
+    }
+
+    #[test]
+    fn endpoint_forms() {
+        let p = |raw, insecure| parse_endpoint(Some(raw), insecure, "ENDPOINT").unwrap();
+        assert_eq!(p("minio.example", false), custom("https://minio.example"));
+        assert_eq!(
+            p("minio.example:9000", false),
+            custom("https://minio.example:9000")
+        );
+        assert_eq!(
+            p("minio.example:9000", true),
+            custom("http://minio.example:9000")
+        );
+        assert_eq!(
+            p("http://127.0.0.1:9000", true),
+            custom("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            p("http://127.0.0.1:9000", false),
+            custom("http://127.0.0.1:9000")
+        );
+        assert_eq!(
+            p("https://minio.example:9000/", false),
+            custom("https://minio.example:9000")
+        );
+        assert_eq!(p("s3.amazonaws.com", false), Endpoint::Aws);
+        assert_eq!(
+            p("https://s3.eu-west-1.amazonaws.com", false),
+            Endpoint::Aws
+        );
+        assert_eq!(
+            parse_endpoint(None, false, "ENDPOINT").unwrap(),
+            Endpoint::Aws
+        );
+        assert_eq!(
+            parse_endpoint(Some(" "), true, "ENDPOINT").unwrap(),
+            Endpoint::Aws
+        );
+    }
+
+    #[test]
+    fn bad_endpoints_name_the_variable() {
+        for raw in [
+            "http://minio:9000/bucket",
+            "minio:notaport",
+            "minio:70000",
+            "ftp://minio",
+            "http://user:pw@minio",
+            "http://minio?x=1",
+        ] {
+            let err = parse_endpoint(Some(raw), false, "ENDPOINT").unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{raw}");
+            assert!(err.to_string().starts_with("ENDPOINT="), "{err}");
+            assert!(!err.to_string().contains("pw@"), "{err}");
+        }
+        let conflict = parse_endpoint(Some("https://minio"), true, "ENDPOINT").unwrap_err();
+        assert!(conflict.to_string().contains("INSECURE"), "{conflict}");
+    }
+
+    #[test]
+    fn booleans() {
+        assert!(parse_bool(Some("true"), "INSECURE").unwrap());
+        assert!(parse_bool(Some("TRUE"), "INSECURE").unwrap());
+        assert!(parse_bool(Some("1"), "INSECURE").unwrap());
+        assert!(!parse_bool(Some("false"), "INSECURE").unwrap());
+        assert!(!parse_bool(None, "INSECURE").unwrap());
+        let err = parse_bool(Some("maybe"), "INSECURE").unwrap_err();
+        assert_eq!(err.exit_code(), 78);
+        assert!(err.to_string().contains("INSECURE"));
+    }
+
+    fn inputs(pairs: &[(&str, &str)]) -> Inputs {
+        Inputs::from_env_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn s3_settings_with_fallbacks() {
+        let r = Remote::from_inputs(&inputs(&[
+            ("BUCKET_NAME", "backups"),
+            ("AWS_ACCESS_KEY_ID", "AKIAFALLBACK"),
+            ("AWS_SECRET_ACCESS_KEY", "secretsecretsecret"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9000"),
+            ("AWS_REGION", "eu-central-1"),
+        ]))
+        .unwrap();
+        let Remote::S3(s) = r else { panic!("not s3") };
+        assert_eq!(s.access_key_id.expose(), "AKIAFALLBACK");
+        assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s.region.as_deref(), Some("eu-central-1"));
+    }
+
+    #[test]
+    fn primary_names_win_over_aws_names() {
+        let r = Remote::from_inputs(&inputs(&[
+            ("BUCKET_NAME", "backups"),
+            ("ACCESS_KEY_ID", "PRIMARY"),
+            ("AWS_ACCESS_KEY_ID", "FALLBACK"),
+            ("SECRET_ACCESS_KEY", "secretsecretsecret"),
+            ("ENDPOINT", "minio:9000"),
+            ("AWS_ENDPOINT_URL", "http://other:1"),
+            ("INSECURE", "true"),
+        ]))
+        .unwrap();
+        let Remote::S3(s) = r else { panic!("not s3") };
+        assert_eq!(s.access_key_id.expose(), "PRIMARY");
+        assert_eq!(s.endpoint.as_deref(), Some("http://minio:9000"));
+    }
+
+    #[test]
+    fn missing_settings_name_the_variable() {
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (&[], "BUCKET_NAME"),
+            (&[("BUCKET_NAME", "backups")], "ACCESS_KEY_ID"),
+            (
+                &[("BUCKET_NAME", "backups"), ("ACCESS_KEY_ID", "a")],
+                "SECRET_ACCESS_KEY",
+            ),
+            (&[("BUCKET_NAME", "Bad_Bucket!")], "BUCKET_NAME"),
+        ];
+        for (pairs, var) in cases {
+            let err = Remote::from_inputs(&inputs(pairs)).unwrap_err();
+            assert_eq!(err.exit_code(), 78);
+            assert!(err.to_string().contains(var), "{err} should name {var}");
+        }
+    }
+
+    #[test]
+    fn storage_urls() {
+        let local = Remote::from_inputs(&inputs(&[("STORAGE_URL", "file:///tmp/snaps")])).unwrap();
+        assert!(
+            matches!(local, Remote::Local { ref root } if root == &PathBuf::from("/tmp/snaps"))
+        );
+        let s3 = Remote::from_inputs(&inputs(&[
+            ("STORAGE_URL", "s3://backups/etcd/prod"),
+            ("ACCESS_KEY_ID", "a"),
+            ("SECRET_ACCESS_KEY", "b"),
+        ]))
+        .unwrap();
+        assert_eq!(s3.describe("c-x.db.gz"), "s3://backups/etcd/prod/c-x.db.gz");
+        for bad in ["gopher://x", "file://relative/path", "s3:///nobucket"] {
+            let err = Remote::from_inputs(&inputs(&[("STORAGE_URL", bad)])).unwrap_err();
+            assert!(err.to_string().contains("STORAGE_URL"), "{err}");
+        }
+    }
+
+    #[test]
+    fn ca_bundle_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificates here\n").unwrap();
+        let err = load_ca_bundle(Some(empty.to_str().unwrap())).unwrap_err();
+        assert_eq!(err.exit_code(), 78);
+        assert!(
+            err.to_string().contains("holds no PEM certificate"),
+            "{err}"
+        );
+        let missing = dir.path().join("missing.pem");
+        let err = load_ca_bundle(Some(missing.to_str().unwrap())).unwrap_err();
+        assert!(err.to_string().contains("CA_BUNDLE"), "{err}");
+    }
+}

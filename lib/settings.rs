@@ -1,0 +1,199 @@
+//! Raw settings as the Job gives them: environment variables and flags, as text.
+//!
+//! [`Inputs`] holds one optional string per setting. The binaries build one from
+//! the process environment ([`Inputs::from_env_vars`], via envy) and one from their
+//! flags, and [`Inputs::overlay`] lets flags win. Nothing here is validated; the
+//! `config` module turns inputs into typed configuration and names the variable
+//! at fault. The library never reads the environment itself.
+
+use serde::Deserialize;
+
+/// A secret value: never printed, never in `Debug` output, dropped after use.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret text, for handing to the store client only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Every setting, by its environment variable name (field names upper-cased).
+/// Empty strings count as unset.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[non_exhaustive]
+pub struct Inputs {
+    /// `ACCESS_KEY_ID` (fallback `AWS_ACCESS_KEY_ID`).
+    pub access_key_id: Option<Secret>,
+    /// `SECRET_ACCESS_KEY` (fallback `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<Secret>,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub aws_access_key_id: Option<Secret>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub aws_secret_access_key: Option<Secret>,
+    /// `AWS_SESSION_TOKEN`: temporary credentials.
+    pub aws_session_token: Option<Secret>,
+    /// `BUCKET_NAME`.
+    pub bucket_name: Option<String>,
+    /// `ENDPOINT` (fallbacks `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// `AWS_ENDPOINT_URL_S3`.
+    pub aws_endpoint_url_s3: Option<String>,
+    /// `AWS_ENDPOINT_URL`.
+    pub aws_endpoint_url: Option<String>,
+    /// `INSECURE`: `true` means plain HTTP (not "skip TLS verification").
+    pub insecure: Option<String>,
+    /// `REGION` (fallbacks `AWS_REGION`, `AWS_DEFAULT_REGION`).
+    pub region: Option<String>,
+    /// `AWS_REGION`.
+    pub aws_region: Option<String>,
+    /// `AWS_DEFAULT_REGION`.
+    pub aws_default_region: Option<String>,
+    /// `STORAGE_URL`: `s3://bucket[/prefix]` or `file:///dir`, instead of `BUCKET_NAME`.
+    pub storage_url: Option<String>,
+    /// `CA_BUNDLE`: PEM file of extra trusted CAs (default `/etc/ca-bundle/ca-bundle.pem`).
+    pub ca_bundle: Option<String>,
+    /// `CLUSTER`: first half of the object key.
+    pub cluster: Option<String>,
+    /// `BACKUP_TO_CREATE`: second half of the key, for `store`.
+    pub backup_to_create: Option<String>,
+    /// `BACKUP_TO_DELETE`: second half of the key, for `delete`.
+    pub backup_to_delete: Option<String>,
+    /// `BACKUP_TO_RESTORE`: second half of the key, for `restore`.
+    pub backup_to_restore: Option<String>,
+    /// `OBJECT_KEY`: the whole key, instead of `$CLUSTER-$BACKUP_TO_*`.
+    pub object_key: Option<String>,
+    /// `SNAPSHOT_FILE`: what `store` uploads (default `/backup/snapshot.db.gz`).
+    pub snapshot_file: Option<String>,
+    /// `OUTPUT_FILE`: where `restore` writes the snapshot.
+    pub output_file: Option<String>,
+    /// `PART_SIZE`: multipart part size, e.g. `16MiB`.
+    pub part_size: Option<String>,
+    /// `CONCURRENCY`: parts in flight at once.
+    pub concurrency: Option<String>,
+    /// `DEADLINE`: internal time budget, e.g. `110s`.
+    pub deadline: Option<String>,
+}
+
+impl Inputs {
+    /// Reads the settings from `(name, value)` pairs, e.g. `std::env::vars()`.
+    /// Unknown variables are ignored; empty values count as unset.
+    pub fn from_env_vars<I: IntoIterator<Item = (String, String)>>(vars: I) -> Self {
+        let vars = vars
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .filter(|(k, _)| {
+                k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            });
+        // Every field is an optional string, so deserialising cannot fail.
+        envy::from_iter(vars).unwrap_or_default()
+    }
+
+    /// `self` with every setting that `top` has replaced by `top`'s (flags over env).
+    pub fn overlay(self, top: Inputs) -> Inputs {
+        macro_rules! pick {
+            ($($f:ident),*) => { Inputs { $($f: top.$f.or(self.$f)),* } };
+        }
+        pick!(
+            access_key_id,
+            secret_access_key,
+            aws_access_key_id,
+            aws_secret_access_key,
+            aws_session_token,
+            bucket_name,
+            endpoint,
+            aws_endpoint_url_s3,
+            aws_endpoint_url,
+            insecure,
+            region,
+            aws_region,
+            aws_default_region,
+            storage_url,
+            ca_bundle,
+            cluster,
+            backup_to_create,
+            backup_to_delete,
+            backup_to_restore,
+            object_key,
+            snapshot_file,
+            output_file,
+            part_size,
+            concurrency,
+            deadline
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_controllers_variables() {
+        let i = Inputs::from_env_vars(vars(&[
+            ("ACCESS_KEY_ID", "AKIA"),
+            ("SECRET_ACCESS_KEY", "s3cr3t"),
+            ("BUCKET_NAME", "backups"),
+            ("ENDPOINT", "minio:9000"),
+            ("INSECURE", "true"),
+            ("CLUSTER", "abc123"),
+            ("BACKUP_TO_CREATE", "daily-backup.db.gz"),
+            ("PATH", "/usr/bin"),
+        ]));
+        assert_eq!(i.bucket_name.as_deref(), Some("backups"));
+        assert_eq!(i.endpoint.as_deref(), Some("minio:9000"));
+        assert_eq!(i.insecure.as_deref(), Some("true"));
+        assert_eq!(
+            i.secret_access_key.as_ref().map(Secret::expose),
+            Some("s3cr3t")
+        );
+        assert_eq!(i.backup_to_create.as_deref(), Some("daily-backup.db.gz"));
+    }
+
+    #[test]
+    fn empty_values_are_unset_and_lowercase_names_ignored() {
+        let i = Inputs::from_env_vars(vars(&[("ENDPOINT", ""), ("bucket_name", "x")]));
+        assert!(i.endpoint.is_none());
+        assert!(i.bucket_name.is_none());
+    }
+
+    #[test]
+    fn flags_override_environment() {
+        let env = Inputs::from_env_vars(vars(&[("BUCKET_NAME", "env"), ("CLUSTER", "c")]));
+        let flags = Inputs {
+            bucket_name: Some("flag".into()),
+            ..Inputs::default()
+        };
+        let merged = env.overlay(flags);
+        assert_eq!(merged.bucket_name.as_deref(), Some("flag"));
+        assert_eq!(merged.cluster.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let i = Inputs::from_env_vars(vars(&[("SECRET_ACCESS_KEY", "hunter2hunter2")]));
+        let shown = format!("{i:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,174 @@
+//! Multipart upload of a file: parts read on a blocking thread, uploaded in
+//! parallel with back-pressure, teed to a verifier, aborted on every failure.
+//!
+//! Memory is bounded: at most `concurrency` parts in flight, one part queued for
+//! upload, one queued for the verifier and one being read, so about
+//! `part_size * (concurrency + 3)` bytes whatever the file size (the queued and
+//! in-flight parts share buffers, so usually less).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use object_store::{MultipartUpload, PutPayload};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::cancel::{Deadline, Shutdown};
+use crate::error::{Error, Result};
+use crate::snapshot::{SnapshotInfo, Verifier};
+
+/// Reads `path` in `part_size` pieces on a blocking thread. Each piece goes to the
+/// verifier first, then to `parts`. Stops early when either receiver goes away or
+/// a stop is requested. Returns the bytes read.
+pub(crate) fn spawn_reader(
+    path: PathBuf,
+    part_size: usize,
+    parts: mpsc::Sender<Result<Bytes>>,
+    verify: mpsc::Sender<Bytes>,
+    shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = parts.blocking_send(Err(Error::io(&path, "cannot open snapshot file", e)));
+                return;
+            }
+        };
+        loop {
+            if shutdown.requested().is_some() {
+                return;
+            }
+            let mut buf = Vec::with_capacity(part_size);
+            match (&mut file).take(part_size as u64).read_to_end(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ =
+                        parts.blocking_send(Err(Error::io(&path, "cannot read snapshot file", e)));
+                    return;
+                }
+            }
+            let bytes = Bytes::from(buf);
+            if verify.blocking_send(bytes.clone()).is_err()
+                || parts.blocking_send(Ok(bytes)).is_err()
+            {
+                return;
+            }
+        }
+    })
+}
+
+/// Runs a [`Verifier`] (no sink, no input hash) over the chunks it receives.
+pub(crate) fn spawn_verifier(
+    mut chunks: mpsc::Receiver<Bytes>,
+) -> tokio::task::JoinHandle<Result<SnapshotInfo>> {
+    tokio::task::spawn_blocking(move || {
+        let mut v = Verifier::new(std::io::sink(), false);
+        while let Some(chunk) = chunks.blocking_recv() {
+            v.update(&chunk)?;
+        }
+        Ok(v.finish()?.0)
+    })
+}
+
+/// Uploads every part from `parts`, at most `concurrency` at once. Returns the
+/// number of parts. On error the caller must abort (see [`abort`]).
+pub(crate) async fn send_parts(
+    upload: &mut dyn MultipartUpload,
+    parts: &mut mpsc::Receiver<Result<Bytes>>,
+    in_flight: &mut JoinSet<object_store::Result<()>>,
+    concurrency: usize,
+    what: &str,
+) -> Result<usize> {
+    let mut count = 0;
+    while let Some(part) = parts.recv().await {
+        let bytes = part?;
+        while in_flight.len() >= concurrency {
+            join_one(in_flight, what).await?;
+        }
+        in_flight.spawn(upload.put_part(PutPayload::from(bytes)));
+        count += 1;
+    }
+    while !in_flight.is_empty() {
+        join_one(in_flight, what).await?;
+    }
+    Ok(count)
+}
+
+async fn join_one(in_flight: &mut JoinSet<object_store::Result<()>>, what: &str) -> Result<()> {
+    match in_flight.join_next().await {
+        Some(Ok(Ok(()))) | None => Ok(()),
+        Some(Ok(Err(e))) => Err(Error::remote(format!("uploading a part of {what}"), e)),
+        Some(Err(join)) => Err(Error::Other(format!(
+            "a part upload of {what} failed: {join}"
+        ))),
+    }
+}
+
+/// Cancels the parts still in flight and aborts the upload so no parts stay on
+/// the server. Bounded in time; a failed abort is logged, and the original error
+/// is what the caller reports.
+pub(crate) async fn abort(
+    mut upload: Box<dyn MultipartUpload>,
+    mut in_flight: JoinSet<object_store::Result<()>>,
+    what: &str,
+) {
+    in_flight.shutdown().await;
+    let limit = std::time::Duration::from_secs(15);
+    match tokio::time::timeout(limit, upload.abort()).await {
+        Ok(Ok(())) => tracing::info!(object = what, "multipart upload aborted; no parts left"),
+        Ok(Err(e)) => tracing::warn!(
+            object = what,
+            error = %Error::remote("abort", e).chain(),
+            "aborting the multipart upload failed; parts may remain until a lifecycle rule removes them"
+        ),
+        Err(_) => tracing::warn!(
+            object = what,
+            "aborting the multipart upload timed out after 15s; parts may remain"
+        ),
+    }
+}
+
+/// SHA-256 of a file, on a blocking thread, stopping on a stop request or deadline.
+pub(crate) async fn hash_file(
+    path: &Path,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let path = path.to_path_buf();
+    let stop = shutdown.clone();
+    let task = tokio::task::spawn_blocking(move || -> Result<Option<String>> {
+        let mut file =
+            File::open(&path).map_err(|e| Error::io(&path, "cannot open snapshot file", e))?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            if stop.requested().is_some() {
+                return Ok(None);
+            }
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| Error::io(&path, "cannot read snapshot file", e))?;
+            if n == 0 {
+                return Ok(Some(hex::encode(hash.finalize())));
+            }
+            hash.update(&buf[..n]);
+        }
+    });
+    let joined = deadline
+        .run(shutdown, "hashing the snapshot file", async {
+            task.await
+                .map_err(|e| Error::Other(format!("hashing task failed: {e}")))
+        })
+        .await?;
+    match joined? {
+        Some(sum) => Ok(sum),
+        None => Err(Error::Cancelled(
+            shutdown.requested().expect("stopped only on request"),
+        )),
+    }
+}
