@@ -305,7 +305,8 @@ async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn Object
         .with_client_options(options)
         // Plain DELETE, as s3cmd does: bulk DeleteObjects is missing on some services.
         .with_disable_bulk_delete(true)
-        .with_virtual_hosted_style_request(s.endpoint.is_none());
+        // Virtual-hosted on AWS, except for dotted names the wildcard certificate misses.
+        .with_virtual_hosted_style_request(s.endpoint.is_none() && !s.bucket.contains('.'));
     if let Some(token) = &s.session_token {
         builder = builder.with_token(token.expose());
     }

@@ -286,3 +286,40 @@ fn secrets_stay_out_of_trace_logs() {
         "trace logging produced output"
     );
 }
+
+#[test]
+fn a_stalled_server_hits_the_deadline_and_exits_75() {
+    // A server that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let file = fixture("etcd-3.4-small.db.gz");
+    let env = with(
+        &[
+            ("ACCESS_KEY_ID", ACCESS_KEY),
+            ("SECRET_ACCESS_KEY", SECRET_KEY),
+            ("BUCKET_NAME", BUCKET),
+            ("INSECURE", "true"),
+            ("CLUSTER", CLUSTER),
+            ("BACKUP_TO_CREATE", "stall.db.gz"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+        &[
+            ("ENDPOINT", &format!("127.0.0.1:{port}")),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+            ("DEADLINE", "2s"),
+        ],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(75);
+    assert!(
+        r.error_lines()[0].contains("deadline of 2s exceeded"),
+        "{}",
+        r.stderr
+    );
+}

@@ -55,8 +55,7 @@ impl S3Server {
             if wait_ready(&mut child, port) {
                 return S3Server { root, port, child };
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
         }
         panic!("s3s-fs did not start");
     }
@@ -129,9 +128,17 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Stops a server started under `timeout`: SIGTERM, which `timeout` forwards to
+/// the server (a SIGKILL would stop only `timeout` and orphan the server).
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
 
 /// Polls until `port` accepts connections (a readiness condition, not a timer).
