@@ -17,7 +17,7 @@ use crate::settings::Inputs;
 /// Where the controller's init container leaves the snapshot.
 pub const DEFAULT_SNAPSHOT_FILE: &str = "/backup/snapshot.db.gz";
 /// Default multipart part size (see `benches/RESULTS.md` for the measurement).
-pub const DEFAULT_PART_SIZE: usize = 16 * 1024 * 1024;
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Default parts in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// S3's limits on parts.

@@ -32,10 +32,13 @@ pub struct SnapshotInfo {
     pub snapshot_bytes: u64,
     /// SHA-256 of the input, when asked for.
     pub input_sha256: Option<String>,
+    /// The snapshot ends with the 32-byte SHA-256 trailer (length `512*k + 32`).
+    pub has_trailer: bool,
 }
 
 /// A push-style snapshot verifier writing the raw snapshot to `W`.
 pub struct Verifier<W: Write> {
+    check_trailer: bool,
     input_hash: Option<Sha256>,
     input_bytes: u64,
     head: Vec<u8>,
@@ -53,7 +56,15 @@ impl<W: Write> Verifier<W> {
     /// A verifier writing the raw snapshot to `sink`; hashes the input when
     /// `hash_input` is true.
     pub fn new(sink: W, hash_input: bool) -> Self {
+        Self::with_trailer_check(sink, hash_input, true)
+    }
+
+    /// Like [`Verifier::new`]; with `check_trailer` false the SHA-256 trailer is
+    /// neither required nor checked (etcd's `--skip-hash-check`, for a db copied
+    /// out of a data dir).
+    pub fn with_trailer_check(sink: W, hash_input: bool, check_trailer: bool) -> Self {
         Verifier {
+            check_trailer,
             input_hash: hash_input.then(Sha256::new),
             input_bytes: 0,
             head: Vec::with_capacity(2),
@@ -110,13 +121,15 @@ impl<W: Write> Verifier<W> {
             Stage::Sniffing(_) => unreachable!(),
         };
         let snapshot_bytes = check.len;
-        let sink = check.finish(gzip)?;
+        let has_trailer = snapshot_bytes % 512 == TRAILER as u64;
+        let sink = check.finish(gzip, self.check_trailer)?;
         Ok((
             SnapshotInfo {
                 gzip,
                 input_bytes: self.input_bytes,
                 snapshot_bytes,
                 input_sha256: self.input_hash.map(|h| hex::encode(h.finalize())),
+                has_trailer,
             },
             sink,
         ))
@@ -172,7 +185,7 @@ impl<W: Write> TrailerCheck<W> {
         }
     }
 
-    fn finish(self, gzip: bool) -> Result<W> {
+    fn finish(self, gzip: bool, check_trailer: bool) -> Result<W> {
         let what = if gzip {
             "the decompressed snapshot"
         } else {
@@ -185,6 +198,9 @@ impl<W: Write> TrailerCheck<W> {
             return Err(Error::Data(format!(
                 "{what} is not an etcd (bbolt) database"
             )));
+        }
+        if !check_trailer {
+            return Ok(self.sink);
         }
         if self.len % 512 != TRAILER as u64 {
             return Err(Error::Data(format!(
