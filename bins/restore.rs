@@ -1,13 +1,15 @@
-//! `restore`: download a backup, verify it and write the raw etcd snapshot.
+//! `restore`: fetch a backup, verify it, and write the raw snapshot and/or an
+//! etcd member data dir.
 #[path = "cli/mod.rs"]
 mod cli;
 
 use clap::Parser;
 use snapjob::RestoreConfig;
 
-/// Download $CLUSTER-$BACKUP_TO_RESTORE, verify its recorded SHA-256 and etcd
-/// trailer, decompress gzip (detected by content) and write the raw snapshot
-/// atomically to --output.
+/// Download $CLUSTER-$BACKUP_TO_RESTORE (or read --snapshot), verify its recorded
+/// SHA-256 and etcd trailer, decompress gzip (detected by content), then write the
+/// raw snapshot atomically to --output and/or restore an etcd member into --data-dir
+/// (what `etcdutl snapshot restore` writes, without etcdutl).
 #[derive(Debug, Parser)]
 #[command(name = "restore", version)]
 struct Args {
@@ -19,6 +21,33 @@ struct Args {
     /// Where to write the raw snapshot [env: OUTPUT_FILE]
     #[arg(long, short, value_name = "FILE")]
     output: Option<String>,
+    /// Restore from this local snapshot file instead of an object [env: SNAPSHOT_FILE]
+    #[arg(long, value_name = "FILE")]
+    snapshot: Option<String>,
+    /// Build an etcd member data dir here; it must not exist or be empty [env: ETCD_DATA_DIR]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Member name (the pod name) [env: ETCD_NAME]
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// All members: name=peer-url,... [env: ETCD_INITIAL_CLUSTER]
+    #[arg(long, value_name = "LIST")]
+    initial_cluster: Option<String>,
+    /// Cluster token (KKP: the cluster id) [env: ETCD_INITIAL_CLUSTER_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    initial_cluster_token: Option<String>,
+    /// This member's peer URLs, as in --initial-cluster [env: ETCD_INITIAL_ADVERTISE_PEER_URLS]
+    #[arg(long, value_name = "URLS")]
+    initial_advertise_peer_urls: Option<String>,
+    /// WAL dir, if not <data-dir>/member/wal [env: ETCD_WAL_DIR]
+    #[arg(long, value_name = "DIR")]
+    wal_dir: Option<String>,
+    /// Accept a snapshot without its SHA-256 trailer, e.g. a db copied from a data dir [env: SKIP_HASH_CHECK=true]
+    #[arg(long)]
+    skip_hash_check: bool,
+    /// Write etcdctl 3.4's WAL variant instead of etcdutl 3.5's [env: ETCD_V34=true]
+    #[arg(long)]
+    v34: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +56,15 @@ fn main() -> std::process::ExitCode {
         let mut flags = args.common.inputs();
         flags.backup_to_restore = args.backup;
         flags.output_file = args.output;
+        flags.snapshot_file = args.snapshot;
+        flags.etcd_data_dir = args.data_dir;
+        flags.etcd_name = args.name;
+        flags.etcd_initial_cluster = args.initial_cluster;
+        flags.etcd_initial_cluster_token = args.initial_cluster_token;
+        flags.etcd_initial_advertise_peer_urls = args.initial_advertise_peer_urls;
+        flags.etcd_wal_dir = args.wal_dir;
+        flags.skip_hash_check = args.skip_hash_check.then(|| "true".into());
+        flags.etcd_v34 = args.v34.then(|| "true".into());
         let cfg = RestoreConfig::from_inputs(&cli::env_inputs().overlay(flags))?;
         snapjob::restore(&cfg, &shutdown).await
     })

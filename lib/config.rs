@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use object_store::path::Path as ObjectPath;
 
+use crate::datadir::{DataDirSpec, Flavor};
 use crate::error::{Error, Result};
-use crate::remote::Remote;
+use crate::remote::{Remote, parse_bool};
 use crate::settings::Inputs;
 
 /// Where the controller's init container leaves the snapshot.
@@ -73,15 +74,29 @@ pub struct DeleteConfig {
     pub deadline: Duration,
 }
 
-/// Configuration of `restore` (the download half).
+/// Where `restore` takes the snapshot from.
+#[derive(Debug, Clone)]
+pub enum RestoreSource {
+    /// An object: `$CLUSTER-$BACKUP_TO_RESTORE` (or `OBJECT_KEY`).
+    Object {
+        /// Where it lives.
+        remote: Box<Remote>,
+        /// Its key.
+        key: String,
+    },
+    /// A local snapshot file (`SNAPSHOT_FILE`), raw or gzip.
+    File(PathBuf),
+}
+
+/// Configuration of `restore`: a verified snapshot file, a member data dir, or both.
 #[derive(Debug, Clone)]
 pub struct RestoreConfig {
-    /// Where the object lives.
-    pub remote: Remote,
-    /// Object key, `$CLUSTER-$BACKUP_TO_RESTORE`.
-    pub key: String,
-    /// Where the raw snapshot is written (atomically).
-    pub output: PathBuf,
+    /// The snapshot's source.
+    pub source: RestoreSource,
+    /// Where the raw snapshot is written (atomically), if wanted.
+    pub output: Option<PathBuf>,
+    /// The member data dir to build, if wanted.
+    pub member: Option<DataDirSpec>,
     /// Internal time budget.
     pub deadline: Duration,
 }
@@ -123,16 +138,68 @@ impl DeleteConfig {
 impl RestoreConfig {
     /// Validates the inputs of `restore`.
     pub fn from_inputs(i: &Inputs) -> Result<Self> {
-        let output = i.output_file.as_deref().ok_or_else(|| {
-            Error::Usage("no output file: give --output FILE (or OUTPUT_FILE)".into())
-        })?;
+        let member = member_spec(i)?;
+        let output = i.output_file.as_deref().map(PathBuf::from);
+        if output.is_none() && member.is_none() {
+            return Err(Error::Usage(
+                "nothing to write: give --output FILE (OUTPUT_FILE) and/or --data-dir DIR (ETCD_DATA_DIR)".into(),
+            ));
+        }
+        let source = match &i.snapshot_file {
+            Some(f) => RestoreSource::File(PathBuf::from(f)),
+            None => RestoreSource::Object {
+                key: object_key(i, "BACKUP_TO_RESTORE", i.backup_to_restore.as_deref())?,
+                remote: Box::new(Remote::from_inputs(i)?),
+            },
+        };
         Ok(RestoreConfig {
-            key: object_key(i, "BACKUP_TO_RESTORE", i.backup_to_restore.as_deref())?,
-            output: PathBuf::from(output),
+            source,
+            output,
+            member,
             deadline: deadline(i, Duration::from_secs(3600))?,
-            remote: Remote::from_inputs(i)?,
         })
     }
+}
+
+/// The data-dir restore settings, when `ETCD_DATA_DIR` is given.
+fn member_spec(i: &Inputs) -> Result<Option<DataDirSpec>> {
+    let Some(data_dir) = &i.etcd_data_dir else {
+        return Ok(None);
+    };
+    let need = |v: &Option<String>, flag: &str, var: &str| {
+        v.clone()
+            .ok_or_else(|| Error::Usage(format!("--data-dir needs {flag} (or {var})")))
+    };
+    let name = need(&i.etcd_name, "--name", "ETCD_NAME")?;
+    let initial_cluster = need(
+        &i.etcd_initial_cluster,
+        "--initial-cluster",
+        "ETCD_INITIAL_CLUSTER",
+    )?;
+    let token = need(
+        &i.etcd_initial_cluster_token,
+        "--initial-cluster-token",
+        "ETCD_INITIAL_CLUSTER_TOKEN",
+    )?;
+    let advertise_peer_urls = need(
+        &i.etcd_initial_advertise_peer_urls,
+        "--initial-advertise-peer-urls",
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+    )?;
+    Ok(Some(DataDirSpec {
+        name,
+        initial_cluster,
+        advertise_peer_urls,
+        token,
+        data_dir: PathBuf::from(data_dir),
+        wal_dir: i.etcd_wal_dir.as_deref().map(PathBuf::from),
+        skip_hash_check: parse_bool(i.skip_hash_check.as_deref(), "SKIP_HASH_CHECK")?,
+        flavor: if parse_bool(i.etcd_v34.as_deref(), "ETCD_V34")? {
+            Flavor::V34
+        } else {
+            Flavor::V35
+        },
+    }))
 }
 
 /// `$CLUSTER-$<backup_var>`, or `OBJECT_KEY` when given; checked against S3's and
@@ -297,9 +364,33 @@ mod tests {
         let c =
             RestoreConfig::from_inputs(&inputs(&[("OBJECT_KEY", "k.db"), ("OUTPUT_FILE", "/x")]))
                 .unwrap();
-        assert_eq!(c.key, "k.db");
+        assert!(matches!(c.source, RestoreSource::Object { ref key, .. } if key == "k.db"));
         let err = RestoreConfig::from_inputs(&inputs(&[("OBJECT_KEY", "k.db")])).unwrap_err();
         assert_eq!(err.exit_code(), 64);
+    }
+
+    #[test]
+    fn data_dir_restores_need_the_membership_flags() {
+        let base = [
+            ("SNAPSHOT_FILE", "/s.db"),
+            ("ETCD_DATA_DIR", "/var/run/etcd/pod_etcd-0"),
+            ("ETCD_NAME", "etcd-0"),
+            ("ETCD_INITIAL_CLUSTER", "etcd-0=https://e0:2381"),
+            ("ETCD_INITIAL_CLUSTER_TOKEN", "tok"),
+            ("ETCD_INITIAL_ADVERTISE_PEER_URLS", "https://e0:2381"),
+        ];
+        let c = RestoreConfig::from_inputs(&inputs(&base)).unwrap();
+        assert!(matches!(c.source, RestoreSource::File(_)));
+        let m = c.member.unwrap();
+        assert_eq!(m.flavor, Flavor::V35);
+        assert!(!m.skip_hash_check);
+        for missing in 2..base.len() {
+            let mut pairs = base.to_vec();
+            let (var, _) = pairs.remove(missing);
+            let err = RestoreConfig::from_inputs(&inputs(&pairs)).unwrap_err();
+            assert_eq!(err.exit_code(), 64, "{var}");
+            assert!(err.to_string().contains(var), "{err} should name {var}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!   SHA-256 trailer), with an optional hash of the input bytes.
 //! - `upload` (private): the multipart engine: parallel parts, back-pressure, abort.
 //! - [`store`], [`delete`], [`restore`]: the three operations, one function each.
+//! - [`datadir`]: a snapshot into an etcd member data dir (pure-Rust `etcdutl
+//!   snapshot restore`): membership, bbolt rewrite, WAL, `.snap`.
 //! - [`cancel`]: shutdown signalling and deadlines passed into the operations.
 //! - [`error`]: the one error type, its classes and the exit-code table.
 //!
@@ -19,6 +21,7 @@
 
 pub mod cancel;
 pub mod config;
+pub mod datadir;
 pub mod delete;
 pub mod error;
 pub mod remote;

