@@ -48,6 +48,18 @@ struct Args {
     /// Write etcdctl 3.4's WAL variant instead of etcdutl 3.5's [env: ETCD_V34=true]
     #[arg(long)]
     v34: bool,
+    /// Fill in the membership for a known shape: kkp (per-member) or kube-dc (single member) [env: RESTORE_PRESET]
+    #[arg(long, value_name = "PRESET")]
+    preset: Option<String>,
+    /// The etcd pod being restored, for --preset kkp [env: POD_NAME]
+    #[arg(long, value_name = "POD")]
+    pod: Option<String>,
+    /// The cluster's namespace, for --preset kkp [env: NAMESPACE] [default: cluster-$CLUSTER]
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// Number of etcd members, for --preset kkp [env: CLUSTER_SIZE] [default: 3]
+    #[arg(long, value_name = "N")]
+    cluster_size: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -65,6 +77,10 @@ fn main() -> std::process::ExitCode {
         flags.etcd_wal_dir = args.wal_dir;
         flags.skip_hash_check = args.skip_hash_check.then(|| "true".into());
         flags.etcd_v34 = args.v34.then(|| "true".into());
+        flags.restore_preset = args.preset;
+        flags.pod_name = args.pod;
+        flags.namespace = args.namespace;
+        flags.cluster_size = args.cluster_size;
         let cfg = RestoreConfig::from_inputs(&cli::env_inputs().overlay(flags))?;
         snapjob::restore(&cfg, &shutdown).await
     })

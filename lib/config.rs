@@ -161,8 +161,85 @@ impl RestoreConfig {
     }
 }
 
-/// The data-dir restore settings, when `ETCD_DATA_DIR` is given.
+/// Fills in the membership settings of a known restore shape; explicit settings win.
+///
+/// - `kkp`: Kubermatic's per-member restore. Member `POD_NAME` of `CLUSTER_SIZE` (3)
+///   pods `etcd-N` in `NAMESPACE` (`cluster-$CLUSTER`), TLS peers on
+///   `https://etcd-N.etcd.<namespace>.svc.cluster.local:2381`, token `$CLUSTER`,
+///   data dir `/var/run/etcd/pod_<pod>`.
+/// - `kube-dc`: a single member with etcd's defaults (`default`,
+///   `http://localhost:2380`, token `etcd-cluster`), data dir
+///   `/var/run/etcd/default.etcd`.
+fn apply_preset(i: &Inputs) -> Result<Inputs> {
+    let mut o = i.clone();
+    let fill = |slot: &mut Option<String>, v: String| {
+        if slot.is_none() {
+            *slot = Some(v);
+        }
+    };
+    match i.restore_preset.as_deref() {
+        None => {}
+        Some("kkp") => {
+            let pod = i
+                .etcd_name
+                .clone()
+                .or_else(|| i.pod_name.clone())
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "RESTORE_PRESET=kkp needs POD_NAME (--pod) or ETCD_NAME (--name)".into(),
+                    )
+                })?;
+            let cluster = i.cluster.clone();
+            let ns = match (&i.namespace, &cluster) {
+                (Some(ns), _) => ns.clone(),
+                (None, Some(c)) => format!("cluster-{c}"),
+                (None, None) => {
+                    return Err(Error::Usage(
+                        "RESTORE_PRESET=kkp needs NAMESPACE (--namespace) or CLUSTER".into(),
+                    ));
+                }
+            };
+            let size = match &i.cluster_size {
+                Some(raw) => parse_count(raw, "CLUSTER_SIZE", 1, 9)?,
+                None => 3,
+            };
+            let url = |pod: &str| format!("https://{pod}.etcd.{ns}.svc.cluster.local:2381");
+            let members: Vec<String> = (0..size)
+                .map(|n| format!("etcd-{n}={}", url(&format!("etcd-{n}"))))
+                .collect();
+            fill(&mut o.etcd_initial_cluster, members.join(","));
+            fill(&mut o.etcd_initial_advertise_peer_urls, url(&pod));
+            if let Some(c) = cluster {
+                fill(&mut o.etcd_initial_cluster_token, c);
+            }
+            fill(&mut o.etcd_data_dir, format!("/var/run/etcd/pod_{pod}"));
+            fill(&mut o.etcd_name, pod);
+        }
+        Some("kube-dc") => {
+            fill(&mut o.etcd_name, "default".into());
+            fill(
+                &mut o.etcd_initial_cluster,
+                "default=http://localhost:2380".into(),
+            );
+            fill(
+                &mut o.etcd_initial_advertise_peer_urls,
+                "http://localhost:2380".into(),
+            );
+            fill(&mut o.etcd_initial_cluster_token, "etcd-cluster".into());
+            fill(&mut o.etcd_data_dir, "/var/run/etcd/default.etcd".into());
+        }
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "RESTORE_PRESET={other:?} is not a preset (kkp or kube-dc)"
+            )));
+        }
+    }
+    Ok(o)
+}
+
+/// The data-dir restore settings, when `ETCD_DATA_DIR` is given (or a preset).
 fn member_spec(i: &Inputs) -> Result<Option<DataDirSpec>> {
+    let i = &apply_preset(i)?;
     let Some(data_dir) = &i.etcd_data_dir else {
         return Ok(None);
     };
@@ -391,6 +468,57 @@ mod tests {
             assert_eq!(err.exit_code(), 64, "{var}");
             assert!(err.to_string().contains(var), "{err} should name {var}");
         }
+    }
+
+    #[test]
+    fn the_kkp_preset_matches_the_etcd_launcher() {
+        let c = RestoreConfig::from_inputs(&inputs(&[
+            ("RESTORE_PRESET", "kkp"),
+            ("POD_NAME", "etcd-1"),
+            ("BACKUP_TO_RESTORE", "daily.db.gz"),
+        ]))
+        .unwrap();
+        let m = c.member.unwrap();
+        let host = |n: u8| format!("https://etcd-{n}.etcd.cluster-xyz123.svc.cluster.local:2381");
+        assert_eq!(m.name, "etcd-1");
+        assert_eq!(
+            m.initial_cluster,
+            format!("etcd-0={},etcd-1={},etcd-2={}", host(0), host(1), host(2))
+        );
+        assert_eq!(m.advertise_peer_urls, host(1));
+        assert_eq!(m.token, "xyz123");
+        assert_eq!(m.data_dir, PathBuf::from("/var/run/etcd/pod_etcd-1"));
+        assert!(
+            matches!(c.source, RestoreSource::Object { ref key, .. } if key == "xyz123-daily.db.gz")
+        );
+        let err = RestoreConfig::from_inputs(&inputs(&[("RESTORE_PRESET", "kkp")])).unwrap_err();
+        assert!(err.to_string().contains("POD_NAME"), "{err}");
+    }
+
+    #[test]
+    fn the_kube_dc_preset_is_etcds_single_member_default() {
+        let c = RestoreConfig::from_inputs(&inputs(&[
+            ("RESTORE_PRESET", "kube-dc"),
+            ("SNAPSHOT_FILE", "/s.db"),
+            ("ETCD_DATA_DIR", "/data/override"),
+        ]))
+        .unwrap();
+        let m = c.member.unwrap();
+        assert_eq!(
+            (m.name.as_str(), m.token.as_str()),
+            ("default", "etcd-cluster")
+        );
+        assert_eq!(m.initial_cluster, "default=http://localhost:2380");
+        assert_eq!(
+            m.data_dir,
+            PathBuf::from("/data/override"),
+            "explicit settings win"
+        );
+        let bad = RestoreConfig::from_inputs(&inputs(&[
+            ("RESTORE_PRESET", "nope"),
+            ("SNAPSHOT_FILE", "/s"),
+        ]));
+        assert_eq!(bad.unwrap_err().exit_code(), 64);
     }
 
     #[test]

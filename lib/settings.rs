@@ -102,6 +102,14 @@ pub struct Inputs {
     pub skip_hash_check: Option<String>,
     /// `ETCD_V34`: write etcdctl 3.4's WAL variant.
     pub etcd_v34: Option<String>,
+    /// `RESTORE_PRESET`: `kkp` or `kube-dc` fills in the membership settings.
+    pub restore_preset: Option<String>,
+    /// `POD_NAME`: the etcd pod (KKP preset).
+    pub pod_name: Option<String>,
+    /// `NAMESPACE`: the cluster's namespace (KKP preset; default `cluster-$CLUSTER`).
+    pub namespace: Option<String>,
+    /// `CLUSTER_SIZE`: etcd members (KKP preset; default 3).
+    pub cluster_size: Option<String>,
 }
 
 impl Inputs {
@@ -157,7 +165,11 @@ impl Inputs {
             etcd_initial_advertise_peer_urls,
             etcd_wal_dir,
             skip_hash_check,
-            etcd_v34
+            etcd_v34,
+            restore_preset,
+            pod_name,
+            namespace,
+            cluster_size
         )
     }
 }

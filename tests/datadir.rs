@@ -216,6 +216,12 @@ fn boot(etcd: &Path, ctl: &Path, l: &Layout, dirs: &[PathBuf]) -> State {
     let endpoints = l.client.map(|p| format!("http://127.0.0.1:{p}")).join(",");
     wait_healthy(ctl, &endpoints);
     let s = state(ctl, l);
+    // The lease survived with its key attached (its TTL restarts, as with etcdutl).
+    let first = &members[0].client_url;
+    let leases = etcdctl(ctl, first, &["lease", "list"]);
+    let id = leases.lines().nth(1).expect("one lease").trim().to_string();
+    let ttl = etcdctl(ctl, first, &["lease", "timetolive", &id, "--keys"]);
+    assert!(ttl.contains("/leased"), "lease {id}: {ttl}");
     let put: Value = serde_json::from_str(&etcdctl(
         ctl,
         &members[1].client_url,

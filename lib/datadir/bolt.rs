@@ -13,9 +13,10 @@
 //!   when root is 0.
 //!
 //! The write appends one new root leaf page (with overflow pages when needed) at
-//! the high-water mark and writes the *other* meta page with `txid + 1`. etcd opens
-//! bbolt with `NoFreelistSync` (freelist = `u64::MAX`), so pages that become
-//! unreachable are simply free; nothing else in the file changes.
+//! the high-water mark and writes the *other* meta page with `txid + 1` and the
+//! freelist marked "not synced" (`u64::MAX`, as etcd's `NoFreelistSync` writes it), so
+//! readers rebuild the freelist by scanning and pages that became unreachable are
+//! simply free; nothing else in the file changes.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -33,6 +34,9 @@ const BUCKET_LEAF: u32 = 0x01;
 const BUCKET_HEADER: usize = 16;
 /// Meta offsets, relative to the start of the meta struct.
 const META_ROOT: usize = 16;
+const META_FREELIST: usize = 32;
+/// bbolt's `PGID_NO_FREELIST`: readers rebuild the freelist by scanning.
+const NO_FREELIST: u64 = u64::MAX;
 const META_PGID: usize = 40;
 const META_TXID: usize = 48;
 const META_CHECKSUM: usize = 56;
@@ -193,6 +197,9 @@ impl<'f> Db<'f> {
             .map_err(io)?;
         let mut meta = self.meta.clone();
         meta[META_ROOT..META_ROOT + 8].copy_from_slice(&new_pgid.to_le_bytes());
+        // Always "not synced": a freelist page from a live db would not list the
+        // root page this transaction orphans; a scan finds it.
+        meta[META_FREELIST..META_FREELIST + 8].copy_from_slice(&NO_FREELIST.to_le_bytes());
         meta[META_PGID..META_PGID + 8].copy_from_slice(&(new_pgid + pages).to_le_bytes());
         let txid = self.txid() + 1;
         meta[META_TXID..META_TXID + 8].copy_from_slice(&txid.to_le_bytes());
