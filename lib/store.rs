@@ -288,10 +288,48 @@ async fn put_parts(
         )
         .await;
     if let Err(e) = completed {
+        // The request may have succeeded and only its answer been lost (a timeout,
+        // a reset, or a retried Complete told NoSuchUpload): look at the key.
+        if keep_meta && stored_matches(client, path, before.0, sha256).await {
+            tracing::warn!(
+                object = %what,
+                error = %e.chain(),
+                "completing the upload reported an error, but the object at the key has our size and SHA-256: stored"
+            );
+            return Ok((parts, info));
+        }
         upload::abort(upload, in_flight, &what).await;
         return Err(e);
     }
     Ok((parts, info))
+}
+
+/// Whether the object at `path` has `size` bytes and records `sha256`.
+async fn stored_matches(
+    client: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    size: u64,
+    sha256: &str,
+) -> bool {
+    let opts = GetOptions {
+        head: true,
+        ..GetOptions::default()
+    };
+    let lookup = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        client.get_opts(path, opts),
+    )
+    .await;
+    match lookup {
+        Ok(Ok(head)) => {
+            head.meta.size == size
+                && head
+                    .attributes
+                    .get(&Attribute::Metadata(SHA256_METADATA.into()))
+                    .is_some_and(|v| v.as_ref() == sha256)
+        }
+        _ => false,
+    }
 }
 
 /// Prefixes a data error with the file it is about.

@@ -7,6 +7,8 @@
 //! themselves even if a test process dies, and are killed on drop.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

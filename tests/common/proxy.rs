@@ -1,0 +1,237 @@
+//! A misbehaving HTTP proxy between the binaries and the S3 server, for fault
+//! injection (loopback only, stops with the test). It reads each request's head,
+//! tells the S3 operation apart, counts it, and either forwards it or applies the
+//! first matching [`Rule`]: answer a status, reset mid-body, stall, or forward and
+//! then drop the response. Each connection carries one request (`Connection: close`
+//! is forced), so counting is exact.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The S3 operation of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    PutObject,
+    CreateUpload,
+    UploadPart,
+    Complete,
+    Abort,
+    Get,
+    Head,
+    Delete,
+    Other,
+}
+
+/// What to do to a matching request.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Answer this status with an S3 error body, without forwarding.
+    Status(u16),
+    /// Read this many body bytes, then close the connection.
+    ResetAfter(usize),
+    /// Never answer.
+    Stall,
+    /// Forward the request, wait for the whole answer, then close without it.
+    DropResponse,
+}
+
+/// Applies `fault` to the `first`-th (1-based) request of `op` and the `times - 1`
+/// that follow it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub op: Op,
+    pub first: usize,
+    pub times: usize,
+    pub fault: Fault,
+}
+
+impl Rule {
+    pub fn once(op: Op, nth: usize, fault: Fault) -> Rule {
+        Rule {
+            op,
+            first: nth,
+            times: 1,
+            fault,
+        }
+    }
+    pub fn always(op: Op, fault: Fault) -> Rule {
+        Rule {
+            op,
+            first: 1,
+            times: usize::MAX,
+            fault,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    counts: HashMap<Op, usize>,
+}
+
+/// A running proxy on 127.0.0.1.
+pub struct Proxy {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16, rules: Vec<Rule>) -> Proxy {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let rules = Arc::new(rules);
+        runtime.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (state, rules) = (shared.clone(), rules.clone());
+                tokio::spawn(async move {
+                    let _ = handle(client, upstream, state, rules).await;
+                });
+            }
+        });
+        Proxy {
+            port,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    /// How many requests of `op` arrived.
+    pub fn count(&self, op: Op) -> usize {
+        *self.state.lock().unwrap().counts.get(&op).unwrap_or(&0)
+    }
+}
+
+fn classify(method: &str, target: &str) -> Op {
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let has = |k: &str| {
+        query
+            .split('&')
+            .any(|p| p == k || p.starts_with(&format!("{k}=")))
+    };
+    match method {
+        "POST" if has("uploadId") => Op::Complete,
+        "POST" if has("uploads") => Op::CreateUpload,
+        "PUT" if has("partNumber") => Op::UploadPart,
+        "PUT" => Op::PutObject,
+        "DELETE" if has("uploadId") => Op::Abort,
+        "DELETE" => Op::Delete,
+        "GET" => Op::Get,
+        "HEAD" => Op::Head,
+        _ => Op::Other,
+    }
+}
+
+async fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    Ok(head)
+}
+
+async fn handle(
+    mut client: TcpStream,
+    upstream: u16,
+    state: Arc<Mutex<State>>,
+    rules: Arc<Vec<Rule>>,
+) -> std::io::Result<()> {
+    let head = read_head(&mut client).await?;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let mut request_line = lines.next().unwrap_or("").split(' ');
+    let (method, target) = (
+        request_line.next().unwrap_or(""),
+        request_line.next().unwrap_or(""),
+    );
+    let op = classify(method, target);
+    let mut body_len = 0usize;
+    let mut rewritten = format!("{}\r\n", text.split("\r\n").next().unwrap_or(""));
+    for line in lines.filter(|l| !l.is_empty()) {
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            body_len = v.trim().parse().unwrap_or(0);
+        }
+        if !lower.starts_with("connection:") {
+            rewritten.push_str(line);
+            rewritten.push_str("\r\n");
+        }
+    }
+    rewritten.push_str("Connection: close\r\n\r\n");
+    let n = {
+        let mut st = state.lock().unwrap();
+        let c = st.counts.entry(op).or_insert(0);
+        *c += 1;
+        *c
+    };
+    let fault = rules
+        .iter()
+        .find(|r| r.op == op && n >= r.first && n - r.first < r.times)
+        .map(|r| r.fault);
+    match fault {
+        Some(Fault::Status(code)) => {
+            let mut body = vec![0u8; body_len];
+            client.read_exact(&mut body).await?;
+            let s3code = if code == 503 {
+                "SlowDown"
+            } else {
+                "InternalError"
+            };
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{s3code}</Code><Message>injected</Message></Error>"
+            );
+            let resp = format!(
+                "HTTP/1.1 {code} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                xml.len()
+            );
+            client.write_all(resp.as_bytes()).await?;
+            client.shutdown().await
+        }
+        Some(Fault::ResetAfter(bytes)) => {
+            let mut body = vec![0u8; bytes.min(body_len)];
+            client.read_exact(&mut body).await?;
+            client.set_zero_linger()?;
+            drop(client);
+            Ok(())
+        }
+        Some(Fault::Stall) => {
+            let _held = client;
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+        Some(Fault::DropResponse) => {
+            let mut up = TcpStream::connect(("127.0.0.1", upstream)).await?;
+            up.write_all(rewritten.as_bytes()).await?;
+            let mut body = vec![0u8; body_len];
+            client.read_exact(&mut body).await?;
+            up.write_all(&body).await?;
+            let mut answer = Vec::new();
+            up.read_to_end(&mut answer).await?;
+            client.set_zero_linger()?;
+            drop(client);
+            Ok(())
+        }
+        None => {
+            let mut up = TcpStream::connect(("127.0.0.1", upstream)).await?;
+            up.write_all(rewritten.as_bytes()).await?;
+            let mut limited = (&mut client).take(body_len as u64);
+            tokio::io::copy(&mut limited, &mut up).await?;
+            tokio::io::copy(&mut up, &mut client).await?;
+            client.shutdown().await
+        }
+    }
+}
