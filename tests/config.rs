@@ -124,3 +124,12 @@ fn flags_override_the_environment() {
     let r = run("store", &env, &["--bucket", "good-bucket"]);
     r.assert_code(74);
 }
+
+#[test]
+fn invalid_object_keys_are_config_errors_naming_the_variables() {
+    let long = "x".repeat(1100);
+    for backup in ["a/../b", "a//b", "trailing/", "tab\there", long.as_str()] {
+        let env = with(&offline_env(), &[("BACKUP_TO_CREATE", backup)]);
+        assert_config_error("store", &env, "BACKUP_TO_CREATE");
+    }
+}

@@ -323,3 +323,41 @@ fn a_stalled_server_hits_the_deadline_and_exits_75() {
         r.stderr
     );
 }
+
+#[test]
+fn odd_but_valid_keys_are_stored_exactly() {
+    let server = S3Server::start();
+    let file = fixture("etcd-3.4-small.db.gz");
+    for backup in [
+        "with space ü.db.gz",
+        "sub/dir/backup.db.gz",
+        "dots..in..name.db.gz",
+    ] {
+        run("store", &store_env(&server, backup, &file), &[]).assert_code(0);
+        let stored = std::fs::read(server.object_file(&format!("{CLUSTER}-{backup}"))).unwrap();
+        assert_eq!(stored, std::fs::read(&file).unwrap(), "{backup}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_snapshot_is_refused() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let junk = write_file(
+        dir.path(),
+        "snapshot.db.gz",
+        &b"<html>proxy error page</html>\n".repeat(50),
+    );
+    let r = run("store", &store_env(&server, "junk.db.gz", &junk), &[]);
+    r.assert_code(65);
+    assert!(
+        r.error_lines()[0].contains("not an etcd (bbolt) database"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !server
+            .object_file(&format!("{CLUSTER}-junk.db.gz"))
+            .exists()
+    );
+}

@@ -78,14 +78,19 @@ pub fn env_inputs() -> Inputs {
     )
 }
 
+/// The default filter: our own events at info, dependencies at warn, and the TLS
+/// verifier's own error line off (our error line says the same, with the hint).
+const DEFAULT_FILTER: &str =
+    "warn,snapjob=info,store=info,delete=info,restore=info,rustls_platform_verifier=off";
+
 /// Logs to stderr: human on a TTY, JSON lines otherwise (LOG_FORMAT=json|human
-/// overrides); level from LOG_LEVEL, else RUST_LOG, else info.
+/// overrides); level from LOG_LEVEL, else RUST_LOG, else [`DEFAULT_FILTER`].
 fn init_logging() {
     let filter = std::env::var("LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        .unwrap_or_else(|_| DEFAULT_FILTER.into());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
     let json = match std::env::var("LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("human") | Ok("text") => false,

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod tls;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
