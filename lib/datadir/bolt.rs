@@ -18,6 +18,7 @@
 //! readers rebuild the freelist by scanning and pages that became unreachable are
 //! simply free; nothing else in the file changes.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -55,6 +56,8 @@ pub struct Item {
 /// An open db file and its current meta page.
 pub struct Db<'f> {
     file: &'f File,
+    /// Pages that exist in the file (a corrupt meta may claim more).
+    file_pages: u64,
     page_size: usize,
     meta: Vec<u8>,
 }
@@ -109,8 +112,10 @@ impl<'f> Db<'f> {
             }
         }
         let meta = best.ok_or_else(|| corrupt("no valid meta page"))?;
+        let file_pages = file.metadata().map_err(corrupt)?.len() / page_size as u64;
         Ok(Db {
             file,
+            file_pages,
             page_size,
             meta,
         })
@@ -126,16 +131,18 @@ impl<'f> Db<'f> {
         u64_at(&self.meta, META_TXID)
     }
 
-    /// Reads page `pgid` with its overflow pages.
+    /// Reads page `pgid` with its overflow pages; both must lie below the
+    /// high-water mark and inside the file.
     fn page(&self, pgid: u64) -> Result<Vec<u8>> {
-        if pgid < 2 || pgid >= self.pgid() {
+        let end = self.pgid().min(self.file_pages);
+        if pgid < 2 || pgid >= end {
             return Err(corrupt(format!("page {pgid} out of range")));
         }
         let mut header = vec![0u8; PAGE_HEADER];
         let at = pgid * self.page_size as u64;
         self.file.read_exact_at(&mut header, at).map_err(corrupt)?;
         let overflow = u32_at(&header, 12) as u64;
-        if pgid + overflow >= self.pgid() {
+        if pgid + overflow >= end {
             return Err(corrupt(format!("page {pgid} overflows the file")));
         }
         let mut page = vec![0u8; (overflow as usize + 1) * self.page_size];
@@ -143,18 +150,31 @@ impl<'f> Db<'f> {
         Ok(page)
     }
 
-    /// All entries of the tree rooted at `pgid`, in key order.
-    fn tree(&self, pgid: u64, depth: usize, out: &mut Vec<Item>) -> Result<()> {
+    /// All entries of the tree rooted at `pgid`, in key order. Each page may be
+    /// visited once: a corrupt branch pointing back up the tree is an error, not a loop.
+    fn tree(
+        &self,
+        pgid: u64,
+        depth: usize,
+        seen: &mut HashSet<u64>,
+        out: &mut Vec<Item>,
+    ) -> Result<()> {
         if depth > 64 {
             return Err(corrupt("tree too deep"));
+        }
+        if !seen.insert(pgid) {
+            return Err(corrupt(format!("page {pgid} is referenced twice")));
         }
         let page = self.page(pgid)?;
         match u16_at(&page, 8) {
             LEAF_PAGE => out.extend(leaf_items(&page)?),
             BRANCH_PAGE => {
                 for i in 0..u16_at(&page, 10) as usize {
-                    let child = u64_at(&page, PAGE_HEADER + i * ELEMENT + 8);
-                    self.tree(child, depth + 1, out)?;
+                    let at = PAGE_HEADER + i * ELEMENT;
+                    if at + ELEMENT > page.len() {
+                        return Err(corrupt("branch element past the page"));
+                    }
+                    self.tree(u64_at(&page, at + 8), depth + 1, seen, out)?;
                 }
             }
             f => return Err(corrupt(format!("page {pgid} has flags {f:#x}"))),
@@ -165,7 +185,12 @@ impl<'f> Db<'f> {
     /// The root bucket's entries (etcd's buckets).
     pub fn root_items(&self) -> Result<Vec<Item>> {
         let mut out = Vec::new();
-        self.tree(u64_at(&self.meta, META_ROOT), 0, &mut out)?;
+        self.tree(
+            u64_at(&self.meta, META_ROOT),
+            0,
+            &mut HashSet::new(),
+            &mut out,
+        )?;
         Ok(out)
     }
 
@@ -178,7 +203,7 @@ impl<'f> Db<'f> {
             0 => leaf_items(&bucket_value[BUCKET_HEADER..]),
             root => {
                 let mut out = Vec::new();
-                self.tree(root, 0, &mut out)?;
+                self.tree(root, 0, &mut HashSet::new(), &mut out)?;
                 Ok(out)
             }
         }
@@ -307,6 +332,60 @@ mod tests {
     fn fnv_matches_the_reference_values() {
         assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+    }
+
+    /// A 3-page db: two meta pages (root at page 2, high-water mark 3) and `page2`.
+    fn tiny_db(page2: &[u8]) -> std::fs::File {
+        let mut bytes = Vec::new();
+        for (id, txid) in [(0u64, 1u64), (1, 2)] {
+            let mut page = vec![0u8; 4096];
+            page[..8].copy_from_slice(&id.to_le_bytes());
+            page[8..10].copy_from_slice(&META_PAGE.to_le_bytes());
+            let m = &mut page[PAGE_HEADER..];
+            m[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+            m[4..8].copy_from_slice(&VERSION.to_le_bytes());
+            m[8..12].copy_from_slice(&4096u32.to_le_bytes());
+            m[META_ROOT..META_ROOT + 8].copy_from_slice(&2u64.to_le_bytes());
+            m[META_FREELIST..META_FREELIST + 8].copy_from_slice(&NO_FREELIST.to_le_bytes());
+            m[META_PGID..META_PGID + 8].copy_from_slice(&3u64.to_le_bytes());
+            m[META_TXID..META_TXID + 8].copy_from_slice(&txid.to_le_bytes());
+            let sum = fnv1a64(&m[..META_CHECKSUM]);
+            m[META_CHECKSUM..META_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+            bytes.extend_from_slice(&page);
+        }
+        let mut p2 = page2.to_vec();
+        p2.resize(4096, 0);
+        bytes.extend_from_slice(&p2);
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        f
+    }
+
+    #[test]
+    fn corrupt_trees_are_errors_not_hangs_or_aborts() {
+        // A branch page whose element points back at itself.
+        let mut branch = vec![0u8; 32];
+        branch[..8].copy_from_slice(&2u64.to_le_bytes());
+        branch[8..10].copy_from_slice(&BRANCH_PAGE.to_le_bytes());
+        branch[10..12].copy_from_slice(&1u16.to_le_bytes());
+        branch[PAGE_HEADER + 8..PAGE_HEADER + 16].copy_from_slice(&2u64.to_le_bytes());
+        let f = tiny_db(&branch);
+        let err = Db::open(&f).unwrap().root_items().unwrap_err();
+        assert!(err.to_string().contains("referenced twice"), "{err}");
+        // A leaf claiming four billion overflow pages.
+        let mut leaf = vec![0u8; 16];
+        leaf[8..10].copy_from_slice(&LEAF_PAGE.to_le_bytes());
+        leaf[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        let f = tiny_db(&leaf);
+        let err = Db::open(&f).unwrap().root_items().unwrap_err();
+        assert_eq!(err.exit_code(), 65);
+        // An empty leaf root reads as no buckets.
+        let mut empty = vec![0u8; 16];
+        empty[8..10].copy_from_slice(&LEAF_PAGE.to_le_bytes());
+        let f = tiny_db(&empty);
+        let db = Db::open(&f).unwrap();
+        assert_eq!(db.txid(), 2, "the meta page with the higher txid wins");
+        assert!(db.root_items().unwrap().is_empty());
     }
 
     #[test]
