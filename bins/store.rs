@@ -24,6 +24,11 @@ struct Args {
     /// Parts uploaded at once [env: CONCURRENCY]
     #[arg(long, value_name = "N")]
     concurrency: Option<String>,
+    /// Take the snapshot from etcd and stream it up, instead of --file [env: FROM_ETCD=true]
+    #[arg(long)]
+    from_etcd: bool,
+    #[command(flatten)]
+    etcd: cli::Etcd,
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +39,8 @@ fn main() -> std::process::ExitCode {
         flags.snapshot_file = args.file;
         flags.part_size = args.part_size;
         flags.concurrency = args.concurrency;
+        flags.from_etcd = args.from_etcd.then(|| "true".into());
+        args.etcd.apply(&mut flags);
         let cfg = StoreConfig::from_inputs(&cli::env_inputs().overlay(flags))?;
         snapjob::store(&cfg, &shutdown).await
     })

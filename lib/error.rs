@@ -102,6 +102,14 @@ pub enum Error {
     /// The object does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Taking a snapshot from etcd failed; `class` says how.
+    #[error("{message}")]
+    Etcd {
+        /// What happened, naming the endpoint.
+        message: String,
+        /// The exit-code class.
+        class: ErrorClass,
+    },
     /// The operation's internal deadline ran out.
     #[error("deadline of {}s exceeded while {what} (set DEADLINE to change it)", .limit.as_secs())]
     Deadline {
@@ -131,6 +139,7 @@ impl Error {
             Error::LocalIo { .. } => ErrorClass::LocalIo,
             Error::Remote { class, .. } => *class,
             Error::NotFound(_) => ErrorClass::NotFound,
+            Error::Etcd { class, .. } => *class,
             Error::Deadline { .. } => ErrorClass::Temporary,
             Error::Cancelled(reason) => ErrorClass::Cancelled(*reason),
             Error::Other(_) => ErrorClass::General,

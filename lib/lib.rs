@@ -9,6 +9,8 @@
 //! - [`snapshot`]: streaming verification of a snapshot (gzip, bbolt magic, etcd
 //!   SHA-256 trailer), with an optional hash of the input bytes.
 //! - `upload` (private): the multipart engine: parallel parts, back-pressure, abort.
+//! - [`etcd`]: the snapshot stream of a live etcd (Maintenance/Snapshot over HTTP/2).
+//! - [`live`]: a live etcd's snapshot streamed to a file or to a multipart upload.
 //! - [`store`], [`delete`], [`restore`]: the three operations, one function each.
 //! - [`datadir`]: a snapshot into an etcd member data dir (pure-Rust `etcdutl
 //!   snapshot restore`): membership, bbolt rewrite, WAL, `.snap`.
@@ -19,11 +21,14 @@
 //! binaries in `bins/` parse flags and env, install logging and signal handling,
 //! call one operation and map its error class to the exit code.
 
+mod atomic;
 pub mod cancel;
 pub mod config;
 pub mod datadir;
 pub mod delete;
 pub mod error;
+pub mod etcd;
+pub mod live;
 pub mod remote;
 pub mod restore;
 pub mod settings;
@@ -32,7 +37,7 @@ pub mod store;
 mod upload;
 
 pub use cancel::{Deadline, Shutdown, ShutdownTrigger, StopReason};
-pub use config::{DeleteConfig, RestoreConfig, StoreConfig, Transfer};
+pub use config::{DeleteConfig, RestoreConfig, SnapshotConfig, StoreConfig, Transfer};
 pub use delete::{DeleteOutcome, delete};
 pub use error::{Error, ErrorClass, Result};
 pub use remote::Remote;

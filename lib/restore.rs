@@ -8,7 +8,7 @@
 //! match is the file fsynced and renamed into place. On any failure the temporary
 //! file is removed and an existing output file is left as it was.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,6 +19,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, GetOptions};
 use tokio::sync::mpsc;
 
+use crate::atomic::TempFile;
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::datadir::{self, DataDirReport};
@@ -271,57 +272,4 @@ fn spawn_writer(
             .map_err(|e| Error::io(&path, "cannot sync the snapshot", e))?;
         Ok(info)
     })
-}
-
-/// A temporary file beside the destination, removed on drop unless persisted.
-struct TempFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl TempFile {
-    fn create(dest: &Path) -> Result<(TempFile, File)> {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(&dir, "cannot create output directory", e))?;
-        let name = dest
-            .file_name()
-            .ok_or_else(|| Error::Usage(format!("output {} is not a file name", dest.display())))?;
-        let path = dir.join(format!(
-            ".{}.snapjob-{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, "cannot create temporary output file", e))?;
-        Ok((TempFile { path, keep: false }, file))
-    }
-
-    /// Renames into place and fsyncs the directory so the rename is durable.
-    fn persist(mut self, dest: &Path) -> Result<()> {
-        std::fs::rename(&self.path, dest)
-            .map_err(|e| Error::io(dest, "cannot move the snapshot into place", e))?;
-        self.keep = true;
-        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| Error::io(dir, "cannot sync output directory", e))?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }

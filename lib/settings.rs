@@ -110,6 +110,24 @@ pub struct Inputs {
     pub namespace: Option<String>,
     /// `CLUSTER_SIZE`: etcd members (KKP preset; default 3).
     pub cluster_size: Option<String>,
+    /// `FROM_ETCD`: `store` takes the snapshot from etcd instead of a file.
+    pub from_etcd: Option<String>,
+    /// `ETCD_ENDPOINTS`: client URLs, comma-separated, tried in order.
+    pub etcd_endpoints: Option<String>,
+    /// `ETCD_CA_FILE`: CA of the etcd server certificate.
+    pub etcd_ca_file: Option<String>,
+    /// `ETCD_CLIENT_CERT_FILE`: client certificate for etcd.
+    pub etcd_client_cert_file: Option<String>,
+    /// `ETCD_CLIENT_KEY_FILE`: client key for etcd.
+    pub etcd_client_key_file: Option<String>,
+    /// `ETCD_DIAL_TIMEOUT`: per endpoint, until the first snapshot bytes.
+    pub etcd_dial_timeout: Option<String>,
+    /// `ETCD_STREAM_TIMEOUT`: longest silence in the middle of the stream.
+    pub etcd_stream_timeout: Option<String>,
+    /// `COMPRESS`: `gzip` or `none`, for snapshots taken from etcd.
+    pub compress: Option<String>,
+    /// `COMPRESS_LEVEL`: gzip level 1-9.
+    pub compress_level: Option<String>,
 }
 
 impl Inputs {
@@ -169,7 +187,16 @@ impl Inputs {
             restore_preset,
             pod_name,
             namespace,
-            cluster_size
+            cluster_size,
+            from_etcd,
+            etcd_endpoints,
+            etcd_ca_file,
+            etcd_client_cert_file,
+            etcd_client_key_file,
+            etcd_dial_timeout,
+            etcd_stream_timeout,
+            compress,
+            compress_level
         )
     }
 }

@@ -58,6 +58,9 @@ pub struct StoreReport {
 /// Uploads `cfg.file` to `cfg.key`. See the module documentation for the steps.
 #[tracing::instrument(name = "store", skip_all, fields(key = %cfg.key))]
 pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport> {
+    if let Some((src, compress)) = &cfg.etcd {
+        return crate::live::store_from_etcd(cfg, src, *compress, shutdown).await;
+    }
     let started = Instant::now();
     let deadline = Deadline::after(cfg.deadline);
     let location = cfg.remote.describe(&cfg.key);

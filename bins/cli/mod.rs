@@ -1,5 +1,7 @@
-//! What the three binaries share: common flags, logging, signals, exit codes.
+//! What the binaries share: common flags, logging, signals, exit codes.
 //! CLI-only crates (clap, tracing-subscriber) live here, not in the library.
+//! Each binary uses part of it.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -169,5 +171,48 @@ where
             tracing::error!(exit_code = code, "{}", e.chain());
             ExitCode::from(code)
         }
+    }
+}
+
+/// How to reach etcd and compress its snapshot (store --from-etcd, snapshot).
+#[derive(Debug, Args)]
+pub struct Etcd {
+    /// etcd client URLs, comma-separated, tried in order [env: ETCD_ENDPOINTS]
+    #[arg(long, value_name = "URLS")]
+    pub etcd_endpoints: Option<String>,
+    /// CA of etcd's server certificate (PEM) [env: ETCD_CA_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca_file: Option<String>,
+    /// Client certificate for etcd (PEM) [env: ETCD_CLIENT_CERT_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub etcd_client_cert_file: Option<String>,
+    /// Client key for etcd (PEM) [env: ETCD_CLIENT_KEY_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub etcd_client_key_file: Option<String>,
+    /// Per endpoint, until the first snapshot bytes [env: ETCD_DIAL_TIMEOUT] [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub etcd_dial_timeout: Option<String>,
+    /// Longest silence in the middle of the stream [env: ETCD_STREAM_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub etcd_stream_timeout: Option<String>,
+    /// gzip or none [env: COMPRESS] [default: gzip]
+    #[arg(long, value_name = "KIND")]
+    pub compress: Option<String>,
+    /// gzip level 1-9 [env: COMPRESS_LEVEL] [default: 1]
+    #[arg(long, value_name = "N")]
+    pub compress_level: Option<String>,
+}
+
+impl Etcd {
+    /// Adds these flags to `i`.
+    pub fn apply(self, i: &mut Inputs) {
+        i.etcd_endpoints = self.etcd_endpoints;
+        i.etcd_ca_file = self.etcd_ca_file;
+        i.etcd_client_cert_file = self.etcd_client_cert_file;
+        i.etcd_client_key_file = self.etcd_client_key_file;
+        i.etcd_dial_timeout = self.etcd_dial_timeout;
+        i.etcd_stream_timeout = self.etcd_stream_timeout;
+        i.compress = self.compress;
+        i.compress_level = self.compress_level;
     }
 }

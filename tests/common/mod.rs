@@ -223,6 +223,7 @@ pub fn command(bin: &str, env: &[(String, String)], args: &[&str]) -> Command {
         "store" => env!("CARGO_BIN_EXE_store"),
         "delete" => env!("CARGO_BIN_EXE_delete"),
         "restore" => env!("CARGO_BIN_EXE_restore"),
+        "snapshot" => env!("CARGO_BIN_EXE_snapshot"),
         other => panic!("no binary {other}"),
     };
     let mut cmd = Command::new(path);
@@ -331,7 +332,33 @@ impl Etcd {
         initial_cluster: &str,
         token: &str,
     ) -> Etcd {
-        let client_url = format!("http://127.0.0.1:{client_port}");
+        Etcd::boot_with(
+            etcd_bin,
+            name,
+            data_dir,
+            client_port,
+            peer_url,
+            initial_cluster,
+            token,
+            "http",
+            &[],
+        )
+    }
+
+    /// Like [`Etcd::boot`], with the client URL's scheme and extra flags (TLS).
+    #[allow(clippy::too_many_arguments)]
+    pub fn boot_with(
+        etcd_bin: &Path,
+        name: &str,
+        data_dir: &Path,
+        client_port: u16,
+        peer_url: &str,
+        initial_cluster: &str,
+        token: &str,
+        scheme: &str,
+        extra: &[String],
+    ) -> Etcd {
+        let client_url = format!("{scheme}://127.0.0.1:{client_port}");
         let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
         let child = Command::new("timeout")
             .arg("300")
@@ -357,6 +384,7 @@ impl Etcd {
                 "--initial-cluster-token",
                 token,
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
@@ -368,6 +396,60 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         stop(&mut self.child);
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 that forwards to `upstream` and closes both sides once
+/// `cut_after` bytes came back from it: a stream cut mid-way, deterministically.
+pub struct CutProxy {
+    pub port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl CutProxy {
+    pub fn start(upstream: u16, cut_after: usize) -> CutProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        runtime.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Ok(up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut ur, mut uw) = up.into_split();
+                    tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut uw).await;
+                    });
+                    let mut sent = 0;
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while sent < cut_after {
+                        let n = match ur.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let n = n.min(cut_after - sent);
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                });
+            }
+        });
+        CutProxy {
+            port,
+            _runtime: runtime,
+        }
     }
 }
 

@@ -25,6 +25,18 @@ impl Ca {
     }
 }
 
+impl Ca {
+    /// A certificate for `127.0.0.1` and `localhost` signed by this CA, and its
+    /// key, both PEM (for a server or a client).
+    pub fn issue(&self) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
 /// Terminates TLS on 127.0.0.1 with a certificate for `127.0.0.1` and `localhost`
 /// signed by `ca`, and forwards the plain bytes to `upstream`.
 pub struct TlsFront {

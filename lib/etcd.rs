@@ -1,0 +1,423 @@
+//! Taking a snapshot from a live etcd: the `Maintenance/Snapshot` gRPC call, a
+//! server stream of `SnapshotResponse{header, remaining_bytes, blob, version}`.
+//!
+//! It is one call, so it is made directly with hyper over HTTP/2 (plain, or TLS with
+//! the client certificate the controller's snapshot container uses) instead of
+//! through a generated client: no protoc at build time, no tonic in the binary.
+//! The stream ends with a message whose blob is the SHA-256 of the db, so the bytes
+//! are exactly what `etcdctl snapshot save` writes (ETCD-RESTORE.md §3).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls;
+
+use crate::error::{Error, ErrorClass, Result};
+
+/// Where and how to reach etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdSource {
+    /// Client URLs, tried in order: `http://host:port` or `https://host:port`.
+    pub endpoints: Vec<String>,
+    /// CA certificate(s) that sign the etcd server certificate (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), for etcd's client-cert-auth.
+    pub cert_file: Option<PathBuf>,
+    /// Client key (PEM).
+    pub key_file: Option<PathBuf>,
+    /// Limit for connecting and getting the first bytes from one endpoint.
+    pub dial_timeout: Duration,
+    /// Longest silence tolerated in the middle of the stream.
+    pub stream_timeout: Duration,
+}
+
+fn etcd_error(class: ErrorClass, message: String) -> Error {
+    Error::Etcd { message, class }
+}
+
+/// An open snapshot stream.
+pub struct SnapshotStream {
+    /// The endpoint it came from.
+    pub endpoint: String,
+    body: Incoming,
+    buf: BytesMut,
+    pending: Option<Bytes>,
+    idle: Duration,
+    ended: bool,
+}
+
+/// Opens the stream on the first endpoint that answers with data. Endpoints that
+/// fail before sending any snapshot byte are skipped (and logged).
+pub async fn open(src: &EtcdSource) -> Result<SnapshotStream> {
+    let tls = tls_config(src)?;
+    let mut last = None;
+    for ep in &src.endpoints {
+        match tokio::time::timeout(src.dial_timeout, open_one(ep, src, tls.clone())).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => {
+                tracing::warn!(endpoint = %ep, error = %e.chain(), "etcd endpoint failed; trying the next");
+                last = Some(e);
+            }
+            Err(_) => {
+                let e = etcd_error(
+                    ErrorClass::Temporary,
+                    format!(
+                        "etcd {ep}: no snapshot data within {}s",
+                        src.dial_timeout.as_secs()
+                    ),
+                );
+                tracing::warn!(endpoint = %ep, error = %e, "etcd endpoint failed; trying the next");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Config("ETCD_ENDPOINTS is empty".into())))
+}
+
+async fn open_one(
+    ep: &str,
+    src: &EtcdSource,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<SnapshotStream> {
+    let uri: http::Uri = ep
+        .parse()
+        .map_err(|e| Error::Config(format!("ETCD_ENDPOINTS: {ep:?} is not a URL: {e}")))?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port_u16().unwrap_or(2379);
+    let secure = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => {
+            return Err(Error::Config(format!(
+                "ETCD_ENDPOINTS: {ep:?} must start with http:// or https://"
+            )));
+        }
+    };
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| {
+            let class = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                ErrorClass::ConnectionRefused
+            } else {
+                ErrorClass::Temporary
+            };
+            etcd_error(class, format!("etcd {ep}: cannot connect: {e}"))
+        })?;
+    let _ = tcp.set_nodelay(true);
+    let request = hyper::Request::post(format!("{ep}/etcdserverpb.Maintenance/Snapshot"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .map_err(|e| Error::Other(format!("building the etcd request: {e}")))?;
+    let response = if secure {
+        let tls = tls.ok_or_else(|| {
+            Error::Config(format!(
+                "ETCD_ENDPOINTS: {ep} is https; give --etcd-ca-file (ETCD_CA_FILE)"
+            ))
+        })?;
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|e| Error::Config(format!("ETCD_ENDPOINTS: {ep}: {e}")))?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| {
+                etcd_error(
+                    ErrorClass::Denied,
+                    format!("etcd {ep}: TLS handshake failed: {e}"),
+                )
+            })?;
+        send(ep, stream, request).await?
+    } else {
+        send(ep, tcp, request).await?
+    };
+    let mut s = SnapshotStream {
+        endpoint: ep.to_string(),
+        body: response,
+        buf: BytesMut::new(),
+        pending: None,
+        idle: src.stream_timeout,
+        ended: false,
+    };
+    s.pending = s.read_chunk().await?;
+    if s.pending.is_none() {
+        return Err(etcd_error(
+            ErrorClass::Data,
+            format!("etcd {ep}: the snapshot stream was empty"),
+        ));
+    }
+    Ok(s)
+}
+
+async fn send<I>(ep: &str, io: I, request: hyper::Request<Full<Bytes>>) -> Result<Incoming>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let broken = |e: hyper::Error| etcd_error(ErrorClass::Temporary, format!("etcd {ep}: {e}"));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .map_err(broken)?;
+    tokio::spawn(conn);
+    let response = sender.send_request(request).await.map_err(broken)?;
+    let (parts, body) = response.into_parts();
+    if let Some(status) = parts
+        .headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+    {
+        if status != "0" {
+            let msg = parts
+                .headers
+                .get("grpc-message")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            return Err(etcd_error(
+                grpc_class(status),
+                format!("etcd {ep}: gRPC status {status}: {msg}"),
+            ));
+        }
+    }
+    if parts.status != http::StatusCode::OK {
+        return Err(etcd_error(
+            ErrorClass::General,
+            format!("etcd {ep}: HTTP {}", parts.status),
+        ));
+    }
+    Ok(body)
+}
+
+/// gRPC status codes: 16 UNAUTHENTICATED and 7 PERMISSION_DENIED are refusals;
+/// 14 UNAVAILABLE and 4 DEADLINE_EXCEEDED may pass.
+fn grpc_class(status: &str) -> ErrorClass {
+    match status {
+        "7" | "16" => ErrorClass::Denied,
+        "4" | "14" => ErrorClass::Temporary,
+        _ => ErrorClass::General,
+    }
+}
+
+impl SnapshotStream {
+    /// The next bytes of the snapshot (the final SHA-256 included), or `None` at
+    /// the end of a complete stream. A cut or stalled stream is an error.
+    pub async fn next(&mut self) -> Result<Option<Bytes>> {
+        if let Some(p) = self.pending.take() {
+            return Ok(Some(p));
+        }
+        self.read_chunk().await
+    }
+
+    async fn read_chunk(&mut self) -> Result<Option<Bytes>> {
+        loop {
+            if let Some(blob) = self.take_message()? {
+                if blob.is_empty() {
+                    continue;
+                }
+                return Ok(Some(blob));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let ep = &self.endpoint;
+            let frame = tokio::time::timeout(self.idle, self.body.frame())
+                .await
+                .map_err(|_| {
+                    etcd_error(
+                        ErrorClass::Temporary,
+                        format!(
+                            "etcd {ep}: the snapshot stream stalled for {}s",
+                            self.idle.as_secs()
+                        ),
+                    )
+                })?;
+            let frame = match frame {
+                None => {
+                    return Err(etcd_error(
+                        ErrorClass::Temporary,
+                        format!("etcd {ep}: the snapshot stream was cut before it ended"),
+                    ));
+                }
+                Some(f) => f.map_err(|e| {
+                    etcd_error(
+                        ErrorClass::Temporary,
+                        format!("etcd {ep}: the snapshot stream broke: {e}"),
+                    )
+                })?,
+            };
+            if let Some(trailers) = frame.trailers_ref() {
+                let status = trailers
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if status != "0" {
+                    let msg = trailers
+                        .get("grpc-message")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    return Err(etcd_error(
+                        grpc_class(status),
+                        format!("etcd {ep}: gRPC status {status}: {msg}"),
+                    ));
+                }
+                if !self.buf.is_empty() {
+                    return Err(etcd_error(
+                        ErrorClass::Data,
+                        format!("etcd {ep}: a partial message at the end"),
+                    ));
+                }
+                self.ended = true;
+            } else if let Ok(data) = frame.into_data() {
+                self.buf.extend_from_slice(&data);
+            }
+        }
+    }
+
+    /// Takes one whole gRPC message from the buffer and returns its blob.
+    fn take_message(&mut self) -> Result<Option<Bytes>> {
+        if self.buf.len() < 5 {
+            return Ok(None);
+        }
+        if self.buf[0] != 0 {
+            return Err(etcd_error(
+                ErrorClass::Data,
+                "etcd sent a compressed gRPC message".into(),
+            ));
+        }
+        let len = u32::from_be_bytes(self.buf[1..5].try_into().expect("4 bytes")) as usize;
+        if self.buf.len() < 5 + len {
+            return Ok(None);
+        }
+        self.buf.advance(5);
+        let msg = self.buf.split_to(len).freeze();
+        blob_of(msg).map(Some)
+    }
+}
+
+/// The `blob` (field 3) of a `SnapshotResponse`; other fields are skipped.
+fn blob_of(mut msg: Bytes) -> Result<Bytes> {
+    let bad = || {
+        etcd_error(
+            ErrorClass::Data,
+            "etcd sent a malformed SnapshotResponse".into(),
+        )
+    };
+    let mut blob = Bytes::new();
+    while msg.has_remaining() {
+        let tag = varint(&mut msg).ok_or_else(bad)?;
+        match tag & 7 {
+            0 => {
+                varint(&mut msg).ok_or_else(bad)?;
+            }
+            2 => {
+                let len = varint(&mut msg).ok_or_else(bad)? as usize;
+                if len > msg.remaining() {
+                    return Err(bad());
+                }
+                let field = msg.split_to(len);
+                if tag >> 3 == 3 {
+                    blob = field;
+                }
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(blob)
+}
+
+fn varint(b: &mut Bytes) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        if !b.has_remaining() {
+            return None;
+        }
+        let byte = b.get_u8();
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The TLS client settings: the CA file as the only roots, the client
+/// certificate when given, HTTP/2 by ALPN. `None` when no CA file is given.
+fn tls_config(src: &EtcdSource) -> Result<Option<Arc<rustls::ClientConfig>>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(ca) = &src.ca_file else {
+        return Ok(None);
+    };
+    let bad = |flag: &str, p: &PathBuf, e: &dyn std::fmt::Display| {
+        Error::Config(format!("{flag} {}: {e}", p.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad("ETCD_CA_FILE", ca, &e))? {
+        roots
+            .add(cert.map_err(|e| bad("ETCD_CA_FILE", ca, &e))?)
+            .map_err(|e| bad("ETCD_CA_FILE", ca, &e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("ETCD_CA_FILE", ca, &"holds no certificate"));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Other(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots);
+    let mut config = match (&src.cert_file, &src.key_file) {
+        (Some(c), Some(k)) => {
+            let certs = CertificateDer::pem_file_iter(c)
+                .map_err(|e| bad("ETCD_CLIENT_CERT_FILE", c, &e))?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| bad("ETCD_CLIENT_CERT_FILE", c, &e))?;
+            let key =
+                PrivateKeyDer::from_pem_file(k).map_err(|e| bad("ETCD_CLIENT_KEY_FILE", k, &e))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| bad("ETCD_CLIENT_CERT_FILE", c, &e))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err(Error::Config(
+                "give both ETCD_CLIENT_CERT_FILE and ETCD_CLIENT_KEY_FILE, or neither".into(),
+            ));
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Some(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_are_taken_from_snapshot_responses() {
+        // header{} (field 1), remaining_bytes=5 (field 2), blob="abc" (field 3), version="3.6.0" (field 4)
+        let msg = [
+            0x0a, 0x00, 0x10, 0x05, 0x1a, 0x03, b'a', b'b', b'c', 0x22, 0x05, b'3', b'.', b'6',
+            b'.', b'0',
+        ];
+        assert_eq!(
+            blob_of(Bytes::copy_from_slice(&msg)).unwrap(),
+            Bytes::from_static(b"abc")
+        );
+        assert!(
+            blob_of(Bytes::from_static(&[0x1a, 0x09, 1])).is_err(),
+            "length past the end"
+        );
+        assert!(
+            blob_of(Bytes::from_static(&[0x1d, 0, 0, 0, 0])).is_err(),
+            "fixed32 is not used"
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Snapshots straight from a live etcd, with no temporary file and no second pass:
+//! the stream is checked (etcd's SHA-256 trailer), compressed and either written
+//! to a local file atomically ([`snapshot_to_file`], the init container's job) or
+//! uploaded as a multipart upload while it arrives ([`store_from_etcd`]).
+//!
+//! Stages overlap: the async side reads the etcd stream and uploads parts, a
+//! blocking thread verifies and compresses. Memory is bounded by the part size and
+//! concurrency (plus a few 32 KiB stream chunks), whatever the snapshot size.
+//! S3 takes metadata when an upload starts, before the streamed digest is known,
+//! so objects stored this way carry no recorded SHA-256; the etcd trailer inside
+//! them (and gzip's CRC) is what `restore` verifies.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, ObjectStore, PutMultipartOptions};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::atomic::TempFile;
+use crate::cancel::{Deadline, Shutdown};
+use crate::config::StoreConfig;
+use crate::error::{Error, Result};
+use crate::etcd::{self, EtcdSource};
+use crate::remote::ClientTuning;
+use crate::snapshot::{SnapshotInfo, Verifier};
+use crate::store::{StoreReport, mib_per_s};
+use crate::upload;
+
+/// How the stream is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compress {
+    /// As etcd sends it (what `etcdctl snapshot save` writes).
+    None,
+    /// gzip at this level (1-9).
+    Gzip(u32),
+}
+
+/// A writer that compresses or not, and can be finished.
+enum Encoder<W: Write> {
+    Plain(W),
+    Gzip(Box<flate2::write::GzEncoder<W>>),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(w: W, c: Compress) -> Self {
+        match c {
+            Compress::None => Encoder::Plain(w),
+            Compress::Gzip(level) => Encoder::Gzip(Box::new(flate2::write::GzEncoder::new(
+                w,
+                flate2::Compression::new(level),
+            ))),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<W> {
+        match self {
+            Encoder::Plain(w) => Ok(w),
+            Encoder::Gzip(g) => (*g).finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Encoder::Plain(w) => w.write(buf),
+            Encoder::Gzip(g) => g.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Encoder::Plain(w) => w.flush(),
+            Encoder::Gzip(g) => g.flush(),
+        }
+    }
+}
+
+/// Runs the verifier (trailer required) and encoder over the chunks on a
+/// blocking thread, then `done` on the finished sink (on that thread too: it may
+/// block); returns what was verified and what `done` returned.
+fn spawn_pipeline<W, T, F>(
+    mut chunks: mpsc::Receiver<Bytes>,
+    sink: W,
+    compress: Compress,
+    done: F,
+) -> tokio::task::JoinHandle<Result<(SnapshotInfo, T)>>
+where
+    W: Write + Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(W) -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut v = Verifier::new(Encoder::new(sink, compress), false);
+        while let Some(chunk) = chunks.blocking_recv() {
+            v.update(&chunk).map_err(from_etcd)?;
+        }
+        let (info, enc) = v.finish().map_err(from_etcd)?;
+        let sink = enc
+            .finish()
+            .map_err(|e| Error::Other(format!("finishing the compressed stream: {e}")))?;
+        Ok((info, done(sink)?))
+    })
+}
+
+fn from_etcd(e: Error) -> Error {
+    match e {
+        Error::Data(m) => Error::Data(format!("the snapshot from etcd: {m}")),
+        other => other,
+    }
+}
+
+/// Reads the etcd stream into `tx`, logging progress every 5 seconds.
+async fn pump(stream: &mut etcd::SnapshotStream, tx: mpsc::Sender<Bytes>) -> Result<u64> {
+    let (started, mut logged, mut n) = (Instant::now(), Instant::now(), 0u64);
+    while let Some(chunk) = stream.next().await? {
+        n += chunk.len() as u64;
+        if tx.send(chunk).await.is_err() {
+            break; // the pipeline stopped; its error is reported
+        }
+        if logged.elapsed() >= Duration::from_secs(5) {
+            logged = Instant::now();
+            let secs = started.elapsed().as_secs_f64();
+            tracing::info!(
+                endpoint = %stream.endpoint,
+                bytes = n,
+                mib_per_s = format_args!("{:.1}", mib_per_s(n, secs)),
+                "streaming the snapshot"
+            );
+        }
+    }
+    Ok(n)
+}
+
+/// What `snapshot` did.
+#[derive(Debug, Clone)]
+pub struct SnapshotReport {
+    /// The file written.
+    pub file: PathBuf,
+    /// The endpoint the snapshot came from.
+    pub endpoint: String,
+    /// Raw snapshot bytes (with the trailer).
+    pub snapshot_bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Writes a snapshot of `src` to `file` atomically, compressed as asked.
+#[tracing::instrument(name = "snapshot", skip_all)]
+pub async fn snapshot_to_file(
+    src: &EtcdSource,
+    file: &std::path::Path,
+    compress: Compress,
+    limit: Duration,
+    shutdown: &Shutdown,
+) -> Result<SnapshotReport> {
+    let started = Instant::now();
+    let deadline = Deadline::after(limit);
+    let mut stream = deadline
+        .run(shutdown, "connecting to etcd", etcd::open(src))
+        .await?;
+    let (temp, out) = TempFile::create(file)?;
+    let (tx, rx) = mpsc::channel(16);
+    let path = file.to_path_buf();
+    let pipeline = spawn_pipeline(
+        rx,
+        BufWriter::with_capacity(1 << 20, out),
+        compress,
+        move |w| {
+            let out = w
+                .into_inner()
+                .map_err(|e| Error::io(&path, "cannot write the snapshot", e.into_error()))?;
+            out.sync_all()
+                .map_err(|e| Error::io(&path, "cannot sync the snapshot", e))
+        },
+    );
+    let pumped = deadline
+        .run(shutdown, "streaming the snapshot", pump(&mut stream, tx))
+        .await;
+    let finished = pipeline
+        .await
+        .map_err(|e| Error::Other(format!("snapshot task failed: {e}")));
+    pumped?;
+    let (info, ()) = finished??;
+    temp.persist(file)?;
+    let report = SnapshotReport {
+        file: file.to_path_buf(),
+        endpoint: stream.endpoint.clone(),
+        snapshot_bytes: info.snapshot_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        file = %file.display(),
+        endpoint = %report.endpoint,
+        snapshot_bytes = report.snapshot_bytes,
+        seconds = format_args!("{:.3}", report.seconds),
+        "snapshot written"
+    );
+    Ok(report)
+}
+
+/// Cuts the compressed stream into parts for the uploader and hashes it.
+struct PartSink {
+    part_size: usize,
+    buf: Vec<u8>,
+    parts: mpsc::Sender<Result<Bytes>>,
+    hash: Sha256,
+    total: u64,
+}
+
+impl PartSink {
+    fn send(&mut self) -> std::io::Result<()> {
+        let part = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
+        self.parts
+            .blocking_send(Ok(Bytes::from(part)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
+    }
+
+    /// Sends the last part; returns the SHA-256 and size of the whole object.
+    fn finish(mut self) -> std::io::Result<(String, u64)> {
+        if !self.buf.is_empty() || self.total == 0 {
+            self.send()?;
+        }
+        Ok((hex::encode(self.hash.finalize()), self.total))
+    }
+}
+
+impl Write for PartSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(data);
+        self.total += data.len() as u64;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let take = (self.part_size - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() == self.part_size {
+                self.send()?;
+            }
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `store --from-etcd`: streams a snapshot of `src` into `cfg.key`.
+pub async fn store_from_etcd(
+    cfg: &StoreConfig,
+    src: &EtcdSource,
+    compress: Compress,
+    shutdown: &Shutdown,
+) -> Result<StoreReport> {
+    let started = Instant::now();
+    let deadline = Deadline::after(cfg.deadline);
+    let what = cfg.remote.describe(&cfg.key);
+    let mut stream = deadline
+        .run(shutdown, "connecting to etcd", etcd::open(src))
+        .await?;
+    let client: Arc<dyn ObjectStore> = deadline
+        .run(
+            shutdown,
+            "connecting",
+            cfg.remote.open(&ClientTuning::for_deadline(cfg.deadline)),
+        )
+        .await?;
+    let path =
+        ObjectPath::parse(&cfg.key).map_err(|e| Error::Config(format!("object key: {e}")))?;
+    let mut upload = deadline
+        .run(shutdown, "starting the multipart upload", async {
+            client
+                .put_multipart_opts(&path, PutMultipartOptions::default())
+                .await
+                .map_err(|e| Error::remote(format!("upload to {what}"), e))
+        })
+        .await?;
+    let (raw_tx, raw_rx) = mpsc::channel(16);
+    let (parts_tx, mut parts_rx) = mpsc::channel(1);
+    let sink = PartSink {
+        part_size: cfg.transfer.part_size,
+        buf: Vec::with_capacity(cfg.transfer.part_size),
+        parts: parts_tx,
+        hash: Sha256::new(),
+        total: 0,
+    };
+    let pipeline = spawn_pipeline(raw_rx, sink, compress, |sink: PartSink| {
+        sink.finish()
+            .map_err(|e| Error::Other(format!("finishing the upload stream: {e}")))
+    });
+    let mut in_flight = JoinSet::new();
+    let moved = deadline
+        .run(shutdown, "streaming the snapshot", async {
+            tokio::try_join!(
+                pump(&mut stream, raw_tx),
+                upload::send_parts(
+                    upload.as_mut(),
+                    &mut parts_rx,
+                    &mut in_flight,
+                    cfg.transfer.concurrency,
+                    &what
+                ),
+            )
+        })
+        .await;
+    drop(parts_rx);
+    let finished = pipeline
+        .await
+        .map_err(|e| Error::Other(format!("snapshot task failed: {e}")));
+    let checked = (|| {
+        let (_, parts) = moved?;
+        let (info, (sha256, bytes)) = finished??;
+        Ok((parts, info, sha256, bytes))
+    })();
+    let (parts, info, sha256, bytes) = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            upload::abort(upload, in_flight, &what).await;
+            return Err(e);
+        }
+    };
+    let completed = deadline
+        .run(
+            &Shutdown::never(),
+            "completing the multipart upload",
+            async {
+                upload
+                    .complete()
+                    .await
+                    .map_err(|e| Error::remote(format!("completing the upload to {what}"), e))
+            },
+        )
+        .await;
+    if let Err(e) = completed {
+        upload::abort(upload, in_flight, &what).await;
+        return Err(e);
+    }
+    let head = client
+        .get_opts(
+            &path,
+            GetOptions {
+                head: true,
+                ..GetOptions::default()
+            },
+        )
+        .await
+        .map_err(|e| Error::remote(format!("reading back {what}"), e))?;
+    if head.meta.size != bytes {
+        let _ = object_store::ObjectStoreExt::delete(client.as_ref(), &path).await;
+        return Err(Error::Data(format!(
+            "the stored object {what} has {} bytes, expected {bytes}; it was deleted",
+            head.meta.size
+        )));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        key = %cfg.key,
+        location = %what,
+        endpoint = %stream.endpoint,
+        bytes,
+        snapshot_bytes = info.snapshot_bytes,
+        sha256 = %sha256,
+        parts,
+        seconds = format_args!("{:.3}", seconds),
+        mib_per_s = format_args!("{:.1}", mib_per_s(info.snapshot_bytes, seconds)),
+        "stored from etcd"
+    );
+    Ok(StoreReport {
+        location: what,
+        bytes,
+        sha256,
+        sha256_recorded: false,
+        parts,
+        snapshot: info,
+        seconds,
+    })
+}
