@@ -6,12 +6,11 @@
 //! [`DeleteOutcome::BucketMissing`] (the binary warns and exits 0) unless `strict`.
 
 use object_store::ObjectStoreExt;
-use object_store::path::Path as ObjectPath;
 
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::DeleteConfig;
 use crate::error::{Error, Result};
-use crate::remote::{ClientTuning, Remote};
+use crate::remote::Remote;
 
 /// What `delete` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,15 +28,7 @@ pub enum DeleteOutcome {
 pub async fn delete(cfg: &DeleteConfig, shutdown: &Shutdown) -> Result<DeleteOutcome> {
     let deadline = Deadline::after(cfg.deadline);
     let location = cfg.remote.describe(&cfg.key);
-    let client = deadline
-        .run(
-            shutdown,
-            "connecting",
-            cfg.remote.open(&ClientTuning::for_deadline(cfg.deadline)),
-        )
-        .await?;
-    let path =
-        ObjectPath::parse(&cfg.key).map_err(|e| Error::Config(format!("object key: {e}")))?;
+    let (client, path) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
     let existed = deadline
         .run(shutdown, "looking up the object", async {
             match client.head(&path).await {

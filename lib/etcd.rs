@@ -170,22 +170,9 @@ where
     tokio::spawn(conn);
     let response = sender.send_request(request).await.map_err(broken)?;
     let (parts, body) = response.into_parts();
-    if let Some(status) = parts
-        .headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-    {
-        if status != "0" {
-            let msg = parts
-                .headers
-                .get("grpc-message")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            return Err(etcd_error(
-                grpc_class(status),
-                format!("etcd {ep}: gRPC status {status}: {msg}"),
-            ));
-        }
+    // A refusal can come as headers only ("trailers-only" response).
+    if let Some(e) = grpc_failure(ep, &parts.headers) {
+        return Err(e);
     }
     if parts.status != http::StatusCode::OK {
         return Err(etcd_error(
@@ -194,6 +181,21 @@ where
         ));
     }
     Ok(body)
+}
+
+/// The error a `grpc-status` other than 0 reports, if there is one.
+fn grpc_failure(ep: &str, headers: &http::HeaderMap) -> Option<Error> {
+    let status = headers.get("grpc-status")?.to_str().unwrap_or("?");
+    (status != "0").then(|| {
+        let msg = headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        etcd_error(
+            grpc_class(status),
+            format!("etcd {ep}: gRPC status {status}: {msg}"),
+        )
+    })
 }
 
 /// gRPC status codes: 16 UNAUTHENTICATED and 7 PERMISSION_DENIED are refusals;
@@ -254,18 +256,13 @@ impl SnapshotStream {
                 })?,
             };
             if let Some(trailers) = frame.trailers_ref() {
-                let status = trailers
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                if status != "0" {
-                    let msg = trailers
-                        .get("grpc-message")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
+                if let Some(e) = grpc_failure(ep, trailers) {
+                    return Err(e);
+                }
+                if !trailers.contains_key("grpc-status") {
                     return Err(etcd_error(
-                        grpc_class(status),
-                        format!("etcd {ep}: gRPC status {status}: {msg}"),
+                        ErrorClass::General,
+                        format!("etcd {ep}: the stream ended without a gRPC status"),
                     ));
                 }
                 if !self.buf.is_empty() {

@@ -12,11 +12,9 @@
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, ObjectStore, PutMultipartOptions};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -27,7 +25,6 @@ use crate::cancel::{Deadline, Shutdown};
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::etcd::{self, EtcdSource};
-use crate::remote::ClientTuning;
 use crate::snapshot::{SnapshotInfo, Verifier};
 use crate::store::{StoreReport, mib_per_s};
 use crate::upload;
@@ -263,15 +260,7 @@ pub async fn store_from_etcd(
     let mut stream = deadline
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
-    let client: Arc<dyn ObjectStore> = deadline
-        .run(
-            shutdown,
-            "connecting",
-            cfg.remote.open(&ClientTuning::for_deadline(cfg.deadline)),
-        )
-        .await?;
-    let path =
-        ObjectPath::parse(&cfg.key).map_err(|e| Error::Config(format!("object key: {e}")))?;
+    let (client, path) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
     let mut upload = deadline
         .run(shutdown, "starting the multipart upload", async {
             client
@@ -324,22 +313,8 @@ pub async fn store_from_etcd(
             return Err(e);
         }
     };
-    let completed = deadline
-        .run(
-            &Shutdown::never(),
-            "completing the multipart upload",
-            async {
-                upload
-                    .complete()
-                    .await
-                    .map_err(|e| Error::remote(format!("completing the upload to {what}"), e))
-            },
-        )
-        .await;
-    if let Err(e) = completed {
-        upload::abort(upload, in_flight, &what).await;
-        return Err(e);
-    }
+    // No recorded digest to compare with: a failed completion is aborted.
+    upload::complete(upload, in_flight, &what, &deadline, async || false).await?;
     let head = client
         .get_opts(
             &path,

@@ -15,8 +15,10 @@ use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
+use crate::cancel::{Deadline, Shutdown};
 use crate::error::{Error, Result};
 use crate::settings::{Inputs, Secret};
+use object_store::path::Path as ObjectPath;
 
 /// Where the Job's CA bundle ConfigMap is mounted (CONTRACT.md).
 pub const DEFAULT_CA_BUNDLE: &str = "/etc/ca-bundle/ca-bundle.pem";
@@ -221,6 +223,22 @@ impl Remote {
     /// Whether the store keeps user metadata (where the SHA-256 is recorded).
     pub fn keeps_metadata(&self) -> bool {
         matches!(self, Remote::S3(_))
+    }
+
+    /// The preamble of every operation: builds the client within the deadline and
+    /// parses the key.
+    pub async fn connect(
+        &self,
+        key: &str,
+        deadline: &Deadline,
+        shutdown: &Shutdown,
+    ) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+        let tuning = ClientTuning::for_deadline(deadline.remaining());
+        let client = deadline
+            .run(shutdown, "connecting", self.open(&tuning))
+            .await?;
+        let path = ObjectPath::parse(key).map_err(|e| Error::Config(format!("object key: {e}")))?;
+        Ok((client, path))
     }
 
     /// Builds the client. Contacts AWS only to find the bucket's region when it

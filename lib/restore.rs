@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, GetOptions};
 use tokio::sync::mpsc;
 
@@ -24,7 +23,6 @@ use crate::cancel::{Deadline, Shutdown};
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::datadir::{self, DataDirReport};
 use crate::error::{Error, Result};
-use crate::remote::ClientTuning;
 use crate::remote::Remote;
 use crate::snapshot::{SnapshotInfo, Verifier};
 use crate::store::SHA256_METADATA;
@@ -151,11 +149,7 @@ async fn download(
     deadline: &Deadline,
 ) -> Result<(SnapshotInfo, bool)> {
     let location = remote.describe(key);
-    let tuning = ClientTuning::for_deadline(deadline.remaining());
-    let client = deadline
-        .run(shutdown, "connecting", remote.open(&tuning))
-        .await?;
-    let path = ObjectPath::parse(key).map_err(|e| Error::Config(format!("object key: {e}")))?;
+    let (client, path) = remote.connect(key, deadline, shutdown).await?;
     let got = deadline
         .run(shutdown, "starting the download", async {
             client

@@ -27,7 +27,6 @@ use tokio::task::JoinSet;
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
-use crate::remote::ClientTuning;
 use crate::snapshot::{self, SnapshotInfo};
 use crate::upload;
 
@@ -73,15 +72,7 @@ pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport
     }
     let size = before.0;
     let part_size = part_size_for(size, cfg.transfer.part_size as u64);
-    let client = deadline
-        .run(
-            shutdown,
-            "connecting",
-            cfg.remote.open(&ClientTuning::for_deadline(cfg.deadline)),
-        )
-        .await?;
-    let path =
-        ObjectPath::parse(&cfg.key).map_err(|e| Error::Config(format!("object key: {e}")))?;
+    let (client, path) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
     let keep_meta = cfg.remote.keeps_metadata();
 
     let (sha256, parts, info) = if size <= part_size {
@@ -276,34 +267,10 @@ async fn put_parts(
             return Err(e);
         }
     };
-    // Completion is not interrupted by a signal: once sent, the object either
-    // exists whole or not at all, and a finished backup deserves exit 0.
-    let completed = deadline
-        .run(
-            &Shutdown::never(),
-            "completing the multipart upload",
-            async {
-                upload
-                    .complete()
-                    .await
-                    .map_err(|e| Error::remote(format!("completing the upload to {what}"), e))
-            },
-        )
-        .await;
-    if let Err(e) = completed {
-        // The request may have succeeded and only its answer been lost (a timeout,
-        // a reset, or a retried Complete told NoSuchUpload): look at the key.
-        if keep_meta && stored_matches(client, path, before.0, sha256).await {
-            tracing::warn!(
-                object = %what,
-                error = %e.chain(),
-                "completing the upload reported an error, but the object at the key has our size and SHA-256: stored"
-            );
-            return Ok((parts, info));
-        }
-        upload::abort(upload, in_flight, &what).await;
-        return Err(e);
-    }
+    upload::complete(upload, in_flight, &what, deadline, async || {
+        keep_meta && stored_matches(client, path, before.0, sha256).await
+    })
+    .await?;
     Ok((parts, info))
 }
 

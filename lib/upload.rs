@@ -132,6 +132,46 @@ pub(crate) async fn abort(
     }
 }
 
+/// Completes the upload. A signal does not interrupt it (once sent, the object
+/// exists whole or not at all, and a finished backup deserves exit 0); the deadline
+/// does. When completing fails, `stored` is asked whether the object at the key is
+/// ours anyway (the request succeeded and only its answer was lost: a timeout, a
+/// reset, or a retried Complete told NoSuchUpload); if not, the upload is aborted
+/// and the error returned.
+pub(crate) async fn complete(
+    mut upload: Box<dyn MultipartUpload>,
+    in_flight: JoinSet<object_store::Result<()>>,
+    what: &str,
+    deadline: &Deadline,
+    stored: impl AsyncFnOnce() -> bool,
+) -> Result<()> {
+    let completed = deadline
+        .run(
+            &Shutdown::never(),
+            "completing the multipart upload",
+            async {
+                upload
+                    .complete()
+                    .await
+                    .map_err(|e| Error::remote(format!("completing the upload to {what}"), e))
+            },
+        )
+        .await;
+    let Err(e) = completed else {
+        return Ok(());
+    };
+    if stored().await {
+        tracing::warn!(
+            object = what,
+            error = %e.chain(),
+            "completing the upload reported an error, but the object at the key has our size and SHA-256: stored"
+        );
+        return Ok(());
+    }
+    abort(upload, in_flight, what).await;
+    Err(e)
+}
+
 /// SHA-256 of a file, on a blocking thread, stopping on a stop request or deadline.
 pub(crate) async fn hash_file(
     path: &Path,

@@ -309,6 +309,15 @@ pub fn etcd34(bin: &str) -> PathBuf {
     PathBuf::from("/usr/bin").join(bin)
 }
 
+/// A one-thread runtime for a test server (proxy, TLS front), stopped with it.
+pub fn background_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A free loopback port.
 pub fn port() -> u16 {
     free_port()
@@ -409,11 +418,7 @@ pub struct CutProxy {
 impl CutProxy {
     pub fn start(upstream: u16, cut_after: usize) -> CutProxy {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = background_runtime();
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
