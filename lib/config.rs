@@ -30,7 +30,7 @@ const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 const MAX_KEY_BYTES: usize = 1024;
 
 /// Default gzip level for snapshots taken from etcd (see benches/RESULTS.md).
-pub const DEFAULT_GZIP_LEVEL: u32 = 1;
+pub const DEFAULT_GZIP_LEVEL: u32 = 3;
 
 /// Multipart transfer shape: memory in use is bounded by about
 /// `part_size * (concurrency + 2)`.

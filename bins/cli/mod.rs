@@ -198,7 +198,7 @@ pub struct Etcd {
     /// gzip or none [env: COMPRESS] [default: gzip]
     #[arg(long, value_name = "KIND")]
     pub compress: Option<String>,
-    /// gzip level 1-9 [env: COMPRESS_LEVEL] [default: 1]
+    /// gzip level 1-9 [env: COMPRESS_LEVEL] [default: 3]
     #[arg(long, value_name = "N")]
     pub compress_level: Option<String>,
 }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# store --from-etcd vs today's pipeline on the same live etcd:
+#   today: etcdctl snapshot save + gzip -9 + s3cmd put   (init container, then s3cmd)
+#   ours:  store --from-etcd                              (one process, streaming)
+# Fills an etcd 3.5.1 on loopback with Kubernetes-like objects (benches/fill_etcd.py),
+# uploads to s3s-fs on loopback, RUNS times each, interleaved; reports wall time, the
+# ratio, peak RSS of the largest process, and the object sizes.
+# Usage: bash benches/from-etcd.sh [RUNS] [PODS]   (after scripts/test.sh installed the tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-3}
+pods=${2:-150000}
+level=${COMPRESS_LEVEL:-3}
+source benches/common.sh
+bin=$etcd_bin
+cargo build --release --quiet --bins
+work=$(mktemp -d)
+trap 'kill $etcd_pid $s3_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+start_etcd "$work"
+ep=$etcd_ep
+s3port=$(free_port)
+mkdir -p "$work/s3/bench"
+timeout 7200 s3s-fs --host 127.0.0.1 --port "$s3port" --access-key AKIABENCHKEY --secret-key benchsecretbenchsecret "$work/s3" >/dev/null 2>&1 &
+s3_pid=$!
+python3 benches/fill_etcd.py "$ep" "$pods"
+cat >"$work/s3cfg" <<CFG
+[default]
+access_key = AKIABENCHKEY
+secret_key = benchsecretbenchsecret
+host_base = 127.0.0.1:$s3port
+host_bucket = 127.0.0.1:$s3port
+use_https = False
+signature_v2 = False
+bucket_location = us-east-1
+CFG
+export ACCESS_KEY_ID=AKIABENCHKEY SECRET_ACCESS_KEY=benchsecretbenchsecret BUCKET_NAME=bench \
+  ENDPOINT="127.0.0.1:$s3port" INSECURE=true CLUSTER=bench LOG_LEVEL=warn ETCD_ENDPOINTS="$ep" COMPRESS_LEVEL="$level"
+t() { /usr/bin/time -f "%e %M" -o "$work/t" "$@"; cat "$work/t"; }
+for run in $(seq "$runs"); do
+  rm -f "$work/today.db" "$work/today.db.gz"
+  a=$(t "$bin/etcdctl" --endpoints "$ep" snapshot save "$work/today.db" 2>/dev/null | tail -1)
+  b=$(t sh -c "gzip -9 -c '$work/today.db' > '$work/today.db.gz'" | tail -1)
+  c=$(t s3cmd -q -c "$work/s3cfg" put "$work/today.db.gz" "s3://bench/today-$run.db.gz" | tail -1)
+  d=$(t env BACKUP_TO_CREATE="ours-$run.db.gz" ./target/release/store --from-etcd | tail -1)
+  echo "$a|$b|$c|$d" >>"$work/results"
+done
+raw=$(stat -c %s "$work/today.db"); today_gz=$(stat -c %s "$work/today.db.gz"); ours_gz=$(stat -c %s "$work/s3/bench/bench-ours-1.db.gz")
+echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); etcd 3.5.1 with $pods pods; snapshot $((raw / 1048576)) MiB; s3s-fs on loopback; $runs runs each, interleaved"
+python3 - "$work/results" "$raw" "$today_gz" "$ours_gz" "$level" <<'PY'
+import statistics, sys
+raw, tgz, ogz, level = (int(x) for x in sys.argv[2:6])
+rows = [[tuple(map(float, step.split())) for step in line.strip().split("|")] for line in open(sys.argv[1])]
+today = [r[0][0] + r[1][0] + r[2][0] for r in rows]
+ours = [r[3][0] for r in rows]
+med = statistics.median
+print("| pipeline | wall s (median [min-max]) | peak RSS MiB (largest process) | object MiB |")
+print("|---|---|---|---|")
+print(f"| etcdctl snapshot save + gzip -9 + s3cmd put | {med(today):.2f} [{min(today):.2f}-{max(today):.2f}] | {max(max(s[1] for s in r[:3]) for r in rows)/1024:.0f} | {tgz/2**20:.1f} |")
+print(f"| store --from-etcd (gzip level {level}) | {med(ours):.2f} [{min(ours):.2f}-{max(ours):.2f}] | {max(r[3][1] for r in rows)/1024:.0f} | {ogz/2**20:.1f} |")
+print(f"steps of today's pipeline (median s): snapshot {med(r[0][0] for r in rows):.2f}, gzip -9 {med(r[1][0] for r in rows):.2f}, s3cmd put {med(r[2][0] for r in rows):.2f}; ratio today/ours {med(today)/med(ours):.1f}x")
+PY
