@@ -60,6 +60,13 @@ struct Args {
     /// Number of etcd members, for --preset kkp [env: CLUSTER_SIZE] [default: 3]
     #[arg(long, value_name = "N")]
     cluster_size: Option<String>,
+    /// A kops etcd-manager backup store URL; --backup names a backup in it [env: BACKUP_STORE]
+    #[arg(long, value_name = "URL")]
+    backup_store: Option<String>,
+    /// With --backup-store, etcd-manager-ctl's commands: list-backups, restore-backup NAME,
+    /// list-commands, delete-command NAME
+    #[arg(value_name = "COMMAND")]
+    command: Vec<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,7 +88,17 @@ fn main() -> std::process::ExitCode {
         flags.pod_name = args.pod;
         flags.namespace = args.namespace;
         flags.cluster_size = args.cluster_size;
-        let cfg = RestoreConfig::from_inputs(&cli::env_inputs().overlay(flags))?;
-        snapjob::restore(&cfg, &shutdown).await
+        flags.backup_store = args.backup_store;
+        let inputs = cli::env_inputs().overlay(flags);
+        if !args.command.is_empty() {
+            let cfg = snapjob::CtlConfig::from_inputs(&inputs, args.command)?;
+            let out = snapjob::etcd_manager::ctl(&cfg, &shutdown).await?;
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            return Ok(());
+        }
+        let cfg = RestoreConfig::from_inputs(&inputs)?;
+        snapjob::restore(&cfg, &shutdown).await.map(|_| ())
     })
 }

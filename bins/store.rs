@@ -29,6 +29,15 @@ struct Args {
     from_etcd: bool,
     #[command(flatten)]
     etcd: cli::Etcd,
+    /// Write a kops etcd-manager backup into this store URL (s3://bucket/.../backups/etcd/main) [env: BACKUP_STORE]
+    #[arg(long, value_name = "URL")]
+    backup_store: Option<String>,
+    /// etcd version for the etcd-manager meta file, if the store has no cluster spec [env: ETCD_VERSION]
+    #[arg(long, value_name = "VERSION")]
+    etcd_version: Option<String>,
+    /// Member count for the etcd-manager meta file [env: MEMBER_COUNT]
+    #[arg(long, value_name = "N")]
+    member_count: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +50,9 @@ fn main() -> std::process::ExitCode {
         flags.concurrency = args.concurrency;
         flags.from_etcd = args.from_etcd.then(|| "true".into());
         args.etcd.apply(&mut flags);
+        flags.backup_store = args.backup_store;
+        flags.etcd_version = args.etcd_version;
+        flags.member_count = args.member_count;
         let cfg = StoreConfig::from_inputs(&cli::env_inputs().overlay(flags))?;
         snapjob::store(&cfg, &shutdown).await
     })

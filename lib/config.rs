@@ -66,6 +66,59 @@ pub struct StoreConfig {
     pub deadline: Duration,
     /// Take the snapshot from this etcd instead of `file`, stored compressed so.
     pub etcd: Option<(EtcdSource, Compress)>,
+    /// Write a kops etcd-manager backup (the key is `<name>/etcd.backup.gz`), then
+    /// its meta file.
+    pub etcd_manager: Option<EtcdManagerBackup>,
+}
+
+/// A backup in a kops etcd-manager store.
+#[derive(Debug, Clone)]
+pub struct EtcdManagerBackup {
+    /// `<RFC 3339>-<sequence>`.
+    pub name: String,
+    /// Unix seconds, for the meta file.
+    pub unix_secs: i64,
+    /// etcd version for the meta file (else the store's cluster spec's).
+    pub etcd_version: Option<String>,
+    /// Member count for the meta file (else the store's cluster spec's).
+    pub member_count: Option<i32>,
+}
+
+/// `restore --backup-store URL COMMAND [NAME]`: etcd-manager-ctl's commands.
+#[derive(Debug, Clone)]
+pub struct CtlConfig {
+    /// The backup store.
+    pub remote: Remote,
+    /// The command and its argument.
+    pub args: Vec<String>,
+}
+
+impl CtlConfig {
+    /// Validates the inputs of a backup-store command.
+    pub fn from_inputs(i: &Inputs, args: Vec<String>) -> Result<Self> {
+        Ok(CtlConfig {
+            remote: backup_store(i)?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "{:?} needs --backup-store URL (BACKUP_STORE)",
+                    args.join(" ")
+                ))
+            })?,
+            args,
+        })
+    }
+}
+
+/// The etcd-manager backup store, when `BACKUP_STORE` is given.
+fn backup_store(i: &Inputs) -> Result<Option<Remote>> {
+    let Some(url) = &i.backup_store else {
+        return Ok(None);
+    };
+    let mut j = i.clone();
+    j.storage_url = Some(url.clone());
+    j.bucket_name = None;
+    Remote::from_inputs(&j)
+        .map(Some)
+        .map_err(|e| Error::Config(e.to_string().replace("STORAGE_URL", "BACKUP_STORE")))
 }
 
 /// Configuration of `snapshot`: a live etcd's snapshot to a local file.
@@ -172,6 +225,13 @@ pub enum RestoreSource {
     },
     /// A local snapshot file (`SNAPSHOT_FILE`), raw or gzip.
     File(PathBuf),
+    /// A backup in a kops etcd-manager store (`BACKUP_STORE`, `BACKUP_TO_RESTORE`).
+    EtcdManager {
+        /// The store.
+        remote: Box<Remote>,
+        /// The backup's name.
+        name: String,
+    },
 }
 
 /// Configuration of `restore`: a verified snapshot file, a member data dir, or both.
@@ -190,8 +250,37 @@ pub struct RestoreConfig {
 impl StoreConfig {
     /// Validates the inputs of `store`.
     pub fn from_inputs(i: &Inputs) -> Result<Self> {
+        let (key, remote, etcd_manager) = match backup_store(i)? {
+            Some(remote) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let name = crate::etcd_manager::name_at(now, 0);
+                let member_count = match &i.member_count {
+                    Some(raw) => Some(parse_count(raw, "MEMBER_COUNT", 1, 9)? as i32),
+                    None => None,
+                };
+                let backup = EtcdManagerBackup {
+                    name: name.clone(),
+                    unix_secs: now as i64,
+                    etcd_version: i.etcd_version.clone(),
+                    member_count,
+                };
+                (
+                    format!("{name}/{}", crate::etcd_manager::DATA_FILE),
+                    remote,
+                    Some(backup),
+                )
+            }
+            None => (
+                object_key(i, "BACKUP_TO_CREATE", i.backup_to_create.as_deref())?,
+                Remote::from_inputs(i)?,
+                None,
+            ),
+        };
         Ok(StoreConfig {
-            key: object_key(i, "BACKUP_TO_CREATE", i.backup_to_create.as_deref())?,
+            key,
+            etcd_manager,
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             transfer: Transfer {
                 part_size: match &i.part_size {
@@ -209,7 +298,7 @@ impl StoreConfig {
             } else {
                 None
             },
-            remote: Remote::from_inputs(i)?,
+            remote,
         })
     }
 }
@@ -236,9 +325,19 @@ impl RestoreConfig {
                 "nothing to write: give --output FILE (OUTPUT_FILE) and/or --data-dir DIR (ETCD_DATA_DIR)".into(),
             ));
         }
-        let source = match &i.snapshot_file {
-            Some(f) => RestoreSource::File(PathBuf::from(f)),
-            None => RestoreSource::Object {
+        let source = match (&i.snapshot_file, backup_store(i)?) {
+            (Some(f), _) => RestoreSource::File(PathBuf::from(f)),
+            (None, Some(remote)) => {
+                let name = i.backup_to_restore.clone().ok_or_else(|| {
+                    Error::Usage("--backup-store needs --backup NAME (BACKUP_TO_RESTORE)".into())
+                })?;
+                crate::etcd_manager::check_backup_name(&name)?;
+                RestoreSource::EtcdManager {
+                    remote: Box::new(remote),
+                    name,
+                }
+            }
+            (None, None) => RestoreSource::Object {
                 key: object_key(i, "BACKUP_TO_RESTORE", i.backup_to_restore.as_deref())?,
                 remote: Box::new(Remote::from_inputs(i)?),
             },

@@ -10,6 +10,7 @@
 //!   SHA-256 trailer), with an optional hash of the input bytes.
 //! - `upload` (private): the multipart engine: parallel parts, back-pressure, abort.
 //! - [`etcd`]: the snapshot stream of a live etcd (Maintenance/Snapshot over HTTP/2).
+//! - [`etcd_manager`]: kops etcd-manager backup stores (etcd-manager-ctl's commands).
 //! - [`live`]: a live etcd's snapshot streamed to a file or to a multipart upload.
 //! - [`store`], [`delete`], [`restore`]: the three operations, one function each.
 //! - [`datadir`]: a snapshot into an etcd member data dir (pure-Rust `etcdutl
@@ -28,6 +29,7 @@ pub mod datadir;
 pub mod delete;
 pub mod error;
 pub mod etcd;
+pub mod etcd_manager;
 pub mod live;
 pub mod remote;
 pub mod restore;
@@ -37,7 +39,7 @@ pub mod store;
 mod upload;
 
 pub use cancel::{Deadline, Shutdown, ShutdownTrigger, StopReason};
-pub use config::{DeleteConfig, RestoreConfig, SnapshotConfig, StoreConfig, Transfer};
+pub use config::{CtlConfig, DeleteConfig, RestoreConfig, SnapshotConfig, StoreConfig, Transfer};
 pub use delete::{DeleteOutcome, delete};
 pub use error::{Error, ErrorClass, Result};
 pub use remote::Remote;

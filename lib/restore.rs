@@ -78,7 +78,18 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 None => path.clone(),
             }
         }
-        RestoreSource::Object { remote, key } => {
+        source @ (RestoreSource::Object { .. } | RestoreSource::EtcdManager { .. }) => {
+            let (remote, key) = match source {
+                RestoreSource::Object { remote, key } => (remote, key.clone()),
+                RestoreSource::EtcdManager { remote, name } => {
+                    // etcd-manager lists a backup only once its meta file exists.
+                    let (client, _) = remote.connect(name, &deadline, shutdown).await?;
+                    crate::etcd_manager::backup_info(client.as_ref(), name).await?;
+                    (remote, format!("{name}/{}", crate::etcd_manager::DATA_FILE))
+                }
+                RestoreSource::File(_) => unreachable!("matched above"),
+            };
+            let key = key.as_str();
             report.source = remote.describe(key);
             let dest = match (&cfg.output, &cfg.member) {
                 (Some(out), _) => out.clone(),

@@ -128,6 +128,12 @@ pub struct Inputs {
     pub compress: Option<String>,
     /// `COMPRESS_LEVEL`: gzip level 1-9.
     pub compress_level: Option<String>,
+    /// `BACKUP_STORE`: a kops etcd-manager backup store URL (its layout is used).
+    pub backup_store: Option<String>,
+    /// `ETCD_VERSION`: etcd version for an etcd-manager meta file.
+    pub etcd_version: Option<String>,
+    /// `MEMBER_COUNT`: member count for an etcd-manager meta file.
+    pub member_count: Option<String>,
 }
 
 impl Inputs {
@@ -196,7 +202,10 @@ impl Inputs {
             etcd_dial_timeout,
             etcd_stream_timeout,
             compress,
-            compress_level
+            compress_level,
+            backup_store,
+            etcd_version,
+            member_count
         )
     }
 }

@@ -57,9 +57,51 @@ pub struct StoreReport {
 /// Uploads `cfg.file` to `cfg.key`. See the module documentation for the steps.
 #[tracing::instrument(name = "store", skip_all, fields(key = %cfg.key))]
 pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport> {
-    if let Some((src, compress)) = &cfg.etcd {
-        return crate::live::store_from_etcd(cfg, src, *compress, shutdown).await;
+    if let Some(backup) = &cfg.etcd_manager {
+        // The meta file needs a version: know it before anything is uploaded.
+        if backup.etcd_version.is_none() {
+            let deadline = Deadline::after(cfg.deadline);
+            let (client, _) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
+            if crate::etcd_manager::cluster_spec(client.as_ref())
+                .await?
+                .is_none()
+            {
+                return Err(Error::Config(format!(
+                    "the backup store has no {}: give ETCD_VERSION (--etcd-version) for the meta file",
+                    crate::etcd_manager::SPEC_FILE
+                )));
+            }
+        }
     }
+    let report = match &cfg.etcd {
+        Some((src, compress)) => {
+            crate::live::store_from_etcd(cfg, src, *compress, shutdown).await?
+        }
+        None => store_file(cfg, shutdown).await?,
+    };
+    if let Some(backup) = &cfg.etcd_manager {
+        // The meta file last: etcd-manager lists a backup only once it exists.
+        let deadline = Deadline::after(cfg.deadline);
+        let (client, _) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
+        let info = crate::etcd_manager::write_backup_info(
+            &client,
+            &backup.name,
+            backup.unix_secs,
+            backup.etcd_version.as_deref(),
+            backup.member_count,
+        )
+        .await?;
+        tracing::info!(
+            backup = %backup.name,
+            etcd_version = %info.etcd_version,
+            "etcd-manager backup listed"
+        );
+    }
+    Ok(report)
+}
+
+/// Uploads `cfg.file`; see the module documentation.
+async fn store_file(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport> {
     let started = Instant::now();
     let deadline = Deadline::after(cfg.deadline);
     let location = cfg.remote.describe(&cfg.key);

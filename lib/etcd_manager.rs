@@ -1,0 +1,416 @@
+//! kops etcd-manager backup stores: what `etcd-manager-ctl` does (list backups,
+//! queue a restore, list and delete queued commands), and the layout `store`
+//! writes and `restore` reads with `--backup-store`.
+//!
+//! Layout (kubernetes-sigs/etcd-manager `pkg/backup/vfs.go`, `pkg/commands/vfs.go`):
+//! a store is a URL prefix (`s3://bucket/cluster/backups/etcd/main`) holding
+//! `<RFC 3339 UTC>-<sequence>/etcd.backup.gz` and `…/_etcd_backup.meta` (the backup
+//! is listed only once its meta file exists), `control/etcd-cluster-spec` and queued
+//! commands `control/<RFC 3339 UTC>-000000/_command.json`. Files are protobuf-JSON
+//! (lowerCamelCase, int64 as strings, zero values omitted, two-space indent); readers
+//! accept int64 as numbers and the snake_case names too, as protojson does.
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// The snapshot of a backup (gzip of `etcdctl snapshot save`).
+pub const DATA_FILE: &str = "etcd.backup.gz";
+/// The meta file; written last.
+pub const META_FILE: &str = "_etcd_backup.meta";
+/// A queued command.
+pub const COMMAND_FILE: &str = "_command.json";
+/// The cluster spec etcd-manager expects.
+pub const SPEC_FILE: &str = "control/etcd-cluster-spec";
+
+/// `etcd.ClusterSpec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterSpec {
+    /// Members of the cluster.
+    #[serde(default, alias = "member_count", skip_serializing_if = "is_zero")]
+    pub member_count: i32,
+    /// etcd version, e.g. `3.5.1`.
+    #[serde(
+        default,
+        alias = "etcd_version",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub etcd_version: String,
+}
+
+/// `etcd.BackupInfo`: the meta file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupInfo {
+    /// etcd version of the snapshot.
+    #[serde(
+        default,
+        alias = "etcd_version",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub etcd_version: String,
+    /// Unix seconds.
+    #[serde(default, with = "int64", skip_serializing_if = "is_zero64")]
+    pub timestamp: i64,
+    /// The cluster spec at backup time.
+    #[serde(
+        default,
+        alias = "cluster_spec",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_spec: Option<ClusterSpec>,
+}
+
+/// `etcd.RestoreBackupCommand`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreBackupCommand {
+    /// The spec to restore into.
+    #[serde(
+        default,
+        alias = "cluster_spec",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_spec: Option<ClusterSpec>,
+    /// The backup's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub backup: String,
+}
+
+/// `etcd.Command`: a queued command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Command {
+    /// Unix nanoseconds.
+    #[serde(default, with = "int64", skip_serializing_if = "is_zero64")]
+    pub timestamp: i64,
+    /// The restore request.
+    #[serde(
+        default,
+        alias = "restore_backup",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub restore_backup: Option<RestoreBackupCommand>,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+fn is_zero64(v: &i64) -> bool {
+    *v == 0
+}
+
+/// protobuf-JSON int64: written as a string, read from a string or a number.
+mod int64 {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            N(i64),
+            S(String),
+        }
+        match Either::deserialize(d)? {
+            Either::N(n) => Ok(n),
+            Either::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// protobuf-JSON text of `v`, two-space indented like etcd-manager's `ToJson`.
+pub fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).expect("plain structs serialise")
+}
+
+/// `<RFC 3339 UTC, seconds>-<sequence>`: a backup or command name.
+pub fn name_at(unix_secs: u64, sequence: u32) -> String {
+    format!("{}-{sequence:06}", rfc3339(unix_secs))
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
+pub fn rfc3339(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let rem = unix_secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A backup name must be one path component (etcd-manager's `validateBackupName`).
+pub fn check_backup_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(Error::Usage(format!("{name:?} is not a backup name")));
+    }
+    Ok(())
+}
+
+fn path(key: &str) -> ObjectPath {
+    ObjectPath::from(key)
+}
+
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    store: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<T>> {
+    match store.get(&path(key)).await {
+        Ok(got) => {
+            let bytes = got
+                .bytes()
+                .await
+                .map_err(|e| Error::remote(format!("reading {key}"), e))?;
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::Data(format!("{key} is not valid protobuf-JSON: {e}")))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::remote(format!("reading {key}"), e)),
+    }
+}
+
+async fn write_json<T: Serialize>(store: &dyn ObjectStore, key: &str, v: &T) -> Result<()> {
+    store
+        .put(&path(key), PutPayload::from(to_json(v).into_bytes()))
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::remote(format!("writing {key}"), e))
+}
+
+/// The backups in the store, sorted (only those with a meta file).
+pub async fn list_backups(store: &dyn ObjectStore) -> Result<Vec<String>> {
+    let objects: Vec<_> = store
+        .list(None)
+        .try_collect()
+        .await
+        .map_err(|e| Error::remote("listing the backup store", e))?;
+    let mut names: Vec<String> = objects
+        .iter()
+        .filter_map(|o| {
+            let parts: Vec<_> = o.location.parts().collect();
+            match parts.as_slice() {
+                [name, file] if file.as_ref() == META_FILE => Some(name.as_ref().to_string()),
+                _ => None,
+            }
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The meta of backup `name`; a backup without one does not exist (exit 12).
+pub async fn backup_info(store: &dyn ObjectStore, name: &str) -> Result<BackupInfo> {
+    check_backup_name(name)?;
+    read_json(store, &format!("{name}/{META_FILE}"))
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "no backup {name:?} in the backup store (no {META_FILE})"
+            ))
+        })
+}
+
+/// The cluster spec etcd-manager expects, if any.
+pub async fn cluster_spec(store: &dyn ObjectStore) -> Result<Option<ClusterSpec>> {
+    read_json(store, SPEC_FILE).await
+}
+
+/// Queues a restore of `name` with the current cluster spec, like
+/// `etcd-manager-ctl restore-backup`; returns the command's key.
+pub async fn queue_restore(store: &dyn ObjectStore, name: &str, now_nanos: i64) -> Result<String> {
+    backup_info(store, name).await?;
+    let spec = cluster_spec(store).await?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "no cluster spec at {SPEC_FILE}: is this a new cluster?"
+        ))
+    })?;
+    let cmd = Command {
+        timestamp: now_nanos,
+        restore_backup: Some(RestoreBackupCommand {
+            cluster_spec: Some(spec),
+            backup: name.to_string(),
+        }),
+    };
+    let key = format!(
+        "control/{}/{COMMAND_FILE}",
+        name_at((now_nanos / 1_000_000_000) as u64, 0)
+    );
+    write_json(store, &key, &cmd).await?;
+    Ok(key)
+}
+
+/// Queued commands with their keys, oldest first.
+pub async fn list_commands(store: &dyn ObjectStore) -> Result<Vec<(String, Command)>> {
+    let prefix = path("control");
+    let objects: Vec<_> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::remote("listing queued commands", e))?;
+    let mut out = Vec::new();
+    for o in objects
+        .iter()
+        .filter(|o| o.location.filename() == Some(COMMAND_FILE))
+    {
+        let key = o.location.to_string();
+        if let Some(cmd) = read_json::<Command>(store, &key).await? {
+            out.push((key, cmd));
+        }
+    }
+    out.sort_by_key(|(_, c)| c.timestamp);
+    Ok(out)
+}
+
+/// Deletes the queued restores of backup `name`; returns how many.
+pub async fn delete_commands(store: &dyn ObjectStore, name: &str) -> Result<usize> {
+    let mut n = 0;
+    for (key, cmd) in list_commands(store).await? {
+        if cmd
+            .restore_backup
+            .as_ref()
+            .is_some_and(|r| r.backup == name)
+        {
+            store
+                .delete(&path(&key))
+                .await
+                .map_err(|e| Error::remote(format!("deleting {key}"), e))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Writes the meta file of a stored backup (last, so listing sees only whole
+/// backups). The spec is the store's current one, else built from the arguments.
+pub async fn write_backup_info(
+    store: &Arc<dyn ObjectStore>,
+    name: &str,
+    unix_secs: i64,
+    etcd_version: Option<&str>,
+    member_count: Option<i32>,
+) -> Result<BackupInfo> {
+    let current = cluster_spec(store.as_ref()).await?;
+    let spec = match (current, etcd_version) {
+        (Some(mut s), v) => {
+            if let Some(v) = v {
+                s.etcd_version = v.to_string();
+            }
+            if let Some(n) = member_count {
+                s.member_count = n;
+            }
+            s
+        }
+        (None, Some(v)) => ClusterSpec {
+            member_count: member_count.unwrap_or(1),
+            etcd_version: v.to_string(),
+        },
+        (None, None) => {
+            return Err(Error::Config(format!(
+                "the backup store has no {SPEC_FILE}: give ETCD_VERSION (--etcd-version) for the meta file"
+            )));
+        }
+    };
+    let info = BackupInfo {
+        etcd_version: spec.etcd_version.clone(),
+        timestamp: unix_secs,
+        cluster_spec: Some(spec),
+    };
+    write_json(store.as_ref(), &format!("{name}/{META_FILE}"), &info).await?;
+    Ok(info)
+}
+
+/// Runs one of etcd-manager-ctl's commands against the store; returns what to print.
+pub async fn ctl(cfg: &crate::config::CtlConfig, shutdown: &crate::Shutdown) -> Result<String> {
+    let deadline = crate::Deadline::after(std::time::Duration::from_secs(300));
+    let (client, _) = cfg.remote.connect(SPEC_FILE, &deadline, shutdown).await?;
+    let store = client.as_ref();
+    let args: Vec<&str> = cfg.args.iter().map(String::as_str).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    match args.as_slice() {
+        ["list-backups"] => Ok(list_backups(store).await?.join("\n")),
+        ["restore-backup", name] => {
+            let key = queue_restore(store, name, now).await?;
+            Ok(format!("added restore-backup command for {name}: {key}"))
+        }
+        ["list-commands"] => Ok(list_commands(store)
+            .await?
+            .iter()
+            .map(|(key, c)| format!("{key} {}", serde_json::to_string(c).expect("serialises")))
+            .collect::<Vec<_>>()
+            .join("\n")),
+        ["delete-command", name] => {
+            let n = delete_commands(store, name).await?;
+            Ok(format!("deleted {n} command(s) for {name}"))
+        }
+        _ => Err(Error::Usage(format!(
+            "unknown backup-store command {:?}: use list-backups, restore-backup NAME, list-commands or delete-command NAME",
+            cfg.args.join(" ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_rfc3339_utc_with_a_sequence() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(name_at(1_557_253_681, 977), "2019-05-07T18:28:01Z-000977");
+        assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert!(check_backup_name("../x").is_err());
+        assert!(check_backup_name("2019-05-07T18:28:01Z-000977").is_ok());
+    }
+
+    #[test]
+    fn protobuf_json_both_ways() {
+        let info = BackupInfo {
+            etcd_version: "3.5.1".into(),
+            timestamp: 1_557_253_681,
+            cluster_spec: Some(ClusterSpec {
+                member_count: 3,
+                etcd_version: "3.5.1".into(),
+            }),
+        };
+        let text = to_json(&info);
+        assert_eq!(
+            text,
+            "{\n  \"etcdVersion\": \"3.5.1\",\n  \"timestamp\": \"1557253681\",\n  \"clusterSpec\": {\n    \"memberCount\": 3,\n    \"etcdVersion\": \"3.5.1\"\n  }\n}"
+        );
+        assert_eq!(serde_json::from_str::<BackupInfo>(&text).unwrap(), info);
+        // Readers accept int64 as numbers and the proto field names.
+        let alt = r#"{"etcd_version":"3.5.1","timestamp":1557253681,"cluster_spec":{"member_count":3,"etcd_version":"3.5.1"}}"#;
+        assert_eq!(serde_json::from_str::<BackupInfo>(alt).unwrap(), info);
+        let cmd: Command =
+            serde_json::from_str(r#"{"timestamp":"5","restoreBackup":{"backup":"b"}}"#).unwrap();
+        assert_eq!(cmd.restore_backup.unwrap().backup, "b");
+        assert_eq!(
+            to_json(&Command::default()),
+            "{}",
+            "zero values are omitted"
+        );
+    }
+}
