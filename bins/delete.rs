@@ -22,10 +22,11 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = cli::parse();
-    cli::run(|shutdown| async move {
+    let env = cli::env_inputs();
+    cli::run("delete", &env.clone(), |shutdown| async move {
         let mut flags = args.common.inputs();
         flags.backup_to_delete = args.backup;
-        let cfg = DeleteConfig::from_inputs(&cli::env_inputs().overlay(flags), args.strict)?;
+        let cfg = DeleteConfig::from_inputs(&env.overlay(flags), args.strict)?;
         snapjob::delete(&cfg, &shutdown).await
     })
 }

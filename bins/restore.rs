@@ -71,7 +71,8 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = cli::parse();
-    cli::run(|shutdown| async move {
+    let env = cli::env_inputs();
+    cli::run("restore", &env.clone(), |shutdown| async move {
         let mut flags = args.common.inputs();
         flags.backup_to_restore = args.backup;
         flags.output_file = args.output;
@@ -89,16 +90,16 @@ fn main() -> std::process::ExitCode {
         flags.namespace = args.namespace;
         flags.cluster_size = args.cluster_size;
         flags.backup_store = args.backup_store;
-        let inputs = cli::env_inputs().overlay(flags);
+        let inputs = env.overlay(flags);
         if !args.command.is_empty() {
             let cfg = snapjob::CtlConfig::from_inputs(&inputs, args.command)?;
             let out = snapjob::etcd_manager::ctl(&cfg, &shutdown).await?;
             if !out.is_empty() {
                 println!("{out}");
             }
-            return Ok(());
+            return Ok(None);
         }
         let cfg = RestoreConfig::from_inputs(&inputs)?;
-        snapjob::restore(&cfg, &shutdown).await.map(|_| ())
+        snapjob::restore(&cfg, &shutdown).await.map(Some)
     })
 }

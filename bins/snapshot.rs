@@ -23,12 +23,13 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = cli::parse();
-    cli::run(|shutdown| async move {
+    let env = cli::env_inputs();
+    cli::run("snapshot", &env.clone(), |shutdown| async move {
         let mut flags = snapjob::Inputs::default();
         flags.snapshot_file = args.file;
         flags.deadline = args.deadline;
         args.etcd.apply(&mut flags);
-        let cfg = SnapshotConfig::from_inputs(&cli::env_inputs().overlay(flags))?;
+        let cfg = SnapshotConfig::from_inputs(&env.overlay(flags))?;
         snapjob::live::snapshot_to_file(
             &cfg.source,
             &cfg.file,

@@ -42,7 +42,8 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args: Args = cli::parse();
-    cli::run(|shutdown| async move {
+    let env = cli::env_inputs();
+    cli::run("store", &env.clone(), |shutdown| async move {
         let mut flags = args.common.inputs();
         flags.backup_to_create = args.backup;
         flags.snapshot_file = args.file;
@@ -53,7 +54,7 @@ fn main() -> std::process::ExitCode {
         flags.backup_store = args.backup_store;
         flags.etcd_version = args.etcd_version;
         flags.member_count = args.member_count;
-        let cfg = StoreConfig::from_inputs(&cli::env_inputs().overlay(flags))?;
+        let cfg = StoreConfig::from_inputs(&env.overlay(flags))?;
         snapjob::store(&cfg, &shutdown).await
     })
 }

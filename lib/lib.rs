@@ -15,6 +15,7 @@
 //! - [`store`], [`delete`], [`restore`]: the three operations, one function each.
 //! - [`datadir`]: a snapshot into an etcd member data dir (pure-Rust `etcdutl
 //!   snapshot restore`): membership, bbolt rewrite, WAL, `.snap`.
+//! - [`report`]: the run's JSON summary (termination message) and Pushgateway metrics.
 //! - [`cancel`]: shutdown signalling and deadlines passed into the operations.
 //! - [`error`]: the one error type, its classes and the exit-code table.
 //!
@@ -32,6 +33,7 @@ pub mod etcd;
 pub mod etcd_manager;
 pub mod live;
 pub mod remote;
+pub mod report;
 pub mod restore;
 pub mod settings;
 pub mod snapshot;

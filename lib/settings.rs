@@ -134,6 +134,10 @@ pub struct Inputs {
     pub etcd_version: Option<String>,
     /// `MEMBER_COUNT`: member count for an etcd-manager meta file.
     pub member_count: Option<String>,
+    /// `TERMINATION_LOG`: where the JSON summary goes (default `/dev/termination-log`).
+    pub termination_log: Option<String>,
+    /// `PUSHGATEWAY_URL`: push metrics there after the run.
+    pub pushgateway_url: Option<String>,
 }
 
 impl Inputs {
@@ -205,7 +209,9 @@ impl Inputs {
             compress_level,
             backup_store,
             etcd_version,
-            member_count
+            member_count,
+            termination_log,
+            pushgateway_url
         )
     }
 }

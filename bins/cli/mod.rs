@@ -143,9 +143,11 @@ fn watch_signals() -> Shutdown {
 }
 
 /// Runs one operation on a fresh runtime and maps its outcome to the exit code.
-/// Errors are logged as one line with the whole chain.
-pub fn run<T, F, Fut>(op: F) -> ExitCode
+/// Errors are logged as one line with the whole chain; the outcome is written as
+/// the termination message and pushed to a Pushgateway when one is configured.
+pub fn run<T, F, Fut>(operation: &str, inputs: &Inputs, op: F) -> ExitCode
 where
+    T: snapjob::report::Outcome,
     F: FnOnce(Shutdown) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
@@ -160,18 +162,31 @@ where
             return ExitCode::from(1);
         }
     };
+    let started = std::time::Instant::now();
     let result = runtime.block_on(async move {
         let shutdown = watch_signals();
         op(shutdown).await
     });
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            let code = e.exit_code();
-            tracing::error!(exit_code = code, "{}", e.chain());
-            ExitCode::from(code)
+    if let Err(e) = &result {
+        tracing::error!(exit_code = e.exit_code(), "{}", e.chain());
+    }
+    let summary = snapjob::report::Summary::of(operation, &result, started.elapsed().as_secs_f64());
+    let (path, explicit) = match &inputs.termination_log {
+        Some(p) => (p.as_str(), true),
+        None => ("/dev/termination-log", false),
+    };
+    snapjob::report::write_termination_log(path, explicit, &summary);
+    if let Some(url) = &inputs.pushgateway_url {
+        let cluster = inputs.cluster.as_deref().unwrap_or("");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let pushed = runtime.block_on(snapjob::report::push_metrics(url, cluster, &summary, now));
+        if let Err(e) = pushed {
+            tracing::warn!(error = %e, "pushing metrics failed; the run's result stands");
         }
     }
+    ExitCode::from(summary.exit_code)
 }
 
 /// How to reach etcd and compress its snapshot (store --from-etcd, snapshot).

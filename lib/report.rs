@@ -1,0 +1,295 @@
+//! What a run reports beyond its logs: a one-line JSON summary for the pod's
+//! termination message (what `kubectl describe` and the Job's status show), and
+//! optional Prometheus metrics pushed to a Pushgateway.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorClass};
+
+/// The termination message is cut by Kubernetes at 4096 bytes; stay below.
+const TERMINATION_LIMIT: usize = 4096;
+
+/// The outcome of one run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    /// `store`, `delete`, `restore`, `snapshot`.
+    pub operation: String,
+    /// `ok` or `error`.
+    pub result: String,
+    /// Object key or file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Bytes moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// SHA-256 of the stored object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Wall time.
+    pub seconds: f64,
+    /// The process exit code.
+    pub exit_code: u8,
+    /// The error, one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What to look at first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Reports implement this to fill in their part of the summary.
+pub trait Outcome {
+    /// Key, bytes and SHA-256 of a successful run.
+    fn fill(&self, _summary: &mut Summary) {}
+}
+
+impl Outcome for () {}
+
+impl<T: Outcome> Outcome for Option<T> {
+    fn fill(&self, s: &mut Summary) {
+        if let Some(t) = self {
+            t.fill(s);
+        }
+    }
+}
+
+impl Outcome for crate::StoreReport {
+    fn fill(&self, s: &mut Summary) {
+        s.key = Some(self.location.clone());
+        s.bytes = Some(self.bytes);
+        s.sha256 = Some(self.sha256.clone());
+    }
+}
+
+impl Outcome for crate::DeleteOutcome {}
+
+impl Outcome for crate::RestoreReport {
+    fn fill(&self, s: &mut Summary) {
+        s.key = Some(self.source.clone());
+        s.bytes = self.snapshot.as_ref().map(|i| i.input_bytes);
+    }
+}
+
+impl Outcome for crate::live::SnapshotReport {
+    fn fill(&self, s: &mut Summary) {
+        s.key = Some(self.file.display().to_string());
+        s.bytes = Some(self.snapshot_bytes);
+    }
+}
+
+/// What to check first, by error class.
+pub fn hint(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::Config => {
+            "a setting is missing or invalid: see the variable named in the error"
+        }
+        ErrorClass::Usage => "see --help",
+        ErrorClass::NotFound => "check BUCKET_NAME and the backup name",
+        ErrorClass::Denied => "check ACCESS_KEY_ID/SECRET_ACCESS_KEY, and CA_BUNDLE for TLS",
+        ErrorClass::Data => {
+            "the snapshot or object is corrupt: take a new backup; nothing was stored"
+        }
+        ErrorClass::LocalIo => "check the file and its volume mount",
+        ErrorClass::Temporary => "timed out: the Job retries; raise DEADLINE if transfers are slow",
+        ErrorClass::Unavailable => "the object store is throttling or failing: the Job retries",
+        ErrorClass::ConnectionRefused => "nothing listens at ENDPOINT",
+        ErrorClass::Cancelled(_) => {
+            "the Job was stopped (deadline or deletion); uploads were aborted"
+        }
+        _ => "see the error",
+    }
+}
+
+impl Summary {
+    /// The summary of a finished run.
+    pub fn of<T: Outcome>(operation: &str, result: &Result<T, Error>, seconds: f64) -> Summary {
+        let mut s = Summary {
+            operation: operation.to_string(),
+            seconds: (seconds * 1000.0).round() / 1000.0,
+            ..Summary::default()
+        };
+        match result {
+            Ok(report) => {
+                s.result = "ok".into();
+                report.fill(&mut s);
+            }
+            Err(e) => {
+                s.result = "error".into();
+                s.exit_code = e.exit_code();
+                s.error = Some(e.chain());
+                s.hint = Some(hint(e.class()).to_string());
+            }
+        }
+        s
+    }
+
+    /// One JSON line of at most 4 KiB (the error is shortened if needed).
+    pub fn to_line(&self) -> String {
+        let mut s = self.clone();
+        loop {
+            let line = serde_json::to_string(&s).expect("plain struct");
+            let Some(err) = s.error.as_mut().filter(|_| line.len() > TERMINATION_LIMIT) else {
+                return line;
+            };
+            let keep = err.len().saturating_sub(line.len() - TERMINATION_LIMIT + 3);
+            let cut = (0..=keep)
+                .rev()
+                .find(|i| err.is_char_boundary(*i))
+                .unwrap_or(0);
+            err.truncate(cut);
+            err.push('…');
+        }
+    }
+
+    /// Prometheus text for a Pushgateway: duration, bytes, exit code, and the
+    /// last-success timestamp on success.
+    pub fn metrics(&self, now_unix: u64) -> String {
+        let mut out = String::new();
+        let mut gauge = |name: &str, help: &str, v: String| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+            ));
+        };
+        gauge(
+            "snapjob_duration_seconds",
+            "Wall time of the last run.",
+            self.seconds.to_string(),
+        );
+        gauge(
+            "snapjob_bytes",
+            "Bytes moved by the last run.",
+            self.bytes.unwrap_or(0).to_string(),
+        );
+        gauge(
+            "snapjob_exit_code",
+            "Exit code of the last run.",
+            self.exit_code.to_string(),
+        );
+        if self.result == "ok" {
+            gauge(
+                "snapjob_last_success_timestamp_seconds",
+                "When a run last succeeded.",
+                now_unix.to_string(),
+            );
+        }
+        out
+    }
+}
+
+/// Writes the summary as the pod's termination message. Best effort: a missing
+/// default path (not in a pod) is skipped silently, other failures are logged.
+pub fn write_termination_log(path: &str, explicit: bool, summary: &Summary) {
+    if !explicit && !std::path::Path::new(path).exists() {
+        return;
+    }
+    if let Err(e) = std::fs::write(path, summary.to_line()) {
+        tracing::warn!(path, error = %e, "cannot write the termination message");
+    }
+}
+
+/// A Pushgateway URL path element: plain when safe, else `label@base64/value`.
+fn label(name: &str, value: &str) -> String {
+    let safe = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if safe {
+        format!("{name}/{value}")
+    } else {
+        format!("{name}@base64/{}", base64url(value.as_bytes()))
+    }
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    if out.is_empty() { "=".into() } else { out }
+}
+
+/// POSTs the metrics (POST keeps the last-success timestamp of earlier runs when
+/// this one failed) to `<url>/metrics/job/snapjob/cluster/<c>/operation/<op>`.
+pub async fn push_metrics(
+    url: &str,
+    cluster: &str,
+    summary: &Summary,
+    now_unix: u64,
+) -> Result<(), String> {
+    let target = format!(
+        "{}/metrics/job/snapjob/{}/{}",
+        url.trim_end_matches('/'),
+        label("cluster", cluster),
+        label("operation", &summary.operation)
+    );
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(&target)
+        .header("content-type", "text/plain; version=0.0.4")
+        .body(summary.metrics(now_unix))
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("the Pushgateway answered {}", response.status()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_of_success_and_failure() {
+        let ok: Result<(), Error> = Ok(());
+        let s = Summary::of("delete", &ok, 1.23456);
+        assert_eq!(
+            s.to_line(),
+            r#"{"operation":"delete","result":"ok","seconds":1.235,"exit_code":0}"#
+        );
+        let err: Result<(), Error> = Err(Error::Config("BUCKET_NAME is not set".into()));
+        let s = Summary::of("store", &err, 0.0);
+        assert_eq!(s.exit_code, 78);
+        assert_eq!(s.error.as_deref(), Some("BUCKET_NAME is not set"));
+        assert!(s.hint.unwrap().contains("variable"));
+    }
+
+    #[test]
+    fn the_line_stays_under_4_kib() {
+        let err: Result<(), Error> = Err(Error::Other("é".repeat(5000)));
+        let line = Summary::of("store", &err, 0.0).to_line();
+        assert!(line.len() <= 4096, "{}", line.len());
+        assert!(serde_json::from_str::<serde_json::Value>(&line).is_ok());
+    }
+
+    #[test]
+    fn metrics_and_labels() {
+        let ok: Result<(), Error> = Ok(());
+        let text = Summary::of("store", &ok, 2.0).metrics(1700000000);
+        assert!(text.contains("snapjob_last_success_timestamp_seconds 1700000000\n"));
+        assert!(text.contains("snapjob_exit_code 0\n"));
+        let err: Result<(), Error> = Err(Error::Data("x".into()));
+        assert!(
+            !Summary::of("store", &err, 2.0)
+                .metrics(1)
+                .contains("last_success")
+        );
+        assert_eq!(label("cluster", "xyz123"), "cluster/xyz123");
+        assert_eq!(label("cluster", "a/b"), "cluster@base64/YS9i");
+        assert_eq!(base64url(b"hello?"), "aGVsbG8_");
+    }
+}

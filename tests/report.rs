@@ -1,0 +1,153 @@
+//! What a Job sees besides logs: the JSON termination message, and metrics pushed
+//! to a Pushgateway (a small receiver on loopback stands in for it).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::mpsc;
+
+use common::*;
+
+fn termination(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(!text.contains(SECRET_KEY));
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn the_termination_message_summarises_success_and_failure() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    let file = fixture("etcd-3.4-small.db.gz");
+    let env = with(
+        &server.job_env(),
+        &[
+            ("BACKUP_TO_CREATE", "t.db.gz"),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+            ("TERMINATION_LOG", log.to_str().unwrap()),
+        ],
+    );
+    run("store", &env, &[]).assert_code(0);
+    let ok = termination(&log);
+    assert_eq!(ok["operation"], "store");
+    assert_eq!(ok["result"], "ok");
+    assert_eq!(ok["exit_code"], 0);
+    assert_eq!(ok["bytes"], std::fs::metadata(&file).unwrap().len());
+    assert_eq!(ok["sha256"], sha256_hex(&std::fs::read(&file).unwrap()));
+    assert!(
+        ok["key"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{CLUSTER}-t.db.gz"))
+    );
+
+    run("store", &without(&env, &["BUCKET_NAME"]), &[]).assert_code(78);
+    let failed = termination(&log);
+    assert_eq!(failed["result"], "error");
+    assert_eq!(failed["exit_code"], 78);
+    assert!(failed["error"].as_str().unwrap().contains("BUCKET_NAME"));
+    assert!(failed["hint"].as_str().unwrap().contains("variable"));
+}
+
+/// Accepts HTTP requests on loopback and sends (method, path, body) of each.
+fn receiver() -> (u16, mpsc::Receiver<(String, String, String)>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut parts = line.split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap_or("").to_string(),
+                parts.next().unwrap_or("").to_string(),
+            );
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let mut conn = conn;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send((method, path, String::from_utf8(body).unwrap()));
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn metrics_are_pushed_and_a_dead_pushgateway_only_warns() {
+    let server = S3Server::start();
+    let (port, pushes) = receiver();
+    let file = fixture("etcd-3.4-small.db.gz");
+    let env = with(
+        &server.job_env(),
+        &[
+            ("BACKUP_TO_CREATE", "m.db.gz"),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+            ("PUSHGATEWAY_URL", &format!("http://127.0.0.1:{port}")),
+        ],
+    );
+    run("store", &env, &[]).assert_code(0);
+    let (method, path, body) = pushes
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(method, "POST", "POST keeps earlier metrics of the group");
+    assert_eq!(
+        path,
+        format!("/metrics/job/snapjob/cluster/{CLUSTER}/operation/store")
+    );
+    assert!(
+        body.contains("snapjob_exit_code 0\n")
+            && body.contains("snapjob_last_success_timestamp_seconds "),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "snapjob_bytes {}\n",
+            std::fs::metadata(&file).unwrap().len()
+        )),
+        "{body}"
+    );
+
+    run(
+        "store",
+        &with(
+            &env,
+            &[("SNAPSHOT_FILE", fixture("empty.db.gz").to_str().unwrap())],
+        ),
+        &[],
+    )
+    .assert_code(65);
+    let (_, _, body) = pushes
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert!(
+        body.contains("snapjob_exit_code 65\n") && !body.contains("last_success"),
+        "{body}"
+    );
+
+    let dead = with(
+        &env,
+        &[(
+            "PUSHGATEWAY_URL",
+            &format!("http://127.0.0.1:{}", closed_port()),
+        )],
+    );
+    let r = run("store", &dead, &[]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("pushing metrics failed"), "{}", r.stderr);
+}
