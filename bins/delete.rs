@@ -18,6 +18,12 @@ struct Args {
     /// Exit 12 when the bucket does not exist
     #[arg(long)]
     strict: bool,
+    /// Then keep only the N newest backups under --prefix, deleting older ones (opt-in) [env: KEEP_LAST]
+    #[arg(long, value_name = "N")]
+    keep: Option<String>,
+    /// Key prefix for --keep [env: RETENTION_PREFIX] [default: $CLUSTER-]
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +32,8 @@ fn main() -> std::process::ExitCode {
     cli::run("delete", &env.clone(), |shutdown| async move {
         let mut flags = args.common.inputs();
         flags.backup_to_delete = args.backup;
+        flags.keep_last = args.keep;
+        flags.retention_prefix = args.prefix;
         let cfg = DeleteConfig::from_inputs(&env.overlay(flags), args.strict)?;
         snapjob::delete(&cfg, &shutdown).await
     })

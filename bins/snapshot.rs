@@ -30,13 +30,6 @@ fn main() -> std::process::ExitCode {
         flags.deadline = args.deadline;
         args.etcd.apply(&mut flags);
         let cfg = SnapshotConfig::from_inputs(&env.overlay(flags))?;
-        snapjob::live::snapshot_to_file(
-            &cfg.source,
-            &cfg.file,
-            cfg.compress,
-            cfg.deadline,
-            &shutdown,
-        )
-        .await
+        snapjob::live::snapshot_to_file(&cfg, &shutdown).await
     })
 }

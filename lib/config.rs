@@ -64,6 +64,8 @@ pub struct StoreConfig {
     pub transfer: Transfer,
     /// Internal time budget (below the Job's `activeDeadlineSeconds: 120`).
     pub deadline: Duration,
+    /// Interval of progress lines on long transfers.
+    pub progress: Duration,
     /// Take the snapshot from this etcd instead of `file`, stored compressed so.
     pub etcd: Option<(EtcdSource, Compress)>,
     /// Write a kops etcd-manager backup (the key is `<name>/etcd.backup.gz`), then
@@ -132,6 +134,8 @@ pub struct SnapshotConfig {
     pub compress: Compress,
     /// Internal time budget.
     pub deadline: Duration,
+    /// Interval of progress lines on long transfers.
+    pub progress: Duration,
 }
 
 impl SnapshotConfig {
@@ -143,6 +147,7 @@ impl SnapshotConfig {
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             compress,
             deadline: deadline(i, Duration::from_secs(110))?,
+            progress: progress(i)?,
         })
     }
 }
@@ -200,13 +205,24 @@ pub fn etcd_settings(i: &Inputs) -> Result<(EtcdSource, Compress)> {
     ))
 }
 
+/// Keep the newest `keep` objects whose keys start with `prefix`; delete the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// How many to keep (at least 1).
+    pub keep: usize,
+    /// Key prefix, `$CLUSTER-` by default.
+    pub prefix: String,
+}
+
 /// Configuration of `delete`.
 #[derive(Debug, Clone)]
 pub struct DeleteConfig {
     /// Where the object lives.
     pub remote: Remote,
-    /// Object key, `$CLUSTER-$BACKUP_TO_DELETE`.
-    pub key: String,
+    /// Object key, `$CLUSTER-$BACKUP_TO_DELETE`; none for a retention-only run.
+    pub key: Option<String>,
+    /// Prune to the newest N backups after the deletion (opt-in).
+    pub retention: Option<Retention>,
     /// Exit 12 for a missing bucket instead of warning and exiting 0.
     pub strict: bool,
     /// Internal time budget (below the Job's `activeDeadlineSeconds: 240`).
@@ -245,6 +261,8 @@ pub struct RestoreConfig {
     pub member: Option<DataDirSpec>,
     /// Internal time budget.
     pub deadline: Duration,
+    /// Interval of progress lines on long transfers.
+    pub progress: Duration,
 }
 
 impl StoreConfig {
@@ -293,6 +311,7 @@ impl StoreConfig {
                 },
             },
             deadline: deadline(i, Duration::from_secs(110))?,
+            progress: progress(i)?,
             etcd: if parse_bool(i.from_etcd.as_deref(), "FROM_ETCD")? {
                 Some(etcd_settings(i)?)
             } else {
@@ -306,8 +325,32 @@ impl StoreConfig {
 impl DeleteConfig {
     /// Validates the inputs of `delete`.
     pub fn from_inputs(i: &Inputs, strict: bool) -> Result<Self> {
+        let retention = match &i.keep_last {
+            None => None,
+            Some(raw) => Some(Retention {
+                keep: parse_count(raw, "KEEP_LAST", 1, 100_000)?,
+                prefix: match (&i.retention_prefix, &i.cluster) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(c)) => format!("{c}-"),
+                    (None, None) => {
+                        return Err(Error::Config(
+                            "KEEP_LAST needs RETENTION_PREFIX (--prefix) or CLUSTER".into(),
+                        ));
+                    }
+                },
+            }),
+        };
+        let key = match (&i.backup_to_delete, &i.object_key, &retention) {
+            (None, None, Some(_)) => None,
+            _ => Some(object_key(
+                i,
+                "BACKUP_TO_DELETE",
+                i.backup_to_delete.as_deref(),
+            )?),
+        };
         Ok(DeleteConfig {
-            key: object_key(i, "BACKUP_TO_DELETE", i.backup_to_delete.as_deref())?,
+            key,
+            retention,
             strict,
             deadline: deadline(i, Duration::from_secs(220))?,
             remote: Remote::from_inputs(i)?,
@@ -347,6 +390,7 @@ impl RestoreConfig {
             output,
             member,
             deadline: deadline(i, Duration::from_secs(3600))?,
+            progress: progress(i)?,
         })
     }
 }
@@ -504,6 +548,14 @@ pub fn object_key(i: &Inputs, backup_var: &str, backup: Option<&str>) -> Result<
         ));
     }
     Ok(key)
+}
+
+fn progress(i: &Inputs) -> Result<Duration> {
+    match i.progress_interval.as_deref().map(str::trim) {
+        None => Ok(Duration::from_secs(5)),
+        Some("0") => Ok(Duration::ZERO),
+        Some(raw) => parse_duration(raw, "PROGRESS_INTERVAL"),
+    }
 }
 
 fn deadline(i: &Inputs, default: Duration) -> Result<Duration> {

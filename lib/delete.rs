@@ -6,9 +6,10 @@
 //! [`DeleteOutcome::BucketMissing`] (the binary warns and exits 0) unless `strict`.
 
 use object_store::ObjectStoreExt;
+use object_store::path::Path as ObjectPath;
 
 use crate::cancel::{Deadline, Shutdown};
-use crate::config::DeleteConfig;
+use crate::config::{DeleteConfig, Retention};
 use crate::error::{Error, Result};
 use crate::remote::Remote;
 
@@ -23,12 +24,85 @@ pub enum DeleteOutcome {
     BucketMissing,
 }
 
-/// Deletes `cfg.key`. See the module documentation for what counts as success.
-#[tracing::instrument(name = "delete", skip_all, fields(key = %cfg.key))]
+/// Deletes `cfg.key` (see the module documentation for what counts as success),
+/// then, when asked, prunes to the newest backups (see [`prune`]).
+#[tracing::instrument(name = "delete", skip_all, fields(key = ?cfg.key))]
 pub async fn delete(cfg: &DeleteConfig, shutdown: &Shutdown) -> Result<DeleteOutcome> {
     let deadline = Deadline::after(cfg.deadline);
-    let location = cfg.remote.describe(&cfg.key);
-    let (client, path) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
+    let outcome = match &cfg.key {
+        Some(key) => delete_one(cfg, key, &deadline, shutdown).await?,
+        None => DeleteOutcome::AlreadyAbsent,
+    };
+    if let (Some(r), false) = (&cfg.retention, outcome == DeleteOutcome::BucketMissing) {
+        prune(cfg, r, &deadline, shutdown).await?;
+    }
+    Ok(outcome)
+}
+
+/// Keeps the newest `r.keep` objects whose keys start with `r.prefix` and deletes
+/// the others: newest by last-modified time, ties broken by key. Only objects it
+/// listed are deleted; returns their keys.
+pub async fn prune(
+    cfg: &DeleteConfig,
+    r: &Retention,
+    deadline: &Deadline,
+    shutdown: &Shutdown,
+) -> Result<Vec<String>> {
+    let (client, _) = cfg.remote.connect("retention", deadline, shutdown).await?;
+    // object_store lists by path segment, so list the prefix's directory and
+    // compare the last segment as a string.
+    let (dir, start) = match r.prefix.rsplit_once('/') {
+        Some((d, s)) => (Some(ObjectPath::from(d)), s),
+        None => (None, r.prefix.as_str()),
+    };
+    let listing = deadline
+        .run(shutdown, "listing backups", async {
+            client.list_with_delimiter(dir.as_ref()).await.map_err(|e| {
+                Error::remote(format!("listing {}", cfg.remote.describe(&r.prefix)), e)
+            })
+        })
+        .await?;
+    let mut found: Vec<_> = listing
+        .objects
+        .into_iter()
+        .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
+        .collect();
+    found.sort_by(|a, b| {
+        b.last_modified
+            .cmp(&a.last_modified)
+            .then_with(|| b.location.cmp(&a.location))
+    });
+    let doomed = found.split_off(r.keep.min(found.len()));
+    let mut deleted = Vec::new();
+    for o in &doomed {
+        let key = o.location.to_string();
+        deadline
+            .run(shutdown, "pruning old backups", async {
+                client.delete(&o.location).await.map_err(|e| {
+                    Error::remote(format!("delete of {}", cfg.remote.describe(&key)), e)
+                })
+            })
+            .await?;
+        tracing::info!(key = %key, "pruned");
+        deleted.push(key);
+    }
+    tracing::info!(
+        prefix = %r.prefix,
+        kept = found.len(),
+        deleted = deleted.len(),
+        "retention applied"
+    );
+    Ok(deleted)
+}
+
+async fn delete_one(
+    cfg: &DeleteConfig,
+    key: &str,
+    deadline: &Deadline,
+    shutdown: &Shutdown,
+) -> Result<DeleteOutcome> {
+    let location = cfg.remote.describe(key);
+    let (client, path) = cfg.remote.connect(key, deadline, shutdown).await?;
     let existed = deadline
         .run(shutdown, "looking up the object", async {
             match client.head(&path).await {

@@ -16,6 +16,7 @@
 //! - [`datadir`]: a snapshot into an etcd member data dir (pure-Rust `etcdutl
 //!   snapshot restore`): membership, bbolt rewrite, WAL, `.snap`.
 //! - [`report`]: the run's JSON summary (termination message) and Pushgateway metrics.
+//! - [`progress`]: progress lines for long transfers.
 //! - [`cancel`]: shutdown signalling and deadlines passed into the operations.
 //! - [`error`]: the one error type, its classes and the exit-code table.
 //!
@@ -32,6 +33,7 @@ pub mod error;
 pub mod etcd;
 pub mod etcd_manager;
 pub mod live;
+pub mod progress;
 pub mod remote;
 pub mod report;
 pub mod restore;
@@ -41,7 +43,9 @@ pub mod store;
 mod upload;
 
 pub use cancel::{Deadline, Shutdown, ShutdownTrigger, StopReason};
-pub use config::{CtlConfig, DeleteConfig, RestoreConfig, SnapshotConfig, StoreConfig, Transfer};
+pub use config::{
+    CtlConfig, DeleteConfig, RestoreConfig, Retention, SnapshotConfig, StoreConfig, Transfer,
+};
 pub use delete::{DeleteOutcome, delete};
 pub use error::{Error, ErrorClass, Result};
 pub use remote::Remote;

@@ -22,9 +22,10 @@ use tokio::task::JoinSet;
 
 use crate::atomic::TempFile;
 use crate::cancel::{Deadline, Shutdown};
-use crate::config::StoreConfig;
+use crate::config::{SnapshotConfig, StoreConfig};
 use crate::error::{Error, Result};
 use crate::etcd::{self, EtcdSource};
+use crate::progress::Progress;
 use crate::snapshot::{SnapshotInfo, Verifier};
 use crate::store::{StoreReport, mib_per_s};
 use crate::upload;
@@ -112,23 +113,19 @@ fn from_etcd(e: Error) -> Error {
     }
 }
 
-/// Reads the etcd stream into `tx`, logging progress every 5 seconds.
-async fn pump(stream: &mut etcd::SnapshotStream, tx: mpsc::Sender<Bytes>) -> Result<u64> {
-    let (started, mut logged, mut n) = (Instant::now(), Instant::now(), 0u64);
+/// Reads the etcd stream into `tx`, with progress lines every `every`.
+async fn pump(
+    stream: &mut etcd::SnapshotStream,
+    tx: mpsc::Sender<Bytes>,
+    every: Duration,
+) -> Result<u64> {
+    let mut progress = Progress::new("streaming the snapshot", None, every);
+    let mut n = 0u64;
     while let Some(chunk) = stream.next().await? {
         n += chunk.len() as u64;
+        progress.add(chunk.len() as u64);
         if tx.send(chunk).await.is_err() {
             break; // the pipeline stopped; its error is reported
-        }
-        if logged.elapsed() >= Duration::from_secs(5) {
-            logged = Instant::now();
-            let secs = started.elapsed().as_secs_f64();
-            tracing::info!(
-                endpoint = %stream.endpoint,
-                bytes = n,
-                mib_per_s = format_args!("{:.1}", mib_per_s(n, secs)),
-                "streaming the snapshot"
-            );
         }
     }
     Ok(n)
@@ -147,17 +144,13 @@ pub struct SnapshotReport {
     pub seconds: f64,
 }
 
-/// Writes a snapshot of `src` to `file` atomically, compressed as asked.
+/// Writes a snapshot of `cfg.source` to `cfg.file` atomically, compressed as asked.
 #[tracing::instrument(name = "snapshot", skip_all)]
-pub async fn snapshot_to_file(
-    src: &EtcdSource,
-    file: &std::path::Path,
-    compress: Compress,
-    limit: Duration,
-    shutdown: &Shutdown,
-) -> Result<SnapshotReport> {
+pub async fn snapshot_to_file(cfg: &SnapshotConfig, shutdown: &Shutdown) -> Result<SnapshotReport> {
+    let (src, file, compress, progress) =
+        (&cfg.source, cfg.file.as_path(), cfg.compress, cfg.progress);
     let started = Instant::now();
-    let deadline = Deadline::after(limit);
+    let deadline = Deadline::after(cfg.deadline);
     let mut stream = deadline
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
@@ -177,7 +170,11 @@ pub async fn snapshot_to_file(
         },
     );
     let pumped = deadline
-        .run(shutdown, "streaming the snapshot", pump(&mut stream, tx))
+        .run(
+            shutdown,
+            "streaming the snapshot",
+            pump(&mut stream, tx, progress),
+        )
         .await;
     let finished = pipeline
         .await
@@ -283,16 +280,19 @@ pub async fn store_from_etcd(
             .map_err(|e| Error::Other(format!("finishing the upload stream: {e}")))
     });
     let mut in_flight = JoinSet::new();
+    // The stream's own progress lines cover the upload.
+    let mut quiet = Progress::new("uploading", None, Duration::MAX);
     let moved = deadline
         .run(shutdown, "streaming the snapshot", async {
             tokio::try_join!(
-                pump(&mut stream, raw_tx),
+                pump(&mut stream, raw_tx, cfg.progress),
                 upload::send_parts(
                     upload.as_mut(),
                     &mut parts_rx,
                     &mut in_flight,
                     cfg.transfer.concurrency,
-                    &what
+                    &what,
+                    &mut quiet,
                 ),
             )
         })

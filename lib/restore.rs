@@ -100,7 +100,8 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 }
                 (None, None) => unreachable!("config requires an output or a data dir"),
             };
-            let (info, checked) = download(remote, key, &dest, shutdown, &deadline).await?;
+            let (info, checked) =
+                download(remote, key, &dest, shutdown, &deadline, cfg.progress).await?;
             report.snapshot = Some(info);
             report.sha256_checked = checked;
             dest
@@ -158,6 +159,7 @@ async fn download(
     dest: &Path,
     shutdown: &Shutdown,
     deadline: &Deadline,
+    every: std::time::Duration,
 ) -> Result<(SnapshotInfo, bool)> {
     let location = remote.describe(key);
     let (client, path) = remote.connect(key, deadline, shutdown).await?;
@@ -186,11 +188,14 @@ async fn download(
     let streamed = deadline
         .run(shutdown, "downloading", async {
             let mut stream = got.into_stream();
+            let mut progress =
+                crate::progress::Progress::new("downloading", Some(expected_size), every);
             let mut n = 0u64;
             while let Some(chunk) = stream.next().await {
                 let chunk =
                     chunk.map_err(|e| Error::remote(format!("download of {location}"), e))?;
                 n += chunk.len() as u64;
+                progress.add(chunk.len() as u64);
                 if tx.send(chunk).await.is_err() {
                     break; // the writer stopped; its error is reported below
                 }

@@ -138,6 +138,12 @@ pub struct Inputs {
     pub termination_log: Option<String>,
     /// `PUSHGATEWAY_URL`: push metrics there after the run.
     pub pushgateway_url: Option<String>,
+    /// `KEEP_LAST`: `delete` keeps this many newest backups under the prefix (opt-in).
+    pub keep_last: Option<String>,
+    /// `RETENTION_PREFIX`: the prefix `KEEP_LAST` applies to (default `$CLUSTER-`).
+    pub retention_prefix: Option<String>,
+    /// `PROGRESS_INTERVAL`: seconds between progress lines (default 5; 0: every update).
+    pub progress_interval: Option<String>,
 }
 
 impl Inputs {
@@ -211,7 +217,10 @@ impl Inputs {
             etcd_version,
             member_count,
             termination_log,
-            pushgateway_url
+            pushgateway_url,
+            keep_last,
+            retention_prefix,
+            progress_interval
         )
     }
 }

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::snapshot::{self, SnapshotInfo};
 use crate::upload;
 
@@ -272,6 +273,7 @@ async fn put_parts(
     );
     let verifier = upload::spawn_verifier(verify_rx);
     let mut in_flight = JoinSet::new();
+    let mut progress = Progress::new("uploading", Some(before.0), cfg.progress);
     let sent = deadline
         .run(
             shutdown,
@@ -282,6 +284,7 @@ async fn put_parts(
                 &mut in_flight,
                 cfg.transfer.concurrency,
                 &what,
+                &mut progress,
             ),
         )
         .await;

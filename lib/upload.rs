@@ -82,6 +82,7 @@ pub(crate) async fn send_parts(
     in_flight: &mut JoinSet<object_store::Result<()>>,
     concurrency: usize,
     what: &str,
+    progress: &mut crate::progress::Progress,
 ) -> Result<usize> {
     let mut count = 0;
     while let Some(part) = parts.recv().await {
@@ -89,6 +90,7 @@ pub(crate) async fn send_parts(
         while in_flight.len() >= concurrency {
             join_one(in_flight, what).await?;
         }
+        progress.add(bytes.len() as u64);
         in_flight.spawn(upload.put_part(PutPayload::from(bytes)));
         count += 1;
     }

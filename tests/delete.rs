@@ -100,3 +100,49 @@ fn delete_without_the_backup_name_is_a_config_error() {
         r.stderr
     );
 }
+
+#[tokio::test]
+async fn keep_prunes_to_the_newest_backups_under_the_prefix() {
+    use object_store::{ObjectStoreExt, PutPayload, path::Path as ObjectPath};
+    let server = S3Server::start();
+    let client = snapjob::Remote::from_inputs(&snapjob::Inputs::from_env_vars(server.job_env()))
+        .unwrap()
+        .open(&snapjob::remote::ClientTuning::for_deadline(
+            std::time::Duration::from_secs(30),
+        ))
+        .await
+        .unwrap();
+    let keys = ["b1.db.gz", "b2.db.gz", "b3.db.gz", "b4.db.gz"].map(|b| format!("{CLUSTER}-{b}"));
+    for k in keys.iter().chain([&"other-cluster-b1.db.gz".to_string()]) {
+        client
+            .put(&ObjectPath::from(k.as_str()), PutPayload::from_static(b"x"))
+            .await
+            .unwrap();
+    }
+    // Retention only: no BACKUP_TO_DELETE.
+    let r = run("delete", &server.job_env(), &["--keep", "2"]);
+    r.assert_code(0);
+    let exists = |k: &str| server.object_file(k).exists();
+    assert!(
+        !exists(&keys[0]) && !exists(&keys[1]),
+        "the two oldest were pruned"
+    );
+    assert!(
+        exists(&keys[2]) && exists(&keys[3]),
+        "the two newest were kept"
+    );
+    assert!(
+        exists("other-cluster-b1.db.gz"),
+        "another cluster's backups are not touched"
+    );
+    // With a deletion first.
+    let env = with(
+        &server.job_env(),
+        &[("BACKUP_TO_DELETE", "b4.db.gz"), ("KEEP_LAST", "1")],
+    );
+    run("delete", &env, &[]).assert_code(0);
+    assert!(!exists(&keys[3]) && exists(&keys[2]));
+    let r = run("delete", &server.job_env(), &["--keep", "0"]);
+    r.assert_code(78);
+    assert!(exists(&keys[2]), "nothing deleted on a bad setting");
+}

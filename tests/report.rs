@@ -151,3 +151,51 @@ fn metrics_are_pushed_and_a_dead_pushgateway_only_warns() {
     r.assert_code(0);
     assert!(r.stderr.contains("pushing metrics failed"), "{}", r.stderr);
 }
+
+#[test]
+fn long_transfers_log_progress() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "s.db", &synthetic_snapshot(3000, 1));
+    let env = with(
+        &server.job_env(),
+        &[
+            ("BACKUP_TO_CREATE", "p.db"),
+            ("BACKUP_TO_RESTORE", "p.db"),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+            ("PART_SIZE", "5MiB"),
+            ("PROGRESS_INTERVAL", "0"),
+        ],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(0);
+    let total = std::fs::metadata(&file).unwrap().len();
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("\"message\":\"uploading\""))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "one line per part at interval 0: {}",
+        r.stderr
+    );
+    assert!(
+        lines[0].contains(&format!("\"total\":{total}")) && lines[0].contains("eta_s"),
+        "{}",
+        lines[0]
+    );
+    let out = dir.path().join("out.db");
+    let r = run(
+        "restore",
+        &without(&env, &["SNAPSHOT_FILE"]),
+        &["--output", out.to_str().unwrap()],
+    );
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("\"message\":\"downloading\""),
+        "{}",
+        r.stderr
+    );
+}

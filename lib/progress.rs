@@ -1,0 +1,63 @@
+//! Progress of long transfers: a log line at a steady interval with bytes done,
+//! the total when known, the rate and the time left. Jobs have no TTY, so lines,
+//! not a bar.
+
+use std::time::{Duration, Instant};
+
+/// Counts bytes and logs every `every` (0: at every update).
+#[derive(Debug)]
+pub struct Progress {
+    what: &'static str,
+    total: Option<u64>,
+    done: u64,
+    started: Instant,
+    last: Instant,
+    every: Duration,
+}
+
+impl Progress {
+    /// Starts counting `what` (e.g. "uploading") towards `total` bytes, if known.
+    pub fn new(what: &'static str, total: Option<u64>, every: Duration) -> Self {
+        let now = Instant::now();
+        Progress {
+            what,
+            total,
+            done: 0,
+            started: now,
+            last: now,
+            every,
+        }
+    }
+
+    /// Adds `n` bytes; logs when the interval has passed.
+    pub fn add(&mut self, n: u64) {
+        self.done += n;
+        if self.last.elapsed() < self.every {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = self.done as f64 / secs;
+        let mib_per_s = format_args!("{:.1}", rate / 1048576.0);
+        match self.total {
+            Some(total) => {
+                let eta_s = (total.saturating_sub(self.done) as f64 / rate).round() as u64;
+                tracing::info!(bytes = self.done, total, %mib_per_s, eta_s, "{}", self.what);
+            }
+            None => tracing::info!(bytes = self.done, %mib_per_s, "{}", self.what),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_bytes() {
+        let mut p = Progress::new("uploading", Some(10), Duration::from_secs(3600));
+        p.add(4);
+        p.add(3);
+        assert_eq!(p.done, 7);
+    }
+}
