@@ -331,9 +331,19 @@ async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn Object
     if let Some(endpoint) = &s.endpoint {
         builder = builder.with_endpoint(endpoint);
     }
-    let store = builder
-        .build()
-        .map_err(|e| Error::Config(format!("invalid S3 settings for bucket {}: {e}", s.bucket)))?;
+    let store = builder.build().map_err(|e| {
+        // The HTTP client cannot be built without any trusted root (an image
+        // without CA certificates): say so rather than "builder error".
+        let hint = if e.to_string().contains("builder error") {
+            " (no system CA certificates? the image needs /etc/ssl/certs, or give CA_BUNDLE)"
+        } else {
+            ""
+        };
+        Error::Config(format!(
+            "invalid S3 settings for bucket {}: {e}{hint}",
+            s.bucket
+        ))
+    })?;
     Ok(match &s.prefix {
         Some(p) => Arc::new(PrefixStore::new(store, p.as_str())),
         None => Arc::new(store),

@@ -133,3 +133,19 @@ fn invalid_object_keys_are_config_errors_naming_the_variables() {
         assert_config_error("store", &env, "BACKUP_TO_CREATE");
     }
 }
+
+#[test]
+fn no_ca_certificates_at_all_is_a_config_error_with_a_hint() {
+    // What a scratch image without CA certificates sees (rustls-native-certs reads these).
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write_file(dir.path(), "empty.pem", b"");
+    let env = with(
+        &offline_env(),
+        &[
+            ("SSL_CERT_FILE", empty.to_str().unwrap()),
+            ("SSL_CERT_DIR", dir.path().to_str().unwrap()),
+            ("SNAPSHOT_FILE", fixture("etcd-3.4-small.db.gz").to_str().unwrap()),
+        ],
+    );
+    assert_config_error("store", &env, "no system CA certificates");
+}
