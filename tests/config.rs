@@ -144,7 +144,10 @@ fn no_ca_certificates_at_all_is_a_config_error_with_a_hint() {
         &[
             ("SSL_CERT_FILE", empty.to_str().unwrap()),
             ("SSL_CERT_DIR", dir.path().to_str().unwrap()),
-            ("SNAPSHOT_FILE", fixture("etcd-3.4-small.db.gz").to_str().unwrap()),
+            (
+                "SNAPSHOT_FILE",
+                fixture("etcd-3.4-small.db.gz").to_str().unwrap(),
+            ),
         ],
     );
     assert_config_error("store", &env, "no system CA certificates");
