@@ -26,7 +26,7 @@ struct Args {
     prefix: Option<String>,
 }
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let args: Args = cli::parse();
     let env = cli::env_inputs();
     cli::run("delete", &env.clone(), |shutdown| async move {

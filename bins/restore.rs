@@ -69,7 +69,7 @@ struct Args {
     command: Vec<String>,
 }
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let args: Args = cli::parse();
     let env = cli::env_inputs();
     cli::run("restore", &env.clone(), |shutdown| async move {

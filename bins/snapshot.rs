@@ -21,7 +21,7 @@ struct Args {
     etcd: cli::Etcd,
 }
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let args: Args = cli::parse();
     let env = cli::env_inputs();
     cli::run("snapshot", &env.clone(), |shutdown| async move {

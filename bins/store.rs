@@ -40,7 +40,7 @@ struct Args {
     member_count: Option<String>,
 }
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let args: Args = cli::parse();
     let env = cli::env_inputs();
     cli::run("store", &env.clone(), |shutdown| async move {

@@ -1,0 +1,36 @@
+//! `snapjob`: all four binaries in one file, for the container image (one static
+//! binary instead of four keeps it small). It runs as the program it is called as:
+//! `store`, `delete`, `restore` and `snapshot` are links to it.
+#[path = "delete.rs"]
+mod delete;
+#[path = "restore.rs"]
+mod restore;
+#[path = "snapshot.rs"]
+mod snapshot;
+#[path = "store.rs"]
+mod store;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let called = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    match called.as_str() {
+        "store" => store::main(),
+        "delete" => delete::main(),
+        "restore" => restore::main(),
+        "snapshot" => snapshot::main(),
+        other => {
+            eprintln!(
+                "snapjob: called as {other:?}; run it as store, delete, restore or snapshot (links to this binary)"
+            );
+            ExitCode::from(64)
+        }
+    }
+}
