@@ -1,6 +1,10 @@
 //! `snapjob`: all four binaries in one file, for the container image (one static
 //! binary instead of four keeps it small). It runs as the program it is called as:
 //! `store`, `delete`, `restore` and `snapshot` are links to it.
+// Each program includes the shared `cli` module itself (so each also builds alone);
+// here that module is compiled once per program, which is intended.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "delete.rs"]
 mod delete;
 #[path = "restore.rs"]

@@ -199,3 +199,41 @@ fn long_transfers_log_progress() {
         r.stderr
     );
 }
+
+#[test]
+fn a_terminal_gets_a_progress_bar() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "s.db", &synthetic_snapshot(3000, 2));
+    let env = with(
+        &server.job_env(),
+        &[
+            ("BACKUP_TO_CREATE", "tty.db"),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+            ("PART_SIZE", "5MiB"),
+            ("PROGRESS_INTERVAL", "0"),
+            ("LOG_FORMAT", "human"),
+        ],
+    );
+    // `script` runs the binary on a pseudo-terminal (util-linux).
+    let out = std::process::Command::new("script")
+        .args(["-qfec", env!("CARGO_BIN_EXE_store"), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains(SECRET_KEY));
+    assert!(
+        text.contains("\r\x1b[Kuploading ["),
+        "a bar redrawn in place: {text:?}"
+    );
+    assert!(text.contains("100%"), "{text:?}");
+    assert!(
+        !text.contains("INFO uploading"),
+        "no progress log lines on a terminal: {text:?}"
+    );
+    assert!(text.contains("stored"), "{text:?}");
+}

@@ -98,22 +98,123 @@ fn init_logging() {
         Ok("human") | Ok("text") => false,
         _ => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
+    let tty = std::io::stderr().is_terminal();
     if json {
-        builder
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
             .init();
+    } else if tty {
+        // On a terminal, progress is one bar redrawn in place; log lines clear it first.
+        use tracing_subscriber::prelude::*;
+        let lines = tracing_subscriber::fmt::layer()
+            .with_writer(|| {
+                clear_bar();
+                std::io::stderr()
+            })
+            .with_ansi(true)
+            .with_target(false)
+            .compact()
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                m.target() != PROGRESS_TARGET
+            }));
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(lines)
+            .with(ProgressBar)
+            .init();
     } else {
-        builder.compact().init();
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_target(false)
+            .compact()
+            .init();
     }
 }
+
+/// Set while a progress bar is drawn on the terminal, so the next log line clears it.
+static BAR_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Clears a drawn progress bar from the terminal line.
+fn clear_bar() {
+    use std::io::Write;
+    if BAR_SHOWN.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        let _ = write!(std::io::stderr(), "\r\x1b[K");
+    }
+}
+
+/// Draws the library's progress events (target `snapjob::progress`) as one bar
+/// line on a terminal, redrawn in place, instead of a log line each time.
+struct ProgressBar;
+
+#[derive(Default)]
+struct BarFields {
+    what: String,
+    bytes: u64,
+    total: Option<u64>,
+    rate: String,
+    eta: Option<u64>,
+}
+
+impl tracing::field::Visit for BarFields {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        match field.name() {
+            "bytes" => self.bytes = value,
+            "total" => self.total = Some(value),
+            "eta_s" => self.eta = Some(value),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.what = format!("{value:?}"),
+            "mib_per_s" => self.rate = format!("{value:?}"),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ProgressBar {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        use std::io::Write;
+        if event.metadata().target() != PROGRESS_TARGET {
+            return;
+        }
+        let mut f = BarFields::default();
+        event.record(&mut f);
+        let mib = |b: u64| b as f64 / 1048576.0;
+        let line = match f.total.filter(|t| *t > 0) {
+            Some(total) => {
+                let pct = (f.bytes.min(total) * 100 / total) as usize;
+                let filled = pct * 24 / 100;
+                format!(
+                    "{} [{}{}] {pct:>3}% {:.1}/{:.1} MiB {} MiB/s ETA {}s",
+                    f.what,
+                    "#".repeat(filled),
+                    "-".repeat(24 - filled),
+                    mib(f.bytes),
+                    mib(total),
+                    f.rate,
+                    f.eta.unwrap_or(0)
+                )
+            }
+            None => format!("{} {:.1} MiB {} MiB/s", f.what, mib(f.bytes), f.rate),
+        };
+        let _ = write!(std::io::stderr(), "\r\x1b[K{line}");
+        BAR_SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Where the library's progress events come from.
+const PROGRESS_TARGET: &str = "snapjob::progress";
 
 /// Turns SIGTERM and SIGINT into a [`Shutdown`] request.
 fn watch_signals() -> Shutdown {
@@ -167,6 +268,7 @@ where
         let shutdown = watch_signals();
         op(shutdown).await
     });
+    clear_bar();
     if let Err(e) = &result {
         tracing::error!(exit_code = e.exit_code(), "{}", e.chain());
     }
