@@ -10,8 +10,6 @@
 //! (lowerCamelCase, int64 as strings, zero values omitted, two-space indent); readers
 //! accept int64 as numbers and the snake_case names too, as protojson does.
 
-use std::sync::Arc;
-
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -301,17 +299,16 @@ pub async fn delete_commands(store: &dyn ObjectStore, name: &str) -> Result<usiz
     Ok(n)
 }
 
-/// Writes the meta file of a stored backup (last, so listing sees only whole
-/// backups). The spec is the store's current one, else built from the arguments.
-pub async fn write_backup_info(
-    store: &Arc<dyn ObjectStore>,
-    name: &str,
+/// The meta of a new backup: the store's current cluster spec, with the given
+/// version and member count over it, else built from them. Read before the upload,
+/// so a backup that could not be listed is refused before anything is written.
+pub async fn new_backup_info(
+    store: &dyn ObjectStore,
     unix_secs: i64,
     etcd_version: Option<&str>,
     member_count: Option<i32>,
 ) -> Result<BackupInfo> {
-    let current = cluster_spec(store.as_ref()).await?;
-    let spec = match (current, etcd_version) {
+    let spec = match (cluster_spec(store).await?, etcd_version) {
         (Some(mut s), v) => {
             if let Some(v) = v {
                 s.etcd_version = v.to_string();
@@ -331,13 +328,20 @@ pub async fn write_backup_info(
             )));
         }
     };
-    let info = BackupInfo {
+    Ok(BackupInfo {
         etcd_version: spec.etcd_version.clone(),
         timestamp: unix_secs,
         cluster_spec: Some(spec),
-    };
-    write_json(store.as_ref(), &format!("{name}/{META_FILE}"), &info).await?;
-    Ok(info)
+    })
+}
+
+/// Writes the meta file of a stored backup (last, so listing sees only whole backups).
+pub async fn write_backup_info(
+    store: &dyn ObjectStore,
+    name: &str,
+    info: &BackupInfo,
+) -> Result<()> {
+    write_json(store, &format!("{name}/{META_FILE}"), info).await
 }
 
 /// Runs one of etcd-manager-ctl's commands against the store; returns what to print.

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use object_store::{GetOptions, ObjectStore, PutMultipartOptions};
+use object_store::{ObjectStore, PutMultipartOptions};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -250,14 +250,14 @@ pub async fn store_from_etcd(
     src: &EtcdSource,
     compress: Compress,
     shutdown: &Shutdown,
+    deadline: &Deadline,
 ) -> Result<StoreReport> {
     let started = Instant::now();
-    let deadline = Deadline::after(cfg.deadline);
     let what = cfg.remote.describe(&cfg.key);
     let mut stream = deadline
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
-    let (client, path) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
+    let (client, path) = cfg.remote.connect(&cfg.key, deadline, shutdown).await?;
     let mut upload = deadline
         .run(shutdown, "starting the multipart upload", async {
             client
@@ -314,24 +314,9 @@ pub async fn store_from_etcd(
         }
     };
     // No recorded digest to compare with: a failed completion is aborted.
-    upload::complete(upload, in_flight, &what, &deadline, async || false).await?;
-    let head = client
-        .get_opts(
-            &path,
-            GetOptions {
-                head: true,
-                ..GetOptions::default()
-            },
-        )
-        .await
-        .map_err(|e| Error::remote(format!("reading back {what}"), e))?;
-    if head.meta.size != bytes {
-        let _ = object_store::ObjectStoreExt::delete(client.as_ref(), &path).await;
-        return Err(Error::Data(format!(
-            "the stored object {what} has {} bytes, expected {bytes}; it was deleted",
-            head.meta.size
-        )));
-    }
+    upload::complete(upload, in_flight, &what, deadline, async || false).await?;
+    // No recorded digest (it was not known when the upload started): the size.
+    crate::store::confirm(&client, &path, &what, bytes, None, deadline).await?;
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         key = %cfg.key,

@@ -58,40 +58,31 @@ pub struct StoreReport {
 /// Uploads `cfg.file` to `cfg.key`. See the module documentation for the steps.
 #[tracing::instrument(name = "store", skip_all, fields(key = %cfg.key))]
 pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport> {
-    if let Some(backup) = &cfg.etcd_manager {
-        // The meta file needs a version: know it before anything is uploaded.
-        if backup.etcd_version.is_none() {
-            let deadline = Deadline::after(cfg.deadline);
+    // One deadline for the whole run, etcd-manager meta file included.
+    let deadline = Deadline::after(cfg.deadline);
+    let meta = match &cfg.etcd_manager {
+        Some(backup) => {
             let (client, _) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
-            if crate::etcd_manager::cluster_spec(client.as_ref())
-                .await?
-                .is_none()
-            {
-                return Err(Error::Config(format!(
-                    "the backup store has no {}: give ETCD_VERSION (--etcd-version) for the meta file",
-                    crate::etcd_manager::SPEC_FILE
-                )));
-            }
+            let info = crate::etcd_manager::new_backup_info(
+                client.as_ref(),
+                backup.unix_secs,
+                backup.etcd_version.as_deref(),
+                backup.member_count,
+            )
+            .await?;
+            Some((backup, client, info))
         }
-    }
+        None => None,
+    };
     let report = match &cfg.etcd {
         Some((src, compress)) => {
-            crate::live::store_from_etcd(cfg, src, *compress, shutdown).await?
+            crate::live::store_from_etcd(cfg, src, *compress, shutdown, &deadline).await?
         }
-        None => store_file(cfg, shutdown).await?,
+        None => store_file(cfg, shutdown, &deadline).await?,
     };
-    if let Some(backup) = &cfg.etcd_manager {
+    if let Some((backup, client, info)) = meta {
         // The meta file last: etcd-manager lists a backup only once it exists.
-        let deadline = Deadline::after(cfg.deadline);
-        let (client, _) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
-        let info = crate::etcd_manager::write_backup_info(
-            &client,
-            &backup.name,
-            backup.unix_secs,
-            backup.etcd_version.as_deref(),
-            backup.member_count,
-        )
-        .await?;
+        crate::etcd_manager::write_backup_info(client.as_ref(), &backup.name, &info).await?;
         tracing::info!(
             backup = %backup.name,
             etcd_version = %info.etcd_version,
@@ -102,9 +93,12 @@ pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport
 }
 
 /// Uploads `cfg.file`; see the module documentation.
-async fn store_file(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport> {
+async fn store_file(
+    cfg: &StoreConfig,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<StoreReport> {
     let started = Instant::now();
-    let deadline = Deadline::after(cfg.deadline);
     let location = cfg.remote.describe(&cfg.key);
     let before = file_state(&cfg.file)?;
     if before.0 == 0 {
@@ -115,16 +109,16 @@ async fn store_file(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreRepor
     }
     let size = before.0;
     let part_size = part_size_for(size, cfg.transfer.part_size as u64);
-    let (client, path) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
+    let (client, path) = cfg.remote.connect(&cfg.key, deadline, shutdown).await?;
     let keep_meta = cfg.remote.keeps_metadata();
 
     let (sha256, parts, info) = if size <= part_size {
-        let (sha256, info) = put_whole(cfg, &client, &path, keep_meta, shutdown, &deadline).await?;
+        let (sha256, info) = put_whole(cfg, &client, &path, keep_meta, shutdown, deadline).await?;
         (sha256, 1, info)
     } else {
-        let sha256 = upload::hash_file(&cfg.file, shutdown, &deadline).await?;
+        let sha256 = upload::hash_file(&cfg.file, shutdown, deadline).await?;
         let (parts, info) = put_parts(
-            cfg, &client, &path, &sha256, part_size, keep_meta, before, shutdown, &deadline,
+            cfg, &client, &path, &sha256, part_size, keep_meta, before, shutdown, deadline,
         )
         .await?;
         (sha256, parts, info)
@@ -136,7 +130,7 @@ async fn store_file(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreRepor
         &location,
         size,
         keep_meta.then_some(sha256.as_str()),
-        &deadline,
+        deadline,
     )
     .await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -357,7 +351,7 @@ fn in_file(e: Error, file: &Path) -> Error {
 
 /// Reads the stored object back: the size must match, and so must the recorded
 /// digest when the store keeps metadata. A mismatching object is deleted.
-async fn confirm(
+pub(crate) async fn confirm(
     client: &Arc<dyn ObjectStore>,
     path: &ObjectPath,
     location: &str,
