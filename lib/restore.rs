@@ -15,7 +15,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use object_store::{Attribute, GetOptions};
+use object_store::path::Path as ObjectPath;
+use object_store::{Attribute, GetOptions, ObjectStore};
 use tokio::sync::mpsc;
 
 use crate::atomic::TempFile;
@@ -23,7 +24,6 @@ use crate::cancel::{Deadline, Shutdown};
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::datadir::{self, DataDirReport};
 use crate::error::{Error, Result};
-use crate::remote::Remote;
 use crate::snapshot::{SnapshotInfo, Verifier};
 use crate::store::SHA256_METADATA;
 
@@ -82,15 +82,17 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             let (remote, key) = match source {
                 RestoreSource::Object { remote, key } => (remote, key.clone()),
                 RestoreSource::EtcdManager { remote, name } => {
-                    // etcd-manager lists a backup only once its meta file exists.
-                    let (client, _) = remote.connect(name, &deadline, shutdown).await?;
-                    crate::etcd_manager::backup_info(client.as_ref(), name).await?;
                     (remote, format!("{name}/{}", crate::etcd_manager::DATA_FILE))
                 }
                 RestoreSource::File(_) => unreachable!("matched above"),
             };
-            let key = key.as_str();
-            report.source = remote.describe(key);
+            let (client, path) = remote.connect(&key, &deadline, shutdown).await?;
+            if let RestoreSource::EtcdManager { name, .. } = source {
+                // etcd-manager lists a backup only once its meta file exists.
+                crate::etcd_manager::backup_info(client.as_ref(), name).await?;
+            }
+            let location = remote.describe(&key);
+            report.source = location.clone();
             let dest = match (&cfg.output, &cfg.member) {
                 (Some(out), _) => out.clone(),
                 (None, Some(spec)) => {
@@ -100,8 +102,16 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 }
                 (None, None) => unreachable!("config requires an output or a data dir"),
             };
-            let (info, checked) =
-                download(remote, key, &dest, shutdown, &deadline, cfg.progress).await?;
+            let (info, checked) = download(
+                client.as_ref(),
+                &path,
+                &location,
+                &dest,
+                shutdown,
+                &deadline,
+                cfg.progress,
+            )
+            .await?;
             report.snapshot = Some(info);
             report.sha256_checked = checked;
             dest
@@ -154,19 +164,18 @@ impl Drop for RemoveFile {
 /// Downloads `key` into `dest`, verified, atomically. Returns what verification
 /// found and whether a recorded SHA-256 was checked.
 async fn download(
-    remote: &Remote,
-    key: &str,
+    client: &dyn ObjectStore,
+    path: &ObjectPath,
+    location: &str,
     dest: &Path,
     shutdown: &Shutdown,
     deadline: &Deadline,
     every: std::time::Duration,
 ) -> Result<(SnapshotInfo, bool)> {
-    let location = remote.describe(key);
-    let (client, path) = remote.connect(key, deadline, shutdown).await?;
     let got = deadline
         .run(shutdown, "starting the download", async {
             client
-                .get_opts(&path, GetOptions::default())
+                .get_opts(path, GetOptions::default())
                 .await
                 .map_err(|e| match e {
                     object_store::Error::NotFound { .. } => Error::NotFound(format!(
