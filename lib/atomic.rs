@@ -2,6 +2,7 @@
 //! renamed into place, the directory fsynced; removed on any failure.
 
 use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -57,4 +58,14 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Flushes a buffered file writer and fsyncs the file (`path` names it in errors).
+pub(crate) fn flush_sync(w: BufWriter<File>, path: &Path) -> Result<File> {
+    let file = w
+        .into_inner()
+        .map_err(|e| Error::io(path, "cannot write the snapshot", e.into_error()))?;
+    file.sync_all()
+        .map_err(|e| Error::io(path, "cannot sync the snapshot", e))?;
+    Ok(file)
 }

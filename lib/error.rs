@@ -187,6 +187,15 @@ impl Error {
         out.replace(['\n', '\r'], " ")
     }
 
+    /// Names where a data error was found (`"<source>: <error>"`); other errors
+    /// pass through unchanged.
+    pub fn about(self, source: impl fmt::Display) -> Error {
+        match self {
+            Error::Data(m) => Error::Data(format!("{source}: {m}")),
+            other => other,
+        }
+    }
+
     /// True when the store said the bucket itself does not exist.
     pub fn is_missing_bucket(&self) -> bool {
         matches!(self, Error::Remote { source, .. } if chain_text(source).contains("NoSuchBucket"))

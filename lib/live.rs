@@ -96,21 +96,15 @@ where
     tokio::task::spawn_blocking(move || {
         let mut v = Verifier::new(Encoder::new(sink, compress), false);
         while let Some(chunk) = chunks.blocking_recv() {
-            v.update(&chunk).map_err(from_etcd)?;
+            v.update(&chunk)
+                .map_err(|e| e.about("the snapshot from etcd"))?;
         }
-        let (info, enc) = v.finish().map_err(from_etcd)?;
+        let (info, enc) = v.finish().map_err(|e| e.about("the snapshot from etcd"))?;
         let sink = enc
             .finish()
             .map_err(|e| Error::Other(format!("finishing the compressed stream: {e}")))?;
         Ok((info, done(sink)?))
     })
-}
-
-fn from_etcd(e: Error) -> Error {
-    match e {
-        Error::Data(m) => Error::Data(format!("the snapshot from etcd: {m}")),
-        other => other,
-    }
 }
 
 /// Reads the etcd stream into `tx`, with progress lines every `every`.
@@ -161,13 +155,7 @@ pub async fn snapshot_to_file(cfg: &SnapshotConfig, shutdown: &Shutdown) -> Resu
         rx,
         BufWriter::with_capacity(1 << 20, out),
         compress,
-        move |w| {
-            let out = w
-                .into_inner()
-                .map_err(|e| Error::io(&path, "cannot write the snapshot", e.into_error()))?;
-            out.sync_all()
-                .map_err(|e| Error::io(&path, "cannot sync the snapshot", e))
-        },
+        move |w| crate::atomic::flush_sync(w, &path).map(|_| ()),
     );
     let pumped = deadline
         .run(

@@ -248,26 +248,10 @@ async fn download(
 /// Verifies a local snapshot file (raw or gzip) and writes the raw snapshot to
 /// `dest` atomically.
 fn copy_verified(src: &Path, dest: &Path) -> Result<SnapshotInfo> {
-    use std::io::Read;
-    let mut input = File::open(src).map_err(|e| Error::io(src, "cannot open snapshot", e))?;
     let (temp, file) = TempFile::create(dest)?;
-    let mut v = Verifier::new(BufWriter::with_capacity(1 << 20, file), true);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = input
-            .read(&mut buf)
-            .map_err(|e| Error::io(src, "cannot read snapshot", e))?;
-        if n == 0 {
-            break;
-        }
-        v.update(&buf[..n])?;
-    }
-    let (info, out) = v.finish()?;
-    let file = out
-        .into_inner()
-        .map_err(|e| Error::io(dest, "cannot write the snapshot", e.into_error()))?;
-    file.sync_all()
-        .map_err(|e| Error::io(dest, "cannot sync the snapshot", e))?;
+    let sink = BufWriter::with_capacity(1 << 20, file);
+    let (info, out) = crate::snapshot::verify_file(src, Verifier::new(sink, true))?;
+    crate::atomic::flush_sync(out, dest)?;
     temp.persist(dest)?;
     Ok(info)
 }
@@ -284,11 +268,7 @@ fn spawn_writer(
             v.update(&chunk)?;
         }
         let (info, out) = v.finish()?;
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&path, "cannot write the snapshot", e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| Error::io(&path, "cannot sync the snapshot", e))?;
+        crate::atomic::flush_sync(out, &path)?;
         Ok(info)
     })
 }

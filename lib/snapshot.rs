@@ -254,6 +254,28 @@ impl<W: Write> Write for TrailerCheck<W> {
     }
 }
 
+/// Feeds the file at `src` through `v` in 1 MiB reads and finishes it; data errors
+/// name the file.
+pub fn verify_file<W: Write>(
+    src: &std::path::Path,
+    mut v: Verifier<W>,
+) -> Result<(SnapshotInfo, W)> {
+    use std::io::Read;
+    let mut input =
+        std::fs::File::open(src).map_err(|e| Error::io(src, "cannot open snapshot", e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = input
+            .read(&mut buf)
+            .map_err(|e| Error::io(src, "cannot read snapshot", e))?;
+        if n == 0 {
+            break;
+        }
+        v.update(&buf[..n]).map_err(|e| e.about(src.display()))?;
+    }
+    v.finish().map_err(|e| e.about(src.display()))
+}
+
 /// Verifies a whole in-memory snapshot (small inputs, tests).
 pub fn verify_bytes(bytes: &[u8]) -> Result<SnapshotInfo> {
     let mut v = Verifier::new(io::sink(), true);

@@ -205,7 +205,8 @@ async fn put_whole(
     let (bytes, info) = tokio::task::spawn_blocking(move || -> Result<(Bytes, SnapshotInfo)> {
         let bytes =
             std::fs::read(&file).map_err(|e| Error::io(&file, "cannot read snapshot file", e))?;
-        let info = snapshot::verify_bytes(&bytes).map_err(|e| in_file(e, &file))?;
+        let info = snapshot::verify_bytes(&bytes)
+            .map_err(|e| e.about(format_args!("snapshot file {}", file.display())))?;
         Ok((Bytes::from(bytes), info))
     })
     .await
@@ -289,7 +290,7 @@ async fn put_parts(
         let info = verifier
             .await
             .map_err(|e| Error::Other(format!("verification task failed: {e}")))?
-            .map_err(|e| in_file(e, &cfg.file))?;
+            .map_err(|e| e.about(format_args!("snapshot file {}", cfg.file.display())))?;
         if file_state(&cfg.file)? != before || info.input_bytes != before.0 {
             return Err(Error::Data(format!(
                 "snapshot file {} changed while it was being uploaded",
@@ -338,14 +339,6 @@ async fn stored_matches(
                     .is_some_and(|v| v.as_ref() == sha256)
         }
         _ => false,
-    }
-}
-
-/// Prefixes a data error with the file it is about.
-fn in_file(e: Error, file: &Path) -> Error {
-    match e {
-        Error::Data(msg) => Error::Data(format!("snapshot file {}: {msg}", file.display())),
-        other => other,
     }
 }
 

@@ -20,8 +20,8 @@ mod pb;
 pub mod v2store;
 pub mod wal;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Read};
+use std::fs::{self, OpenOptions};
+use std::io::BufWriter;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -180,26 +180,17 @@ pub fn restore_data_dir(snapshot: &Path, spec: &DataDirSpec) -> Result<DataDirRe
 
 /// Streams the snapshot into `db` (mode 0600), verifying it; drops the trailer.
 fn copy_db(snapshot: &Path, db: &Path, check_trailer: bool) -> Result<u64> {
-    let mut input = File::open(snapshot).map_err(io(snapshot, "cannot open snapshot"))?;
     let out = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(db)
         .map_err(io(db, "cannot create db"))?;
-    let mut v =
-        Verifier::with_trailer_check(BufWriter::with_capacity(1 << 20, out), false, check_trailer);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = input
-            .read(&mut buf)
-            .map_err(io(snapshot, "cannot read snapshot"))?;
-        if n == 0 {
-            break;
-        }
-        v.update(&buf[..n]).map_err(|e| in_snapshot(e, snapshot))?;
-    }
-    let (info, out) = v.finish().map_err(|e| in_snapshot(e, snapshot))?;
+    let sink = BufWriter::with_capacity(1 << 20, out);
+    let (info, out) = crate::snapshot::verify_file(
+        snapshot,
+        Verifier::with_trailer_check(sink, false, check_trailer),
+    )?;
     let file = out
         .into_inner()
         .map_err(|e| Error::io(db, "cannot write db", e.into_error()))?;
@@ -212,13 +203,6 @@ fn copy_db(snapshot: &Path, db: &Path, check_trailer: bool) -> Result<u64> {
         .map_err(io(db, "cannot trim the hash from db"))?;
     file.sync_all().map_err(io(db, "cannot sync db"))?;
     Ok(len)
-}
-
-fn in_snapshot(e: Error, file: &Path) -> Error {
-    match e {
-        Error::Data(m) => Error::Data(format!("{}: {m}", file.display())),
-        other => other,
-    }
 }
 
 /// The one bbolt transaction of a restore: new `members`, empty
