@@ -29,6 +29,7 @@ pub mod cancel;
 pub mod config;
 pub mod datadir;
 pub mod delete;
+pub mod digest;
 pub mod error;
 pub mod etcd;
 pub mod etcd_manager;

@@ -14,9 +14,9 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::digest::Sha256;
 use bytes::Bytes;
 use object_store::{ObjectStore, PutMultipartOptions};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 

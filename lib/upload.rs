@@ -180,7 +180,7 @@ pub(crate) async fn hash_file(
     shutdown: &Shutdown,
     deadline: &Deadline,
 ) -> Result<String> {
-    use sha2::{Digest, Sha256};
+    use crate::digest::Sha256;
     let path = path.to_path_buf();
     let stop = shutdown.clone();
     let task = tokio::task::spawn_blocking(move || -> Result<Option<String>> {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
+use snapjob::digest::Sha256;
 
 pub const ACCESS_KEY: &str = "AKIASNAPJOBTEST";
 /// Unique enough to grep for in any output.
