@@ -24,6 +24,9 @@ struct Args {
     /// Parts uploaded at once [env: CONCURRENCY]
     #[arg(long, value_name = "N")]
     concurrency: Option<String>,
+    /// Files up to this size go to S3 in one streaming PUT; 0 means always multipart [env: SINGLE_PUT_MAX]
+    #[arg(long, value_name = "SIZE")]
+    single_put_max: Option<String>,
     /// Take the snapshot from etcd and stream it up, instead of --file [env: FROM_ETCD=true]
     #[arg(long)]
     from_etcd: bool,
@@ -49,6 +52,7 @@ pub fn main() -> std::process::ExitCode {
         flags.snapshot_file = args.file;
         flags.part_size = args.part_size;
         flags.concurrency = args.concurrency;
+        flags.single_put_max = args.single_put_max;
         flags.from_etcd = args.from_etcd.then(|| "true".into());
         args.etcd.apply(&mut flags);
         flags.backup_store = args.backup_store;

@@ -35,6 +35,7 @@ pub mod etcd;
 pub mod etcd_manager;
 pub mod live;
 pub mod progress;
+mod put;
 pub mod remote;
 pub mod report;
 pub mod restore;

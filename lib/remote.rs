@@ -54,6 +54,9 @@ pub struct S3Settings {
     pub session_token: Option<Secret>,
     /// Extra trusted CA certificates (PEM), and the file they came from.
     pub ca_bundle: Option<(PathBuf, Vec<u8>)>,
+    /// Sign request bodies' SHA-256 (`SIGNED_PAYLOAD=true`); by default bodies
+    /// are sent as `UNSIGNED-PAYLOAD` (README, "Payload signing").
+    pub sign_payload: bool,
 }
 
 /// A parsed endpoint: `scheme://host[:port]`, or AWS itself.
@@ -206,6 +209,7 @@ impl Remote {
             secret_access_key,
             session_token: inputs.aws_session_token.clone(),
             ca_bundle: load_ca_bundle(inputs.ca_bundle.as_deref())?,
+            sign_payload: parse_bool(inputs.signed_payload.as_deref(), "SIGNED_PAYLOAD")?,
         }))
     }
 
@@ -283,7 +287,52 @@ impl ClientTuning {
     }
 }
 
-async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn ObjectStore>> {
+/// The bucket's region: the configured one, `us-east-1` for a custom endpoint,
+/// else asked of AWS.
+async fn region_of(s: &S3Settings, options: &ClientOptions) -> Result<String> {
+    Ok(match (&s.region, &s.endpoint) {
+        (Some(r), _) => r.clone(),
+        (None, Some(_)) => "us-east-1".to_string(),
+        (None, None) => object_store::aws::resolve_bucket_region(&s.bucket, options)
+            .await
+            .map_err(|e| Error::remote(format!("finding the region of bucket {}", s.bucket), e))?,
+    })
+}
+
+impl Remote {
+    /// Like [`Remote::connect`]; with `single_put` (S3 only) also the target of a
+    /// streaming PUT of `key`, from the same region lookup.
+    pub(crate) async fn connect_put(
+        &self,
+        key: &str,
+        single_put: bool,
+        deadline: &Deadline,
+        shutdown: &Shutdown,
+    ) -> Result<(Arc<dyn ObjectStore>, ObjectPath, Option<crate::put::Target>)> {
+        let s = match self {
+            Remote::S3(s) if single_put => s,
+            _ => {
+                let (client, path) = self.connect(key, deadline, shutdown).await?;
+                return Ok((client, path, None));
+            }
+        };
+        let tuning = ClientTuning::for_deadline(deadline.remaining());
+        let region = deadline
+            .run(shutdown, "connecting", async {
+                region_of(s, &client_options(s, &tuning)?).await
+            })
+            .await?;
+        let resolved = Remote::S3(S3Settings {
+            region: Some(region.clone()),
+            ..s.clone()
+        });
+        let (client, path) = resolved.connect(key, deadline, shutdown).await?;
+        let target = crate::put::Target::new(s, &region, key, &tuning)?;
+        Ok((client, path, Some(target)))
+    }
+}
+
+fn client_options(s: &S3Settings, tuning: &ClientTuning) -> Result<ClientOptions> {
     let mut options = ClientOptions::new()
         .with_connect_timeout(tuning.connect_timeout)
         .with_read_timeout(tuning.read_timeout)
@@ -302,13 +351,12 @@ async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn Object
             options = options.with_root_certificate(cert);
         }
     }
-    let region = match (&s.region, &s.endpoint) {
-        (Some(r), _) => r.clone(),
-        (None, Some(_)) => "us-east-1".to_string(),
-        (None, None) => object_store::aws::resolve_bucket_region(&s.bucket, &options)
-            .await
-            .map_err(|e| Error::remote(format!("finding the region of bucket {}", s.bucket), e))?,
-    };
+    Ok(options)
+}
+
+async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn ObjectStore>> {
+    let options = client_options(s, tuning)?;
+    let region = region_of(s, &options).await?;
     let retry = RetryConfig {
         backoff: BackoffConfig::default(),
         max_retries: tuning.max_retries,
@@ -321,6 +369,7 @@ async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn Object
         .with_secret_access_key(s.secret_access_key.expose())
         .with_retry(retry)
         .with_client_options(options)
+        .with_unsigned_payload(!s.sign_payload)
         // Plain DELETE, as s3cmd does: bulk DeleteObjects is missing on some services.
         .with_disable_bulk_delete(true)
         // Virtual-hosted on AWS, except for dotted names the wildcard certificate misses.
@@ -375,6 +424,7 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
                 secret_access_key: Secret::new(""),
                 session_token: None,
                 ca_bundle: None,
+                sign_payload: false,
             }))
         }
         other => Err(bad(&format!(

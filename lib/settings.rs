@@ -84,6 +84,10 @@ pub struct Inputs {
     pub part_size: Option<String>,
     /// `CONCURRENCY`: parts in flight at once.
     pub concurrency: Option<String>,
+    /// `SINGLE_PUT_MAX`: files up to this size go in one streaming PUT.
+    pub single_put_max: Option<String>,
+    /// `SIGNED_PAYLOAD`: `true` signs the body's SHA-256 too (the server checks it).
+    pub signed_payload: Option<String>,
     /// `DEADLINE`: internal time budget, e.g. `110s`.
     pub deadline: Option<String>,
     /// `ETCD_DATA_DIR`: restore into this member data dir.
@@ -191,6 +195,8 @@ impl Inputs {
             output_file,
             part_size,
             concurrency,
+            single_put_max,
+            signed_payload,
             deadline,
             etcd_data_dir,
             etcd_name,

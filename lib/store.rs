@@ -109,16 +109,43 @@ async fn store_file(
     }
     let size = before.0;
     let part_size = part_size_for(size, cfg.transfer.part_size as u64);
-    let (client, path) = cfg.remote.connect(&cfg.key, deadline, shutdown).await?;
+    let single_put = size <= cfg.transfer.single_put_max.min(crate::put::MAX_SINGLE_PUT);
+    let (client, path, target) = cfg
+        .remote
+        .connect_put(&cfg.key, single_put, deadline, shutdown)
+        .await?;
     let keep_meta = cfg.remote.keeps_metadata();
 
-    let (sha256, parts, info) = if size <= part_size {
+    let (sha256, parts, info) = if let Some(target) = target {
+        let (sha256, verified) = upload::prepass(&cfg.file, shutdown, deadline).await?;
+        let verification = upload::spawn_verification(cfg.file.clone(), verified);
+        let info = put_streaming(
+            cfg,
+            &target,
+            &sha256,
+            verification,
+            before,
+            shutdown,
+            deadline,
+        )
+        .await?;
+        (sha256, 1, info)
+    } else if size <= part_size {
         let (sha256, info) = put_whole(cfg, &client, &path, keep_meta, shutdown, deadline).await?;
         (sha256, 1, info)
     } else {
-        let sha256 = upload::hash_file(&cfg.file, shutdown, deadline).await?;
+        let (sha256, verified) = upload::prepass(&cfg.file, shutdown, deadline).await?;
+        let verification = upload::spawn_verification(cfg.file.clone(), verified);
         let (parts, info) = put_parts(
-            cfg, &client, &path, &sha256, part_size, keep_meta, before, shutdown, deadline,
+            cfg,
+            &client,
+            &path,
+            (&sha256, keep_meta),
+            part_size,
+            verification,
+            before,
+            shutdown,
+            deadline,
         )
         .await?;
         (sha256, parts, info)
@@ -168,7 +195,7 @@ fn part_size_for(size: u64, configured: u64) -> u64 {
     configured.max(needed)
 }
 
-fn file_state(path: &Path) -> Result<(u64, Option<SystemTime>)> {
+fn file_state(path: &Path) -> Result<FileState> {
     let meta =
         std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
     if !meta.is_file() {
@@ -231,16 +258,89 @@ async fn put_whole(
     Ok((sha256, info))
 }
 
+/// S3, up to `SINGLE_PUT_MAX`: one streaming PUT (`put.rs`) whose last chunk
+/// waits for `verification` and for the file to be seen unchanged.
+#[allow(clippy::too_many_arguments)]
+async fn put_streaming(
+    cfg: &StoreConfig,
+    target: &crate::put::Target,
+    sha256: &str,
+    verification: tokio::task::JoinHandle<Result<SnapshotInfo>>,
+    before: FileState,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<SnapshotInfo> {
+    let (verdict, gate) = tokio::sync::watch::channel(None);
+    let file = cfg.file.clone();
+    let checker = tokio::spawn(async move {
+        let checked = match verification.await {
+            Ok(r) => r.map_err(|e| e.about(format_args!("snapshot file {}", file.display()))),
+            Err(e) => Err(Error::Other(format!("verification task failed: {e}"))),
+        }
+        .and_then(|info| unchanged(&file, before, &info).map(|()| info));
+        let _ = verdict.send(Some(
+            checked.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+        ));
+        checked
+    });
+    let file = cfg.file.clone();
+    let last: crate::put::LastCheck = Arc::new(move || match file_state(&file) {
+        Ok(now) if now == before => Ok(()),
+        _ => Err(changed(&file).to_string()),
+    });
+    let sent = deadline
+        .run(
+            shutdown,
+            "uploading the snapshot",
+            target.put_file(&cfg.file, before.0, sha256, &gate, &last, cfg.progress),
+        )
+        .await;
+    match sent {
+        Ok(()) => checker
+            .await
+            .map_err(|e| Error::Other(format!("verification task failed: {e}")))?,
+        Err(e) => {
+            // A failed verification is the cause of a refused body: report it.
+            if checker.is_finished() {
+                if let Ok(Err(found)) = checker.await {
+                    return Err(found);
+                }
+            } else {
+                checker.abort();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The file's size and modification time, to notice it changing under us.
+type FileState = (u64, Option<SystemTime>);
+
+fn changed(file: &Path) -> Error {
+    Error::Data(format!(
+        "snapshot file {} changed while it was being uploaded",
+        file.display()
+    ))
+}
+
+/// Whether `file` still is as it was `before`, and verification read all of it.
+fn unchanged(file: &Path, before: FileState, info: &SnapshotInfo) -> Result<()> {
+    if file_state(file)? != before || info.input_bytes != before.0 {
+        return Err(changed(file));
+    }
+    Ok(())
+}
+
 /// Large files: multipart, parts in parallel, verification alongside.
 #[allow(clippy::too_many_arguments)]
 async fn put_parts(
     cfg: &StoreConfig,
     client: &Arc<dyn ObjectStore>,
     path: &ObjectPath,
-    sha256: &str,
+    (sha256, keep_meta): (&str, bool),
     part_size: u64,
-    keep_meta: bool,
-    before: (u64, Option<SystemTime>),
+    verification: tokio::task::JoinHandle<Result<SnapshotInfo>>,
+    before: FileState,
     shutdown: &Shutdown,
     deadline: &Deadline,
 ) -> Result<(usize, SnapshotInfo)> {
@@ -258,15 +358,12 @@ async fn put_parts(
         })
         .await?;
     let (parts_tx, mut parts_rx) = mpsc::channel(1);
-    let (verify_tx, verify_rx) = mpsc::channel(1);
     let reader = upload::spawn_reader(
         cfg.file.clone(),
         part_size as usize,
         parts_tx,
-        verify_tx,
         shutdown.clone(),
     );
-    let verifier = upload::spawn_verifier(verify_rx);
     let mut in_flight = JoinSet::new();
     let mut progress = Progress::new("uploading", Some(before.0), cfg.progress);
     let sent = deadline
@@ -287,16 +384,11 @@ async fn put_parts(
     let _ = reader.await;
     let checked = async {
         let parts = sent?;
-        let info = verifier
+        let info = verification
             .await
             .map_err(|e| Error::Other(format!("verification task failed: {e}")))?
             .map_err(|e| e.about(format_args!("snapshot file {}", cfg.file.display())))?;
-        if file_state(&cfg.file)? != before || info.input_bytes != before.0 {
-            return Err(Error::Data(format!(
-                "snapshot file {} changed while it was being uploaded",
-                cfg.file.display()
-            )));
-        }
+        unchanged(&cfg.file, before, &info)?;
         Ok((parts, info))
     }
     .await;

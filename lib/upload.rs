@@ -1,10 +1,11 @@
-//! Multipart upload of a file: parts read on a blocking thread, uploaded in
-//! parallel with back-pressure, teed to a verifier, aborted on every failure.
+//! The pieces of `store`'s upload of a file: the pre-pass that hashes it (and
+//! verifies a raw snapshot), the verification of a gzip snapshot beside the
+//! upload, and the multipart path: parts read on a blocking thread, uploaded in
+//! parallel with back-pressure, aborted on every failure.
 //!
-//! Memory is bounded: at most `concurrency` parts in flight, one part queued for
-//! upload, one queued for the verifier and one being read, so about
-//! `part_size * (concurrency + 3)` bytes whatever the file size (the queued and
-//! in-flight parts share buffers, so usually less).
+//! Multipart memory is bounded: at most `concurrency` parts in flight, one queued
+//! and one being read, so about `part_size * (concurrency + 2)` bytes whatever the
+//! file size. The verifier reads the file on its own, with a 1 MiB buffer.
 
 use std::fs::File;
 use std::io::Read;
@@ -16,17 +17,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::cancel::{Deadline, Shutdown};
+use crate::digest::Sha256;
 use crate::error::{Error, Result};
 use crate::snapshot::{SnapshotInfo, Verifier};
 
-/// Reads `path` in `part_size` pieces on a blocking thread. Each piece goes to the
-/// verifier first, then to `parts`. Stops early when either receiver goes away or
-/// a stop is requested. Returns the bytes read.
+/// Reads `path` in `part_size` pieces on a blocking thread into `parts`. Stops
+/// early when the receiver goes away or a stop is requested.
 pub(crate) fn spawn_reader(
     path: PathBuf,
     part_size: usize,
     parts: mpsc::Sender<Result<Bytes>>,
-    verify: mpsc::Sender<Bytes>,
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
@@ -51,26 +51,10 @@ pub(crate) fn spawn_reader(
                     return;
                 }
             }
-            let bytes = Bytes::from(buf);
-            if verify.blocking_send(bytes.clone()).is_err()
-                || parts.blocking_send(Ok(bytes)).is_err()
-            {
+            if parts.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 return;
             }
         }
-    })
-}
-
-/// Runs a [`Verifier`] (no sink, no input hash) over the chunks it receives.
-pub(crate) fn spawn_verifier(
-    mut chunks: mpsc::Receiver<Bytes>,
-) -> tokio::task::JoinHandle<Result<SnapshotInfo>> {
-    tokio::task::spawn_blocking(move || {
-        let mut v = Verifier::new(std::io::sink(), false);
-        while let Some(chunk) = chunks.blocking_recv() {
-            v.update(&chunk)?;
-        }
-        Ok(v.finish()?.0)
     })
 }
 
@@ -174,33 +158,62 @@ pub(crate) async fn complete(
     Err(e)
 }
 
-/// SHA-256 of a file, on a blocking thread, stopping on a stop request or deadline.
-pub(crate) async fn hash_file(
+/// The first read of a file about to be stored: its SHA-256 (S3 takes it as
+/// metadata before the data) and, for a raw snapshot, the whole verification,
+/// whose trailer hash shares the one SHA-256 pass. A gzip snapshot is only hashed
+/// here; decompressing it is left to [`spawn_verification`], beside the upload.
+/// Stops on a stop request or the deadline.
+pub(crate) async fn prepass(
     path: &Path,
     shutdown: &Shutdown,
     deadline: &Deadline,
-) -> Result<String> {
-    use crate::digest::Sha256;
+) -> Result<(String, Option<SnapshotInfo>)> {
     let path = path.to_path_buf();
     let stop = shutdown.clone();
-    let task = tokio::task::spawn_blocking(move || -> Result<Option<String>> {
-        let mut file =
-            File::open(&path).map_err(|e| Error::io(&path, "cannot open snapshot file", e))?;
-        let mut hash = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            if stop.requested().is_some() {
-                return Ok(None);
+    let task =
+        tokio::task::spawn_blocking(move || -> Result<Option<(String, Option<SnapshotInfo>)>> {
+            let mut file =
+                File::open(&path).map_err(|e| Error::io(&path, "cannot open snapshot file", e))?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut first = true;
+            let mut hash = Sha256::new();
+            let mut verifier: Option<Verifier<std::io::Sink>> = None;
+            loop {
+                if stop.requested().is_some() {
+                    return Ok(None);
+                }
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(&path, "cannot read snapshot file", e))?;
+                if n == 0 {
+                    break;
+                }
+                if first && !buf[..n].starts_with(&[0x1f, 0x8b]) {
+                    verifier = Some(Verifier::new(std::io::sink(), true));
+                }
+                first = false;
+                match &mut verifier {
+                    Some(v) => v
+                        .update(&buf[..n])
+                        .map_err(|e| e.about(format_args!("snapshot file {}", path.display())))?,
+                    None => hash.update(&buf[..n]),
+                }
             }
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| Error::io(&path, "cannot read snapshot file", e))?;
-            if n == 0 {
-                return Ok(Some(hex::encode(hash.finalize())));
-            }
-            hash.update(&buf[..n]);
-        }
-    });
+            Ok(Some(match verifier {
+                Some(v) => {
+                    let info = v
+                        .finish()
+                        .map_err(|e| e.about(format_args!("snapshot file {}", path.display())))?
+                        .0;
+                    let sum = info
+                        .input_sha256
+                        .clone()
+                        .expect("the verifier hashes its input");
+                    (sum, Some(info))
+                }
+                None => (hex::encode(hash.finalize()), None),
+            }))
+        });
     let joined = deadline
         .run(shutdown, "hashing the snapshot file", async {
             task.await
@@ -208,9 +221,36 @@ pub(crate) async fn hash_file(
         })
         .await?;
     match joined? {
-        Some(sum) => Ok(sum),
+        Some(done) => Ok(done),
         None => Err(Error::Cancelled(
             shutdown.requested().expect("stopped only on request"),
         )),
+    }
+}
+
+/// Verification of the snapshot at `path`: `done` when the pre-pass already did
+/// it, else on a blocking thread with its own read of the file, so the upload
+/// never waits for decompression except at the very end.
+pub(crate) fn spawn_verification(
+    path: PathBuf,
+    done: Option<SnapshotInfo>,
+) -> tokio::task::JoinHandle<Result<SnapshotInfo>> {
+    match done {
+        Some(info) => tokio::spawn(async move { Ok(info) }),
+        None => tokio::task::spawn_blocking(move || {
+            let mut file =
+                File::open(&path).map_err(|e| Error::io(&path, "cannot open snapshot file", e))?;
+            let mut v = Verifier::new(std::io::sink(), false);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(&path, "cannot read snapshot file", e))?;
+                if n == 0 {
+                    return Ok(v.finish()?.0);
+                }
+                v.update(&buf[..n])?;
+            }
+        }),
     }
 }

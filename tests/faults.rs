@@ -7,11 +7,21 @@ mod common;
 use common::proxy::{Fault, Op, Proxy, Rule};
 use common::*;
 
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// A small snapshot in one PUT.
+    Small,
+    /// A 12 MiB snapshot in 5 MiB parts.
+    Parts,
+    /// A 12 MiB snapshot in one streaming PUT.
+    Streamed,
+}
+
 struct Scenario {
     name: &'static str,
     rules: Vec<Rule>,
-    /// Upload a 12 MiB snapshot in 5 MiB parts (else a small one in one PUT).
-    multipart: bool,
+    /// What is uploaded, and how.
+    shape: Shape,
     deadline: &'static str,
     code: i32,
     stored: bool,
@@ -25,10 +35,10 @@ fn run_scenario(s: &Scenario) {
     let server = S3Server::start();
     let proxy = Proxy::start(server.port, s.rules.clone());
     let dir = tempfile::tempdir().unwrap();
-    let snapshot = if s.multipart {
-        gzip(&synthetic_snapshot(3000, 42))
-    } else {
+    let snapshot = if s.shape == Shape::Small {
         std::fs::read(fixture("etcd-3.4-small.db.gz")).unwrap()
+    } else {
+        gzip(&synthetic_snapshot(3000, 42))
     };
     let file = write_file(dir.path(), "snapshot.db.gz", &snapshot);
     let env = with(
@@ -38,6 +48,10 @@ fn run_scenario(s: &Scenario) {
             ("BACKUP_TO_CREATE", "fault.db.gz"),
             ("SNAPSHOT_FILE", file.to_str().unwrap()),
             ("PART_SIZE", "5MiB"),
+            (
+                "SINGLE_PUT_MAX",
+                if s.shape == Shape::Parts { "0" } else { "1GiB" },
+            ),
             ("DEADLINE", s.deadline),
         ],
     );
@@ -95,7 +109,7 @@ fn transient_faults_are_retried_and_the_backup_is_stored() {
         Scenario {
             name: "503 SlowDown on the 2nd part, once",
             rules: vec![Rule::once(Op::UploadPart, 2, Fault::Status(503))],
-            multipart: true,
+            shape: Shape::Parts,
             deadline: "60s",
             code: 0,
             stored: true,
@@ -105,7 +119,7 @@ fn transient_faults_are_retried_and_the_backup_is_stored() {
         Scenario {
             name: "500 on CreateMultipartUpload, once",
             rules: vec![Rule::once(Op::CreateUpload, 1, Fault::Status(500))],
-            multipart: true,
+            shape: Shape::Parts,
             deadline: "60s",
             code: 0,
             stored: true,
@@ -115,7 +129,7 @@ fn transient_faults_are_retried_and_the_backup_is_stored() {
         Scenario {
             name: "connection reset 1 MiB into the 1st part, once",
             rules: vec![Rule::once(Op::UploadPart, 1, Fault::ResetAfter(1 << 20))],
-            multipart: true,
+            shape: Shape::Parts,
             deadline: "60s",
             code: 0,
             stored: true,
@@ -130,12 +144,22 @@ fn transient_faults_are_retried_and_the_backup_is_stored() {
                 times: 2,
                 fault: Fault::Status(503),
             }],
-            multipart: false,
+            shape: Shape::Small,
             deadline: "60s",
             code: 0,
             stored: true,
             counts: vec![(Op::PutObject, 3)],
             logged: None,
+        },
+        Scenario {
+            name: "streaming PUT reset 1 MiB into its body, once",
+            rules: vec![Rule::once(Op::PutObject, 1, Fault::ResetAfter(1 << 20))],
+            shape: Shape::Streamed,
+            deadline: "60s",
+            code: 0,
+            stored: true,
+            counts: vec![(Op::PutObject, 2), (Op::CreateUpload, 0)],
+            logged: Some("sending it again"),
         },
     ];
     for s in &scenarios {
@@ -148,7 +172,7 @@ fn a_lost_complete_answer_is_resolved_by_looking_at_the_key() {
     run_scenario(&Scenario {
         name: "the answer to CompleteMultipartUpload is dropped",
         rules: vec![Rule::always(Op::Complete, Fault::DropResponse)],
-        multipart: true,
+        shape: Shape::Parts,
         deadline: "60s",
         code: 0,
         stored: true,
@@ -163,7 +187,7 @@ fn persistent_faults_fail_with_the_right_code_and_leave_nothing() {
         Scenario {
             name: "503 on every part: unavailable after retries",
             rules: vec![Rule::always(Op::UploadPart, Fault::Status(503))],
-            multipart: true,
+            shape: Shape::Parts,
             deadline: "60s",
             code: 15,
             stored: false,
@@ -173,7 +197,7 @@ fn persistent_faults_fail_with_the_right_code_and_leave_nothing() {
         Scenario {
             name: "every part stalls: the deadline ends it",
             rules: vec![Rule::always(Op::UploadPart, Fault::Stall)],
-            multipart: true,
+            shape: Shape::Parts,
             deadline: "3s",
             code: 75,
             stored: false,
@@ -183,7 +207,7 @@ fn persistent_faults_fail_with_the_right_code_and_leave_nothing() {
         Scenario {
             name: "every Complete is reset before it reaches the server",
             rules: vec![Rule::always(Op::Complete, Fault::ResetAfter(0))],
-            multipart: true,
+            shape: Shape::Parts,
             deadline: "60s",
             code: 75,
             stored: false,
@@ -193,11 +217,31 @@ fn persistent_faults_fail_with_the_right_code_and_leave_nothing() {
         Scenario {
             name: "403 on the PUT is not retried",
             rules: vec![Rule::always(Op::PutObject, Fault::Status(403))],
-            multipart: false,
+            shape: Shape::Small,
             deadline: "60s",
             code: 77,
             stored: false,
             counts: vec![(Op::PutObject, 1)],
+            logged: None,
+        },
+        Scenario {
+            name: "the streaming PUT stalls: the deadline ends it",
+            rules: vec![Rule::always(Op::PutObject, Fault::Stall)],
+            shape: Shape::Streamed,
+            deadline: "3s",
+            code: 75,
+            stored: false,
+            counts: vec![(Op::PutObject, 1)],
+            logged: None,
+        },
+        Scenario {
+            name: "500 on every streaming PUT: unavailable after retries",
+            rules: vec![Rule::always(Op::PutObject, Fault::Status(500))],
+            shape: Shape::Streamed,
+            deadline: "60s",
+            code: 15,
+            stored: false,
+            counts: vec![(Op::PutObject, 7)],
             logged: None,
         },
     ];

@@ -21,6 +21,7 @@ fn store_env(g: &Garage, endpoint_port: u16, file: &std::path::Path) -> Vec<(Str
             ("BACKUP_TO_CREATE", "g.db.gz"),
             ("SNAPSHOT_FILE", file.to_str().unwrap()),
             ("PART_SIZE", "5MiB"),
+            ("SINGLE_PUT_MAX", "0"),
             ("CONCURRENCY", "1"),
         ],
     )
@@ -108,4 +109,26 @@ fn a_corrupt_snapshot_is_aborted_after_parts_were_sent() {
     run("store", &store_env(&g, g.port, &file), &[]).assert_code(65);
     assert_eq!(g.uploads(), Vec::<String>::new());
     assert_eq!(g.object(KEY), None);
+}
+
+#[test]
+fn a_streaming_put_round_trips_through_garage() {
+    let g = Garage::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (file, gz) = snapshot(dir.path());
+    for signed in ["false", "true"] {
+        let env = with(
+            &store_env(&g, g.port, &file),
+            &[("SINGLE_PUT_MAX", "1GiB"), ("SIGNED_PAYLOAD", signed)],
+        );
+        let r = run("store", &env, &[]);
+        r.assert_code(0);
+        assert!(r.stderr.contains("\"parts\":1"), "{}", r.stderr);
+        assert!(g.object(KEY) == Some(gz.clone()), "signed={signed}");
+        let out = dir.path().join(format!("out-{signed}.db"));
+        let env = with(&g.job_env(), &[("BACKUP_TO_RESTORE", "g.db.gz")]);
+        let r = run("restore", &env, &["--output", out.to_str().unwrap()]);
+        r.assert_code(0);
+        assert!(r.stderr.contains("\"sha256_checked\":true"), "{}", r.stderr);
+    }
 }

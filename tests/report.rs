@@ -164,6 +164,7 @@ fn long_transfers_log_progress() {
             ("BACKUP_TO_RESTORE", "p.db"),
             ("SNAPSHOT_FILE", file.to_str().unwrap()),
             ("PART_SIZE", "5MiB"),
+            ("SINGLE_PUT_MAX", "0"),
             ("PROGRESS_INTERVAL", "0"),
         ],
     );
@@ -211,6 +212,7 @@ fn a_terminal_gets_a_progress_bar() {
             ("BACKUP_TO_CREATE", "tty.db"),
             ("SNAPSHOT_FILE", file.to_str().unwrap()),
             ("PART_SIZE", "5MiB"),
+            ("SINGLE_PUT_MAX", "0"),
             ("PROGRESS_INTERVAL", "0"),
             ("LOG_FORMAT", "human"),
         ],

@@ -99,7 +99,11 @@ async fn store_multipart_in_parallel_parts_is_read_back_identically() {
     let file = write_file(dir.path(), "snapshot.db.gz", &gz);
     let env = with(
         &store_env(&server, "big.db.gz", &file),
-        &[("PART_SIZE", "5MiB"), ("CONCURRENCY", "3")],
+        &[
+            ("PART_SIZE", "5MiB"),
+            ("CONCURRENCY", "3"),
+            ("SINGLE_PUT_MAX", "0"),
+        ],
     );
     let run = run("store", &env, &[]);
     run.assert_code(0);
@@ -127,7 +131,7 @@ async fn store_raw_db_multipart() {
     let file = write_file(dir.path(), "snapshot.db", &raw);
     let env = with(
         &store_env(&server, "raw.db", &file),
-        &[("PART_SIZE", "5MiB")],
+        &[("PART_SIZE", "5MiB"), ("SINGLE_PUT_MAX", "0")],
     );
     run("store", &env, &[]).assert_code(0);
     let key = format!("{CLUSTER}-raw.db");
@@ -169,7 +173,7 @@ fn a_corrupt_multipart_snapshot_is_aborted_with_nothing_left() {
     let file = write_file(dir.path(), "snapshot.db.gz", &gz);
     let env = with(
         &store_env(&server, "bad.db.gz", &file),
-        &[("PART_SIZE", "5MiB")],
+        &[("PART_SIZE", "5MiB"), ("SINGLE_PUT_MAX", "0")],
     );
     let r = run("store", &env, &[]);
     r.assert_code(65);
@@ -199,6 +203,7 @@ fn a_signal_mid_upload_aborts_it_and_exits_143_or_130() {
             &[
                 ("ENDPOINT", &format!("127.0.0.1:{}", proxy.port)),
                 ("PART_SIZE", "5MiB"),
+                ("SINGLE_PUT_MAX", "0"),
                 ("CONCURRENCY", "1"),
             ],
         );
@@ -367,4 +372,90 @@ fn a_file_that_is_not_a_snapshot_is_refused() {
             .object_file(&format!("{CLUSTER}-junk.db.gz"))
             .exists()
     );
+}
+
+#[test]
+fn a_large_file_streams_in_one_put_read_back_by_s3cmd() {
+    use common::proxy::{Op, Proxy};
+    let server = S3Server::start();
+    let proxy = Proxy::start(server.port, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    // About 23 MiB: more than a part, less than SINGLE_PUT_MAX.
+    let gz = gzip(&synthetic_snapshot(5800, 8));
+    let file = write_file(dir.path(), "snapshot.db.gz", &gz);
+    let env = with(
+        &store_env(&server, "one.db.gz", &file),
+        &[("ENDPOINT", &format!("127.0.0.1:{}", proxy.port))],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("\"parts\":1"), "{}", r.stderr);
+    assert_eq!(proxy.count(Op::PutObject), 1);
+    assert_eq!(proxy.count(Op::CreateUpload), 0);
+    let key = format!("{CLUSTER}-one.db.gz");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        rt.block_on(recorded_sha256(&server, &key)),
+        Some(sha256_hex(&gz))
+    );
+    let got = dir.path().join("got");
+    let out = server.s3cmd(&[
+        "get",
+        &format!("s3://{BUCKET}/{key}"),
+        got.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(&got).unwrap(), gz);
+}
+
+#[test]
+fn a_corrupt_streamed_snapshot_is_cut_before_its_last_byte() {
+    use common::proxy::{Op, Proxy};
+    let server = S3Server::start();
+    let proxy = Proxy::start(server.port, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = synthetic_snapshot(4000, 3);
+    raw[12 << 20] ^= 0x55; // found only by the trailer check, after all is read
+    let gz = gzip(&raw);
+    let file = write_file(dir.path(), "snapshot.db.gz", &gz);
+    let env = with(
+        &store_env(&server, "bad.db.gz", &file),
+        &[("ENDPOINT", &format!("127.0.0.1:{}", proxy.port))],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(65);
+    let errors = r.error_lines();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    assert!(
+        errors[0].contains("SHA-256 trailer") && errors[0].contains("snapshot.db.gz"),
+        "{}",
+        errors[0]
+    );
+    // The PUT was under way, and the server got no object from it.
+    assert_eq!(proxy.count(Op::PutObject), 1);
+    assert!(!server.object_file(&format!("{CLUSTER}-bad.db.gz")).exists());
+}
+
+#[test]
+fn signed_payloads_are_accepted_by_a_server_that_checks_them() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gz = gzip(&synthetic_snapshot(3000, 4));
+    let file = write_file(dir.path(), "snapshot.db.gz", &gz);
+    for (name, single_put_max) in [("signed-put.db.gz", "1GiB"), ("signed-parts.db.gz", "0")] {
+        let env = with(
+            &store_env(&server, name, &file),
+            &[
+                ("SIGNED_PAYLOAD", "true"),
+                ("PART_SIZE", "5MiB"),
+                ("SINGLE_PUT_MAX", single_put_max),
+            ],
+        );
+        run("store", &env, &[]).assert_code(0);
+        let stored = std::fs::read(server.object_file(&format!("{CLUSTER}-{name}"))).unwrap();
+        assert!(stored == gz, "{name}");
+    }
 }

@@ -32,6 +32,9 @@ pub struct Common {
     /// Extra trusted CA certificates (PEM) [env: CA_BUNDLE] [default: /etc/ca-bundle/ca-bundle.pem, if present]
     #[arg(long, value_name = "FILE")]
     pub ca_bundle: Option<String>,
+    /// Sign request bodies' SHA-256 as well as the headers; the server then checks every byte [env: SIGNED_PAYLOAD=true]
+    #[arg(long)]
+    pub signed_payload: bool,
     /// Cluster name, the first half of the object key [env: CLUSTER]
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
@@ -53,6 +56,7 @@ impl Common {
         i.insecure = self.insecure.then(|| "true".to_string());
         i.region = self.region.clone();
         i.ca_bundle = self.ca_bundle.clone();
+        i.signed_payload = self.signed_payload.then(|| "true".to_string());
         i.cluster = self.cluster.clone();
         i.object_key = self.key.clone();
         i.deadline = self.deadline.clone();

@@ -29,6 +29,8 @@ pub const DEFAULT_SNAPSHOT_FILE: &str = "/backup/snapshot.db.gz";
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Default parts in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Default largest file sent to S3 in one streaming PUT (benches/RESULTS.md).
+pub const DEFAULT_SINGLE_PUT_MAX: u64 = 1 << 30;
 /// S3's limits on parts.
 const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
@@ -43,6 +45,8 @@ pub struct Transfer {
     pub part_size: usize,
     /// Parts uploaded at once.
     pub concurrency: usize,
+    /// Files up to this size go to S3 in one streaming PUT (0: never).
+    pub single_put_max: u64,
 }
 
 impl Default for Transfer {
@@ -50,6 +54,7 @@ impl Default for Transfer {
         Transfer {
             part_size: DEFAULT_PART_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
+            single_put_max: DEFAULT_SINGLE_PUT_MAX,
         }
     }
 }
@@ -169,6 +174,15 @@ impl StoreConfig {
                 concurrency: match &i.concurrency {
                     Some(raw) => parse_count(raw, "CONCURRENCY", 1, 64)?,
                     None => DEFAULT_CONCURRENCY,
+                },
+                single_put_max: match &i.single_put_max {
+                    Some(raw) => parse_size(
+                        raw,
+                        "SINGLE_PUT_MAX",
+                        0,
+                        crate::put::MAX_SINGLE_PUT as usize,
+                    )? as u64,
+                    None => DEFAULT_SINGLE_PUT_MAX,
                 },
             },
             deadline: deadline(i, Duration::from_secs(110))?,
