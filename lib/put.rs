@@ -18,12 +18,14 @@
 //! its `Content-Length` bytes creates no object, so a failed check, a signal or
 //! the deadline leaves nothing at the key.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use reqwest::Method;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::digest::Sha256;
 use crate::error::{Error, Result};
@@ -37,8 +39,13 @@ const CHUNK: usize = 1 << 20;
 const QUEUED: usize = 4;
 /// S3's largest single PUT.
 pub const MAX_SINGLE_PUT: u64 = 5 << 30;
+/// The payload hash of an unsigned body.
+const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
+/// SHA-256 of nothing.
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Where and how to send PUTs: the object's URL and the signing material.
+#[derive(Clone)]
 pub(crate) struct Target {
     client: reqwest::Client,
     url: reqwest::Url,
@@ -118,75 +125,296 @@ impl Target {
         })
     }
 
-    /// Uploads the first `size` bytes of `file` with `sha256` recorded, retrying
-    /// what a retry can fix. The caller bounds it in time (dropping it mid-body
-    /// stores nothing).
+    /// Uploads the first `size` bytes of `file` with `sha256` recorded, in one
+    /// PUT whose last chunk waits for `gate` and `last`; retries what a retry can
+    /// fix. The caller bounds it in time (dropping it mid-body stores nothing).
     pub(crate) async fn put_file(
         &self,
-        file: &std::path::Path,
+        file: &Path,
         size: u64,
         sha256: &str,
-        gate: &Gate,
-        last: &LastCheck,
+        (gate, last): (&Gate, &LastCheck),
         progress: Duration,
     ) -> Result<()> {
-        let mut attempt = 0;
-        loop {
-            let refusal = Arc::new(Mutex::new(None));
-            let body = body(
-                file.to_path_buf(),
-                size,
-                (gate.clone(), last.clone()),
-                refusal.clone(),
-                progress,
-            );
-            let sent = self.send(body, size, sha256).await;
-            if let Some(reason) = refusal.lock().expect("not poisoned").take() {
-                return Err(Error::Data(reason));
+        let progress = shared_progress(size, progress);
+        let refusal = Arc::new(Mutex::new(None));
+        let payload = if self.sign_payload { sha256 } else { UNSIGNED };
+        let sent = self
+            .retrying("the PUT", || {
+                let body = body(
+                    file.to_path_buf(),
+                    (0, size),
+                    Some((gate.clone(), last.clone())),
+                    refusal.clone(),
+                    progress.clone(),
+                );
+                self.call(Method::PUT, "", Some(sha256), (body, size, payload))
+            })
+            .await;
+        if let Some(reason) = refusal.lock().expect("not poisoned").take() {
+            return Err(Error::Data(reason));
+        }
+        sent.map(|_| ())
+            .map_err(|e| Error::remote(format!("upload to {}", self.url.path()), e.error))
+    }
+
+    /// Starts a multipart upload with `sha256` recorded; returns its id.
+    pub(crate) async fn create_multipart(&self, sha256: &str) -> Result<String> {
+        let answer = self
+            .retrying("CreateMultipartUpload", || {
+                self.call(
+                    Method::POST,
+                    "uploads=",
+                    Some(sha256),
+                    (reqwest::Body::from(""), 0, EMPTY_SHA256),
+                )
+            })
+            .await
+            .map_err(|e| self.remote_error("starting the multipart upload to", e))?;
+        xml_text(&answer, "UploadId").ok_or_else(|| {
+            Error::Other(format!(
+                "starting the multipart upload to {}: no UploadId in the answer",
+                self.url.path()
+            ))
+        })
+    }
+
+    /// Uploads the file in `part_size` parts, `concurrency` at once, each read
+    /// from disk as it is sent. Returns the parts' ETags in order. On error the
+    /// caller must abort; dropping this cancels the parts in flight.
+    pub(crate) async fn send_parts(
+        &self,
+        upload_id: &str,
+        file: &Path,
+        (size, part_size): (u64, u64),
+        concurrency: usize,
+        progress: Duration,
+    ) -> Result<Vec<String>> {
+        let progress = shared_progress(size, progress);
+        let count = size.div_ceil(part_size) as usize;
+        let mut etags = vec![String::new(); count];
+        let mut in_flight: JoinSet<Result<(usize, String)>> = JoinSet::new();
+        let mut next = 0;
+        while next < count || !in_flight.is_empty() {
+            while next < count && in_flight.len() < concurrency {
+                let (target, path, id, progress) = (
+                    self.clone(),
+                    file.to_path_buf(),
+                    upload_id.to_string(),
+                    progress.clone(),
+                );
+                let offset = next as u64 * part_size;
+                let len = part_size.min(size - offset);
+                let index = next;
+                in_flight.spawn(async move {
+                    let etag = target
+                        .send_part(&id, index + 1, &path, (offset, len), progress)
+                        .await?;
+                    Ok((index, etag))
+                });
+                next += 1;
             }
-            match sent {
-                Ok(()) => return Ok(()),
-                Err(e) if e.retryable && attempt < self.max_retries => {
-                    let pause = Duration::from_millis(200 << attempt.min(6));
-                    tracing::warn!(
-                        attempt = attempt + 1,
-                        error = %e.error,
-                        retry_in_ms = pause.as_millis() as u64,
-                        "the PUT failed; sending it again"
-                    );
-                    tokio::time::sleep(pause).await;
-                    attempt += 1;
+            match in_flight.join_next().await {
+                Some(Ok(Ok((index, etag)))) => etags[index] = etag,
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(join)) => {
+                    return Err(Error::Other(format!("a part upload failed: {join}")));
                 }
-                Err(e) => {
-                    return Err(Error::remote(
-                        format!("upload to {}", self.url.path()),
-                        e.error,
+                None => {}
+            }
+        }
+        Ok(etags)
+    }
+
+    async fn send_part(
+        &self,
+        upload_id: &str,
+        number: usize,
+        file: &Path,
+        (offset, len): (u64, u64),
+        progress: SharedProgress,
+    ) -> Result<String> {
+        let query = format!("partNumber={number}&uploadId={}", uri_encode(upload_id));
+        let unused = Arc::new(Mutex::new(None));
+        let payload = if self.sign_payload {
+            // The part's own digest: one more pass over it, the price of signing.
+            hash_range(file, offset, len)?
+        } else {
+            UNSIGNED.to_string()
+        };
+        let answer = self
+            .retrying("UploadPart", || {
+                let body = body(
+                    file.to_path_buf(),
+                    (offset, len),
+                    None,
+                    unused.clone(),
+                    progress.clone(),
+                );
+                self.call_with_etag(Method::PUT, &query, (body, len, &payload))
+            })
+            .await
+            .map_err(|e| self.remote_error(&format!("uploading part {number} of"), e))?;
+        Ok(answer)
+    }
+
+    /// Completes the upload from the parts' ETags. S3 may answer 200 with an
+    /// error document; that is a failure too.
+    pub(crate) async fn complete(&self, upload_id: &str, etags: &[String]) -> Result<()> {
+        let mut doc = String::from("<CompleteMultipartUpload>");
+        for (i, etag) in etags.iter().enumerate() {
+            doc.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                i + 1,
+                xml_escape(etag)
+            ));
+        }
+        doc.push_str("</CompleteMultipartUpload>");
+        let digest = hex::encode(Sha256::digest(doc.as_bytes()));
+        let query = format!("uploadId={}", uri_encode(upload_id));
+        self.retrying("CompleteMultipartUpload", || {
+            let body = reqwest::Body::from(doc.clone());
+            let call = self.call(
+                Method::POST,
+                &query,
+                None,
+                (body, doc.len() as u64, &digest),
+            );
+            async move {
+                let answer = call.await?;
+                if answer.contains("<Error>") {
+                    return Err(Failure::from_response(
+                        reqwest::StatusCode::INTERNAL_SERVER_ERROR,
+                        &answer,
+                        self.url.path(),
                     ));
                 }
+                Ok(answer)
+            }
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| self.remote_error("completing the upload to", e))
+    }
+
+    /// Aborts the upload so no parts stay on the server. Bounded in time; a
+    /// failure is logged (the caller reports the error that led here).
+    pub(crate) async fn abort(&self, upload_id: &str) {
+        let what = self.url.path();
+        let query = format!("uploadId={}", uri_encode(upload_id));
+        let call = self.retrying("AbortMultipartUpload", || {
+            self.call(
+                Method::DELETE,
+                &query,
+                None,
+                (reqwest::Body::from(""), 0, EMPTY_SHA256),
+            )
+        });
+        match tokio::time::timeout(Duration::from_secs(15), call).await {
+            Ok(Ok(_)) => tracing::info!(object = what, "multipart upload aborted; no parts left"),
+            Ok(Err(e)) => tracing::warn!(
+                object = what,
+                error = %Error::remote("abort", e.error).chain(),
+                "aborting the multipart upload failed; parts may remain until a lifecycle rule removes them"
+            ),
+            Err(_) => tracing::warn!(
+                object = what,
+                "aborting the multipart upload timed out after 15s; parts may remain"
+            ),
+        }
+    }
+
+    fn remote_error(&self, what: &str, e: Failure) -> Error {
+        Error::remote(format!("{what} {}", self.url.path()), e.error)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or retries run out
+    /// (backoff from 100 ms, doubling, as object_store's).
+    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let mut tries = 0;
+        loop {
+            match attempt().await {
+                Err(e) if e.retryable && tries < self.max_retries => {
+                    let pause = Duration::from_millis(100 << tries.min(7));
+                    tracing::warn!(
+                        request = what,
+                        attempt = tries + 1,
+                        error = %e.error,
+                        retry_in_ms = pause.as_millis() as u64,
+                        "the request failed; sending it again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    tries += 1;
+                }
+                done => return done,
             }
         }
     }
 
-    async fn send(&self, body: reqwest::Body, size: u64, sha256: &str) -> Result<(), Failure> {
+    /// One signed request; the answer's body on success.
+    async fn call(
+        &self,
+        method: Method,
+        query: &str,
+        meta_sha256: Option<&str>,
+        (body, len, payload): (reqwest::Body, u64, &str),
+    ) -> Result<String, Failure> {
+        let response = self
+            .send(method, query, meta_sha256, (body, len, payload))
+            .await?;
+        response.text().await.map_err(Failure::transport)
+    }
+
+    /// Like [`Target::call`], returning the answer's ETag.
+    async fn call_with_etag(
+        &self,
+        method: Method,
+        query: &str,
+        (body, len, payload): (reqwest::Body, u64, &str),
+    ) -> Result<String, Failure> {
+        let response = self.send(method, query, None, (body, len, payload)).await?;
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let _ = response.bytes().await;
+        etag.ok_or_else(|| Failure {
+            retryable: false,
+            error: object_store::Error::Generic {
+                store: "S3",
+                source: "the part upload was answered without an ETag".into(),
+            },
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        query: &str,
+        meta_sha256: Option<&str>,
+        (body, len, payload): (reqwest::Body, u64, &str),
+    ) -> Result<reqwest::Response, Failure> {
         let (amz_date, date) = amz_dates(SystemTime::now());
-        let payload = if self.sign_payload {
-            sha256
-        } else {
-            "UNSIGNED-PAYLOAD"
-        };
         let mut headers = vec![
             ("host", self.host.clone()),
             ("x-amz-content-sha256", payload.to_string()),
             ("x-amz-date", amz_date.clone()),
-            ("x-amz-meta-sha256", sha256.to_string()),
         ];
+        if let Some(sum) = meta_sha256 {
+            headers.push(("x-amz-meta-sha256", sum.to_string()));
+        }
         if let Some(token) = &self.session_token {
             headers.push(("x-amz-security-token", token.expose().to_string()));
         }
         let authorization = authorization(&Signing {
-            method: "PUT",
+            method: method.as_str(),
             uri: self.url.path(),
-            query: "",
+            query,
             headers: &headers,
             payload,
             amz_date: &amz_date,
@@ -195,24 +423,24 @@ impl Target {
             access_key_id: self.access_key_id.expose(),
             secret_access_key: self.secret_access_key.expose(),
         });
+        let mut url = self.url.clone();
+        url.set_query((!query.is_empty()).then_some(query));
         let mut request = self
             .client
-            .put(self.url.clone())
-            .header(reqwest::header::CONTENT_LENGTH, size)
+            .request(method, url)
+            .header(reqwest::header::CONTENT_LENGTH, len)
             .header("authorization", authorization);
         for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
             request = request.header(*name, value);
         }
-        let response = request.body(body).send().await.map_err(|e| Failure {
-            retryable: true,
-            error: object_store::Error::Generic {
-                store: "S3",
-                source: Box::new(e.without_url()),
-            },
-        })?;
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(Failure::transport)?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
         Err(Failure::from_response(status, &text, self.url.path()))
@@ -226,6 +454,16 @@ struct Failure {
 }
 
 impl Failure {
+    fn transport(e: reqwest::Error) -> Failure {
+        Failure {
+            retryable: true,
+            error: object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e.without_url()),
+            },
+        }
+    }
+
     fn from_response(status: reqwest::StatusCode, body: &str, path: &str) -> Failure {
         let code = xml_text(body, "Code").unwrap_or_default();
         let message = xml_text(body, "Message").unwrap_or_default();
@@ -256,82 +494,90 @@ fn xml_text(body: &str, tag: &str) -> Option<String> {
     Some(body[start..end].to_string())
 }
 
-/// The request body: the file's first `size` bytes read on a blocking thread,
-/// `CHUNK` at a time, the last held back until `gate` opens. A closed gate or a
-/// read error ends the body early, which aborts the request; the reason goes to
-/// `refusal`.
+type SharedProgress = Arc<Mutex<Progress>>;
+
+fn shared_progress(size: u64, every: Duration) -> SharedProgress {
+    Arc::new(Mutex::new(Progress::new("uploading", Some(size), every)))
+}
+
+/// A request body: `len` bytes of the file from `offset`, read on a blocking
+/// thread `CHUNK` at a time. With a gate, the last chunk is held back until the
+/// gate opens and the last check passes; a closed gate or a read error ends the
+/// body early, which aborts the request, and the reason goes to `refusal`.
 fn body(
     path: PathBuf,
-    size: u64,
-    (gate, last): (Gate, LastCheck),
+    (offset, len): (u64, u64),
+    gate: Option<(Gate, LastCheck)>,
     refusal: Arc<Mutex<Option<String>>>,
-    every: Duration,
+    progress: SharedProgress,
 ) -> reqwest::Body {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(QUEUED);
-    tokio::task::spawn_blocking(move || read_chunks(&path, size, &tx));
+    tokio::task::spawn_blocking(move || read_chunks(&path, (offset, len), &tx));
     struct State {
         rx: mpsc::Receiver<std::io::Result<Bytes>>,
-        gate: Gate,
-        last: LastCheck,
+        gate: Option<(Gate, LastCheck)>,
         refusal: Arc<Mutex<Option<String>>>,
         sent: u64,
-        size: u64,
-        progress: Progress,
+        len: u64,
+        progress: SharedProgress,
     }
     let state = State {
         rx,
         gate,
-        last,
         refusal,
         sent: 0,
-        size,
-        progress: Progress::new("uploading", Some(size), every),
+        len,
+        progress,
     };
     let stream = futures::stream::unfold(state, |mut s| async move {
         let chunk = match s.rx.recv().await? {
             Ok(chunk) => chunk,
             Err(e) => return Some((Err(e), s)),
         };
-        let refused = |s: &State, why: String| {
-            *s.refusal.lock().expect("not poisoned") = Some(why.clone());
-            std::io::Error::other(why)
-        };
-        let early = s.gate.borrow().clone();
-        if let Some(Err(why)) = early {
-            let e = refused(&s, why);
-            return Some((Err(e), s));
-        }
         s.sent += chunk.len() as u64;
-        if s.sent == s.size {
-            let verdict = match s.gate.wait_for(Option::is_some).await {
-                Ok(v) => v.clone().expect("waited for a verdict"),
-                Err(_) => Err("the upload was stopped".to_string()),
-            }
-            .and_then(|()| (s.last)());
+        if let Some((gate, last)) = &mut s.gate {
+            let early = gate.borrow().clone();
+            let verdict = match early {
+                Some(Err(why)) => Err(why),
+                _ if s.sent < s.len => Ok(()),
+                _ => match gate.wait_for(Option::is_some).await {
+                    Ok(v) => v.clone().expect("waited for a verdict"),
+                    Err(_) => Err("the upload was stopped".to_string()),
+                }
+                .and_then(|()| last()),
+            };
             if let Err(why) = verdict {
-                let e = refused(&s, why);
-                return Some((Err(e), s));
+                *s.refusal.lock().expect("not poisoned") = Some(why.clone());
+                return Some((Err(std::io::Error::other(why)), s));
             }
         }
-        s.progress.add(chunk.len() as u64);
+        s.progress
+            .lock()
+            .expect("not poisoned")
+            .add(chunk.len() as u64);
         Some((Ok(chunk), s))
     });
     reqwest::Body::wrap_stream(stream)
 }
 
-fn read_chunks(path: &std::path::Path, size: u64, tx: &mpsc::Sender<std::io::Result<Bytes>>) {
-    use std::io::Read;
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f.take(size),
+fn read_chunks(path: &Path, (offset, len): (u64, u64), tx: &mpsc::Sender<std::io::Result<Bytes>>) {
+    use std::io::{Read, Seek, SeekFrom};
+    let opened = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(offset))?;
+        Ok(f)
+    });
+    let mut file = match opened {
+        Ok(f) => f,
         Err(e) => {
             let _ = tx.blocking_send(Err(e));
             return;
         }
     };
-    let mut left = size;
+    let mut left = len;
     while left > 0 {
-        let mut buf = Vec::with_capacity(CHUNK.min(left as usize));
-        match (&mut file).take(CHUNK as u64).read_to_end(&mut buf) {
+        let want = (CHUNK as u64).min(left);
+        let mut buf = Vec::with_capacity(want as usize);
+        match (&mut file).take(want).read_to_end(&mut buf) {
             Ok(0) => {
                 let short = std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
@@ -353,6 +599,34 @@ fn read_chunks(path: &std::path::Path, size: u64, tx: &mpsc::Sender<std::io::Res
             return;
         }
     }
+}
+
+/// SHA-256 (hex) of `len` bytes of the file from `offset`.
+fn hash_range(path: &Path, offset: u64, len: u64) -> Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file =
+        std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open snapshot file", e))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
+    let mut file = file.take(len);
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
+        if n == 0 {
+            return Ok(hex::encode(hash.finalize()));
+        }
+        hash.update(&buf[..n]);
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The inputs of a SigV4 signature.
@@ -417,9 +691,21 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// SigV4's URI encoding of an object key: every byte but `A-Za-z0-9-_.~` and `/`
 /// as `%XX`.
 fn uri_encode_path(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+    encode(key, true)
+}
+
+/// SigV4's URI encoding of a query value (`/` encoded too).
+fn uri_encode(value: &str) -> String {
+    encode(value, false)
+}
+
+fn encode(text: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

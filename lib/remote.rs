@@ -300,17 +300,16 @@ async fn region_of(s: &S3Settings, options: &ClientOptions) -> Result<String> {
 }
 
 impl Remote {
-    /// Like [`Remote::connect`]; with `single_put` (S3 only) also the target of a
-    /// streaming PUT of `key`, from the same region lookup.
+    /// Like [`Remote::connect`]; for S3 also the target of streaming uploads to
+    /// `key` (put.rs), from the same region lookup.
     pub(crate) async fn connect_put(
         &self,
         key: &str,
-        single_put: bool,
         deadline: &Deadline,
         shutdown: &Shutdown,
     ) -> Result<(Arc<dyn ObjectStore>, ObjectPath, Option<crate::put::Target>)> {
         let s = match self {
-            Remote::S3(s) if single_put => s,
+            Remote::S3(s) => s,
             _ => {
                 let (client, path) = self.connect(key, deadline, shutdown).await?;
                 return Ok((client, path, None));

@@ -109,27 +109,39 @@ async fn store_file(
     }
     let size = before.0;
     let part_size = part_size_for(size, cfg.transfer.part_size as u64);
-    let single_put = size <= cfg.transfer.single_put_max.min(crate::put::MAX_SINGLE_PUT);
-    let (client, path, target) = cfg
-        .remote
-        .connect_put(&cfg.key, single_put, deadline, shutdown)
-        .await?;
+    let (client, path, target) = cfg.remote.connect_put(&cfg.key, deadline, shutdown).await?;
     let keep_meta = cfg.remote.keeps_metadata();
 
     let (sha256, parts, info) = if let Some(target) = target {
+        // S3: requests that stream from the file (put.rs).
         let (sha256, verified) = upload::prepass(&cfg.file, shutdown, deadline).await?;
         let verification = upload::spawn_verification(cfg.file.clone(), verified);
-        let info = put_streaming(
-            cfg,
-            &target,
-            &sha256,
-            verification,
-            before,
-            shutdown,
-            deadline,
-        )
-        .await?;
-        (sha256, 1, info)
+        if size <= cfg.transfer.single_put_max.min(crate::put::MAX_SINGLE_PUT) {
+            let info = put_streaming(
+                cfg,
+                &target,
+                &sha256,
+                verification,
+                before,
+                shutdown,
+                deadline,
+            )
+            .await?;
+            (sha256, 1, info)
+        } else {
+            let (parts, info) = put_parts_streaming(
+                cfg,
+                (&target, &client, &path),
+                &sha256,
+                part_size,
+                verification,
+                before,
+                shutdown,
+                deadline,
+            )
+            .await?;
+            (sha256, parts, info)
+        }
     } else if size <= part_size {
         let (sha256, info) = put_whole(cfg, &client, &path, keep_meta, shutdown, deadline).await?;
         (sha256, 1, info)
@@ -292,7 +304,7 @@ async fn put_streaming(
         .run(
             shutdown,
             "uploading the snapshot",
-            target.put_file(&cfg.file, before.0, sha256, &gate, &last, cfg.progress),
+            target.put_file(&cfg.file, before.0, sha256, (&gate, &last), cfg.progress),
         )
         .await;
     match sent {
@@ -311,6 +323,86 @@ async fn put_streaming(
             Err(e)
         }
     }
+}
+
+/// S3, above `SINGLE_PUT_MAX`: a multipart upload whose parts stream from the
+/// file in parallel (put.rs); completed only once verification passed and the
+/// file is unchanged, aborted on every failure, deadline or signal before that.
+#[allow(clippy::too_many_arguments)]
+async fn put_parts_streaming(
+    cfg: &StoreConfig,
+    (target, client, path): (&crate::put::Target, &Arc<dyn ObjectStore>, &ObjectPath),
+    sha256: &str,
+    part_size: u64,
+    verification: tokio::task::JoinHandle<Result<SnapshotInfo>>,
+    before: FileState,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<(usize, SnapshotInfo)> {
+    let id = deadline
+        .run(
+            shutdown,
+            "starting the multipart upload",
+            target.create_multipart(sha256),
+        )
+        .await?;
+    let sent = async {
+        let etags = deadline
+            .run(
+                shutdown,
+                "uploading parts",
+                target.send_parts(
+                    &id,
+                    &cfg.file,
+                    (before.0, part_size),
+                    cfg.transfer.concurrency,
+                    cfg.progress,
+                ),
+            )
+            .await?;
+        let info = deadline
+            .run(shutdown, "verifying the snapshot", async {
+                verification
+                    .await
+                    .map_err(|e| Error::Other(format!("verification task failed: {e}")))?
+                    .map_err(|e| e.about(format_args!("snapshot file {}", cfg.file.display())))
+            })
+            .await?;
+        unchanged(&cfg.file, before, &info)?;
+        Ok((etags, info))
+    }
+    .await;
+    let (etags, info) = match sent {
+        Ok(v) => v,
+        Err(e) => {
+            target.abort(&id).await;
+            return Err(e);
+        }
+    };
+    // A signal does not interrupt completing (once sent, the object exists whole
+    // or not at all, and a finished backup deserves exit 0); the deadline does.
+    let completed = deadline
+        .run(
+            &Shutdown::never(),
+            "completing the multipart upload",
+            target.complete(&id, &etags),
+        )
+        .await;
+    if let Err(e) = completed {
+        // The request may have succeeded with only its answer lost (a timeout, a
+        // reset, or a retried Complete told NoSuchUpload): look at the key.
+        if stored_matches(client, path, before.0, sha256).await {
+            tracing::warn!(
+                object = %cfg.remote.describe(&cfg.key),
+                error = %e.chain(),
+                "completing the upload reported an error, but the object at the key has our size and SHA-256: stored"
+            );
+        } else {
+            target.abort(&id).await;
+            return Err(e);
+        }
+    }
+    Ok((etags.len(), info))
 }
 
 /// The file's size and modification time, to notice it changing under us.
