@@ -33,10 +33,13 @@ use crate::progress::Progress;
 use crate::remote::{ClientTuning, S3Settings};
 use crate::settings::Secret;
 
-/// Bytes per read from the file; at most [`QUEUED`] + 2 of them are in memory.
-const CHUNK: usize = 1 << 20;
-/// Chunks read ahead of the socket.
-const QUEUED: usize = 4;
+/// How a body is read from the file: bytes per read, and reads queued ahead of
+/// the socket; about `(queued + 2) * chunk` bytes are in memory per request.
+/// A single PUT reads ahead 6 MiB; each of the parallel parts 1.5 MiB, so 4 in
+/// flight hold about as much as one PUT and memory does not depend on the
+/// upload's shape (benches/RESULTS.md).
+const SINGLE_READS: (usize, usize) = (1 << 20, 4);
+const PART_READS: (usize, usize) = (512 << 10, 1);
 /// S3's largest single PUT.
 pub const MAX_SINGLE_PUT: u64 = 5 << 30;
 /// The payload hash of an unsigned body.
@@ -144,6 +147,7 @@ impl Target {
                 let body = body(
                     file.to_path_buf(),
                     (0, size),
+                    SINGLE_READS,
                     Some((gate.clone(), last.clone())),
                     refusal.clone(),
                     progress.clone(),
@@ -247,6 +251,7 @@ impl Target {
                 let body = body(
                     file.to_path_buf(),
                     (offset, len),
+                    PART_READS,
                     None,
                     unused.clone(),
                     progress.clone(),
@@ -501,18 +506,19 @@ fn shared_progress(size: u64, every: Duration) -> SharedProgress {
 }
 
 /// A request body: `len` bytes of the file from `offset`, read on a blocking
-/// thread `CHUNK` at a time. With a gate, the last chunk is held back until the
+/// thread a chunk at a time. With a gate, the last chunk is held back until the
 /// gate opens and the last check passes; a closed gate or a read error ends the
 /// body early, which aborts the request, and the reason goes to `refusal`.
 fn body(
     path: PathBuf,
     (offset, len): (u64, u64),
+    (chunk, queued): (usize, usize),
     gate: Option<(Gate, LastCheck)>,
     refusal: Arc<Mutex<Option<String>>>,
     progress: SharedProgress,
 ) -> reqwest::Body {
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(QUEUED);
-    tokio::task::spawn_blocking(move || read_chunks(&path, (offset, len), &tx));
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(queued);
+    tokio::task::spawn_blocking(move || read_chunks(&path, (offset, len), chunk, &tx));
     struct State {
         rx: mpsc::Receiver<std::io::Result<Bytes>>,
         gate: Option<(Gate, LastCheck)>,
@@ -560,7 +566,12 @@ fn body(
     reqwest::Body::wrap_stream(stream)
 }
 
-fn read_chunks(path: &Path, (offset, len): (u64, u64), tx: &mpsc::Sender<std::io::Result<Bytes>>) {
+fn read_chunks(
+    path: &Path,
+    (offset, len): (u64, u64),
+    chunk: usize,
+    tx: &mpsc::Sender<std::io::Result<Bytes>>,
+) {
     use std::io::{Read, Seek, SeekFrom};
     let opened = std::fs::File::open(path).and_then(|mut f| {
         f.seek(SeekFrom::Start(offset))?;
@@ -575,7 +586,7 @@ fn read_chunks(path: &Path, (offset, len): (u64, u64), tx: &mpsc::Sender<std::io
     };
     let mut left = len;
     while left > 0 {
-        let want = (CHUNK as u64).min(left);
+        let want = (chunk as u64).min(left);
         let mut buf = Vec::with_capacity(want as usize);
         match (&mut file).take(want).read_to_end(&mut buf) {
             Ok(0) => {
@@ -610,7 +621,7 @@ fn hash_range(path: &Path, offset: u64, len: u64) -> Result<String> {
         .map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
     let mut file = file.take(len);
     let mut hash = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file
             .read(&mut buf)

@@ -37,7 +37,7 @@ pub struct SnapshotInfo {
 }
 
 /// A push-style snapshot verifier writing the raw snapshot to `W`.
-pub struct Verifier<W: Write> {
+pub struct Verifier<W: Write + Send + 'static> {
     check_trailer: bool,
     input_hash: Option<Sha256>,
     input_bytes: u64,
@@ -45,14 +45,14 @@ pub struct Verifier<W: Write> {
     stage: Stage<W>,
 }
 
-enum Stage<W: Write> {
+enum Stage<W: Write + Send + 'static> {
     /// Fewer than two bytes seen: the format is not known yet.
     Sniffing(Option<TrailerCheck<W>>),
-    Gzip(Box<flate2::write::MultiGzDecoder<TrailerCheck<W>>>),
+    Gzip(Box<flate2::write::MultiGzDecoder<Handoff<W>>>),
     Raw(TrailerCheck<W>),
 }
 
-impl<W: Write> Verifier<W> {
+impl<W: Write + Send + 'static> Verifier<W> {
     /// A verifier writing the raw snapshot to `sink`; hashes the input when
     /// `hash_input` is true.
     pub fn new(sink: W, hash_input: bool) -> Self {
@@ -83,7 +83,9 @@ impl<W: Write> Verifier<W> {
             }
             let check = check.take().expect("sniffing holds the checker");
             self.stage = if self.head == GZIP_MAGIC {
-                Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(check)))
+                Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Handoff::new(
+                    check,
+                ))))
             } else {
                 Stage::Raw(check)
             };
@@ -121,7 +123,7 @@ impl<W: Write> Verifier<W> {
         let gzip = matches!(self.stage, Stage::Gzip(_));
         let mut input_hash = self.input_hash;
         let check = match self.stage {
-            Stage::Gzip(d) => d.finish().map_err(gzip_error)?,
+            Stage::Gzip(d) => d.finish().and_then(Handoff::finish).map_err(gzip_error)?,
             Stage::Raw(c) => {
                 if input_hash.is_some() {
                     input_hash = Some(c.whole_hash());
@@ -171,6 +173,89 @@ impl std::fmt::Display for SinkError {
 }
 
 impl std::error::Error for SinkError {}
+
+/// Bytes handed to the checking thread at a time.
+const HANDOFF_BATCH: usize = 1 << 20;
+
+/// Carries decompressed bytes to a thread that runs the trailer check and the
+/// sink, so inflating and hashing (each about a second per GiB) use two cores.
+/// At most four batches are in memory.
+struct Handoff<W: Write> {
+    batch: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<(TrailerCheck<W>, io::Result<()>)>>,
+}
+
+impl<W: Write + Send + 'static> Handoff<W> {
+    fn new(mut check: TrailerCheck<W>) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+        let worker = std::thread::spawn(move || {
+            for batch in rx {
+                if let Err(e) = check.write_all(&batch) {
+                    return (check, Err(e));
+                }
+            }
+            (check, Ok(()))
+        });
+        Handoff {
+            batch: Vec::with_capacity(HANDOFF_BATCH),
+            tx: Some(tx),
+            worker: Some(worker),
+        }
+    }
+
+    fn send_batch(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(HANDOFF_BATCH));
+        let sent = self.tx.as_ref().map(|tx| tx.send(batch).is_ok());
+        if sent == Some(true) {
+            return Ok(());
+        }
+        // The thread stopped on an error: report it.
+        self.tx = None;
+        Err(self
+            .join()
+            .err()
+            .unwrap_or_else(|| io::Error::other(SinkError("the checking thread stopped".into()))))
+    }
+
+    fn join(&mut self) -> io::Result<TrailerCheck<W>> {
+        let worker = self.worker.take().ok_or_else(|| {
+            io::Error::other(SinkError("the checking thread already stopped".into()))
+        })?;
+        match worker.join() {
+            Ok((check, Ok(()))) => Ok(check),
+            Ok((_, Err(e))) => Err(e),
+            Err(_) => Err(io::Error::other(SinkError(
+                "the checking thread panicked".into(),
+            ))),
+        }
+    }
+
+    /// Sends what is left and waits for the thread; returns its checker.
+    fn finish(mut self) -> io::Result<TrailerCheck<W>> {
+        self.send_batch()?;
+        self.tx = None;
+        self.join()
+    }
+}
+
+impl<W: Write + Send + 'static> Write for Handoff<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.batch.extend_from_slice(buf);
+        if self.batch.len() >= HANDOFF_BATCH {
+            self.send_batch()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        // Batches go when full or at the end; the sink is flushed by its owner.
+        Ok(())
+    }
+}
 
 /// Hashes the raw snapshot except its last 32 bytes, keeps those apart, and
 /// passes everything through to the sink.
@@ -273,7 +358,7 @@ impl<W: Write> Write for TrailerCheck<W> {
 
 /// Feeds the file at `src` through `v` in 1 MiB reads and finishes it; data errors
 /// name the file.
-pub fn verify_file<W: Write>(
+pub fn verify_file<W: Write + Send + 'static>(
     src: &std::path::Path,
     mut v: Verifier<W>,
 ) -> Result<(SnapshotInfo, W)> {
@@ -350,6 +435,41 @@ mod tests {
             assert_eq!(info.snapshot_bytes, raw.len() as u64);
             assert_eq!(info.input_bytes, gz.len() as u64);
             assert_eq!(info.input_sha256.unwrap(), hex::encode(Sha256::digest(&gz)));
+        }
+    }
+
+    /// Fails every write after `left` bytes.
+    struct FailingSink {
+        left: usize,
+    }
+
+    impl Write for FailingSink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.left {
+                return Err(io::Error::other("disk full"));
+            }
+            self.left -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_is_a_write_error_not_corrupt_gzip() {
+        // Several handoff batches, so the checking thread fails mid-stream.
+        let gz = gzip(&synthetic(1500));
+        for left in [0, 100_000, 3 << 20] {
+            let mut v = Verifier::new(FailingSink { left }, true);
+            let outcome = gz
+                .chunks(64 << 10)
+                .try_for_each(|c| v.update(c))
+                .and_then(|()| v.finish().map(|_| ()));
+            match outcome {
+                Err(Error::Other(m)) => assert!(m.contains("disk full"), "{m}"),
+                other => panic!("left {left}: {other:?}"),
+            }
         }
     }
 

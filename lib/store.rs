@@ -114,8 +114,7 @@ async fn store_file(
 
     let (sha256, parts, info) = if let Some(target) = target {
         // S3: requests that stream from the file (put.rs).
-        let (sha256, verified) = upload::prepass(&cfg.file, shutdown, deadline).await?;
-        let verification = upload::spawn_verification(cfg.file.clone(), verified);
+        let (sha256, verification) = upload::hash_and_verify(&cfg.file, shutdown, deadline).await?;
         if size <= cfg.transfer.single_put_max.min(crate::put::MAX_SINGLE_PUT) {
             let info = put_streaming(
                 cfg,
@@ -146,8 +145,7 @@ async fn store_file(
         let (sha256, info) = put_whole(cfg, &client, &path, keep_meta, shutdown, deadline).await?;
         (sha256, 1, info)
     } else {
-        let (sha256, verified) = upload::prepass(&cfg.file, shutdown, deadline).await?;
-        let verification = upload::spawn_verification(cfg.file.clone(), verified);
+        let (sha256, verification) = upload::hash_and_verify(&cfg.file, shutdown, deadline).await?;
         let (parts, info) = put_parts(
             cfg,
             &client,

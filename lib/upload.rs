@@ -228,6 +228,28 @@ pub(crate) async fn prepass(
     }
 }
 
+/// The SHA-256 of the file to record, and its verification under way: a gzip
+/// snapshot's starts at once on its own read of the file, beside the hash pass
+/// and then the upload; a raw one's is the hash pass itself.
+pub(crate) async fn hash_and_verify(
+    path: &Path,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<(String, tokio::task::JoinHandle<Result<SnapshotInfo>>)> {
+    let mut head = [0u8; 2];
+    let n = File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
+    let early =
+        (n == 2 && head == [0x1f, 0x8b]).then(|| spawn_verification(path.to_path_buf(), None));
+    let (sha256, verified) = prepass(path, shutdown, deadline).await?;
+    let verification = match early {
+        Some(running) => running,
+        None => spawn_verification(path.to_path_buf(), verified),
+    };
+    Ok((sha256, verification))
+}
+
 /// Verification of the snapshot at `path`: `done` when the pre-pass already did
 /// it, else on a blocking thread with its own read of the file, so the upload
 /// never waits for decompression except at the very end.

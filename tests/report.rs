@@ -184,7 +184,10 @@ fn long_transfers_log_progress() {
         r.stderr
     );
     assert!(
-        lines.last().unwrap().contains(&format!("\"bytes\":{total},")),
+        lines
+            .last()
+            .unwrap()
+            .contains(&format!("\"bytes\":{total},")),
         "the last line reaches the total: {}",
         r.stderr
     );
