@@ -111,9 +111,15 @@ timed() { # timed LABEL CMD...: appends "LABEL wall user sys maxrss_kib" to resu
   local label=$1; shift
   # GNU time measures the transfer's process tree (bash adds about 1 ms and 4 MiB RSS
   # of its own only when the client's is smaller).
-  /usr/bin/time -f "%e %U %S %M" -o "$work/t" bash -c '"$@"' _ "$@" || { echo "FAILED: $label" >&2; return 1; }
-  echo "$label $(cat "$work/t")" >>"$work/results"
+  if /usr/bin/time -f "%e %U %S %M" -o "$work/t" bash -c '"$@"' _ "$@"; then
+    echo "$label $(cat "$work/t")" >>"$results"
+  else
+    echo "FAILED: $label" | tee -a "$results.failed" >&2
+  fi
 }
+# Raw timings are kept beside the inputs, whatever happens to the run.
+results=$bench/results-$(date +%Y%m%dT%H%M%S)
+echo "raw timings: $results" >&2
 clients="snapjob s3cmd aws rclone s5cmd curl"
 up_clients=${UP_CLIENTS:-"snapjob-put snapjob-parts s3cmd aws rclone s5cmd curl"}
 for run in $(seq "$runs"); do
@@ -148,4 +154,5 @@ done
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem/{print $2}') GiB; s3s-fs 0.14.1 on loopback; $runs runs each, interleaved"
 echo "peers: $(s3cmd --version), $("$aws" --version | cut -d' ' -f1), $(rclone version | head -1), s5cmd $("$s5cmd" version), $(curl --version | head -1 | cut -d' ' -f1-2)"
-python3 benches/peers_report.py "$work/results" "$bench"
+[ ! -f "$results.failed" ] || { echo "failed transfers (left out of the tables):"; cat "$results.failed"; }
+python3 benches/peers_report.py "$results" "$bench"

@@ -8,7 +8,11 @@
 //! - [`remote`]: where objects live (S3 or a local directory) and the client for it.
 //! - [`snapshot`]: streaming verification of a snapshot (gzip, bbolt magic, etcd
 //!   SHA-256 trailer), with an optional hash of the input bytes.
-//! - `upload` (private): the multipart engine: parallel parts, back-pressure, abort.
+//! - `upload` (private): `store`'s hash pass, the verification beside the upload,
+//!   and object_store's multipart engine (local stores, `--from-etcd`).
+//! - `put` (private): streaming uploads to S3 (one PUT, or parts read from the
+//!   file as they are sent), signed with our own SigV4, bodies unsigned by default.
+//! - [`digest`]: SHA-256 (aws-lc-rs).
 //! - [`etcd`]: the snapshot stream of a live etcd (Maintenance/Snapshot over HTTP/2).
 //! - [`etcd_manager`]: kops etcd-manager backup stores (etcd-manager-ctl's commands).
 //! - [`live`]: a live etcd's snapshot streamed to a file or to a multipart upload.

@@ -50,7 +50,12 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 /// Where and how to send PUTs: the object's URL and the signing material.
 #[derive(Clone)]
 pub(crate) struct Target {
+    /// Every request but Complete: a silence of `read_timeout` is a stall.
     client: reqwest::Client,
+    /// CompleteMultipartUpload, which a server may answer only after re-reading
+    /// the whole object (s3s-fs: about 3.4 s per GiB, TEST-SERVERS.md); only the
+    /// deadline bounds it.
+    patient: reqwest::Client,
     url: reqwest::Url,
     host: String,
     region: String,
@@ -97,26 +102,31 @@ impl Target {
             (Some(h), None) => h.to_string(),
             (None, _) => return Err(Error::Config(format!("object URL {raw} has no host"))),
         };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(tuning.connect_timeout)
-            .read_timeout(tuning.read_timeout)
-            // One long body: HTTP/2's flow-control windows would only slow it.
-            .http1_only()
-            .no_proxy();
-        if let Some((file, pem)) = &s3.ca_bundle {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| Error::Config(format!("CA bundle {}: {e}", file.display())))?
-            {
-                builder = builder.add_root_certificate(cert);
+        let build = |read_timeout: Option<Duration>| -> Result<reqwest::Client> {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(tuning.connect_timeout)
+                // One long body: HTTP/2's flow-control windows would only slow it.
+                .http1_only()
+                .no_proxy();
+            if let Some(limit) = read_timeout {
+                builder = builder.read_timeout(limit);
             }
-        }
-        let client = builder.build().map_err(|e| {
-            Error::Config(format!(
-                "cannot build the HTTP client (no system CA certificates? give CA_BUNDLE): {e}"
-            ))
-        })?;
+            if let Some((file, pem)) = &s3.ca_bundle {
+                for cert in reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| Error::Config(format!("CA bundle {}: {e}", file.display())))?
+                {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            builder.build().map_err(|e| {
+                Error::Config(format!(
+                    "cannot build the HTTP client (no system CA certificates? give CA_BUNDLE): {e}"
+                ))
+            })
+        };
         Ok(Target {
-            client,
+            client: build(Some(tuning.read_timeout))?,
+            patient: build(None)?,
             url,
             host,
             region: region.to_string(),
@@ -430,8 +440,13 @@ impl Target {
         });
         let mut url = self.url.clone();
         url.set_query((!query.is_empty()).then_some(query));
-        let mut request = self
-            .client
+        let completing = method == Method::POST && query.starts_with("uploadId=");
+        let client = if completing {
+            &self.patient
+        } else {
+            &self.client
+        };
+        let mut request = client
             .request(method, url)
             .header(reqwest::header::CONTENT_LENGTH, len)
             .header("authorization", authorization);
@@ -730,21 +745,13 @@ fn amz_dates(t: SystemTime) -> (String, String) {
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let date = format!("{year:04}{month:02}{day:02}");
-    let time = format!("{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
-    (format!("{date}T{time}Z"), date)
+        .unwrap_or(0);
+    let stamp: String = crate::etcd_manager::rfc3339(secs)
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let date = stamp[..8].to_string();
+    (stamp, date)
 }
 
 #[cfg(test)]

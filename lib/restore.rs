@@ -13,7 +13,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, GetOptions, ObjectStore};
@@ -161,6 +161,45 @@ impl Drop for RemoveFile {
     }
 }
 
+/// Bytes handed from the network to the writing thread at a time.
+const HANDOFF_BATCH: usize = 1 << 20;
+/// Objects are fetched in ranges of this size, [`RANGES_IN_FLIGHT`] at once:
+/// restore peaks at about 60 MiB (benches/RESULTS.md).
+const RANGE: u64 = 4 << 20;
+const RANGES_IN_FLIGHT: usize = 4;
+
+/// Received bytes on their way to the writing thread, in batches.
+struct Feed<'a> {
+    tx: &'a mpsc::Sender<Bytes>,
+    batch: BytesMut,
+    received: u64,
+    progress: crate::progress::Progress,
+}
+
+impl Feed<'_> {
+    /// Adds `bytes`; false when the writer has stopped (its error is reported).
+    async fn push(&mut self, bytes: Bytes) -> bool {
+        self.received += bytes.len() as u64;
+        self.progress.add(bytes.len() as u64);
+        if self.batch.is_empty() && bytes.len() >= HANDOFF_BATCH {
+            return self.tx.send(bytes).await.is_ok();
+        }
+        self.batch.extend_from_slice(&bytes);
+        if self.batch.len() < HANDOFF_BATCH {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.batch, BytesMut::with_capacity(HANDOFF_BATCH));
+        self.tx.send(full.freeze()).await.is_ok()
+    }
+
+    async fn finish(&mut self) {
+        if !self.batch.is_empty() {
+            let rest = std::mem::take(&mut self.batch);
+            let _ = self.tx.send(rest.freeze()).await;
+        }
+    }
+}
+
 /// Downloads `key` into `dest`, verified, atomically. Returns what verification
 /// found and whether a recorded SHA-256 was checked.
 async fn download(
@@ -194,22 +233,61 @@ async fn download(
     let (temp, file) = TempFile::create(dest)?;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let writer = spawn_writer(file, rx, temp.path.clone());
+    let etag = got.meta.e_tag.clone();
     let streamed = deadline
         .run(shutdown, "downloading", async {
+            let mut feed = Feed {
+                tx: &tx,
+                batch: BytesMut::with_capacity(HANDOFF_BATCH),
+                received: 0,
+                progress: crate::progress::Progress::new("downloading", Some(expected_size), every),
+            };
+            let remote = |e| Error::remote(format!("download of {location}"), e);
+            // The first range from the GET already open; the rest by ranged GETs,
+            // several at once (one stream per connection is what caps a single
+            // GET), handed on in order.
+            let head = expected_size.min(RANGE);
             let mut stream = got.into_stream();
-            let mut progress =
-                crate::progress::Progress::new("downloading", Some(expected_size), every);
-            let mut n = 0u64;
-            while let Some(chunk) = stream.next().await {
-                let chunk =
-                    chunk.map_err(|e| Error::remote(format!("download of {location}"), e))?;
-                n += chunk.len() as u64;
-                progress.add(chunk.len() as u64);
-                if tx.send(chunk).await.is_err() {
-                    break; // the writer stopped; its error is reported below
+            while feed.received < head {
+                let Some(chunk) = stream.next().await else {
+                    break;
+                };
+                let chunk = chunk.map_err(remote)?;
+                let keep = (head - feed.received).min(chunk.len() as u64) as usize;
+                if !feed.push(chunk.slice(..keep)).await {
+                    return Ok(feed.received);
                 }
             }
-            Ok(n)
+            drop(stream);
+            if feed.received < head {
+                return Ok(feed.received);
+            }
+            let ranges = (head..expected_size)
+                .step_by(RANGE as usize)
+                .map(|start| start..expected_size.min(start + RANGE));
+            let mut fetches = futures::stream::iter(ranges)
+                .map(|range| {
+                    let opts = GetOptions {
+                        range: Some(range.into()),
+                        if_match: etag.clone(),
+                        ..GetOptions::default()
+                    };
+                    async move { client.get_opts(path, opts).await?.bytes().await }
+                })
+                .buffered(RANGES_IN_FLIGHT);
+            while let Some(bytes) = fetches.next().await {
+                let bytes = bytes.map_err(|e| match e {
+                    object_store::Error::Precondition { .. } => Error::Data(format!(
+                        "{location} was replaced while it was being downloaded"
+                    )),
+                    e => remote(e),
+                })?;
+                if !feed.push(bytes).await {
+                    break;
+                }
+            }
+            feed.finish().await;
+            Ok(feed.received)
         })
         .await;
     drop(tx);

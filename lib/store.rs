@@ -283,11 +283,7 @@ async fn put_streaming(
     let (verdict, gate) = tokio::sync::watch::channel(None);
     let file = cfg.file.clone();
     let checker = tokio::spawn(async move {
-        let checked = match verification.await {
-            Ok(r) => r.map_err(|e| e.about(format_args!("snapshot file {}", file.display()))),
-            Err(e) => Err(Error::Other(format!("verification task failed: {e}"))),
-        }
-        .and_then(|info| unchanged(&file, before, &info).map(|()| info));
+        let checked = verified(verification, &file, before).await;
         let _ = verdict.send(Some(
             checked.as_ref().map(|_| ()).map_err(|e| e.to_string()),
         ));
@@ -359,14 +355,12 @@ async fn put_parts_streaming(
             )
             .await?;
         let info = deadline
-            .run(shutdown, "verifying the snapshot", async {
-                verification
-                    .await
-                    .map_err(|e| Error::Other(format!("verification task failed: {e}")))?
-                    .map_err(|e| e.about(format_args!("snapshot file {}", cfg.file.display())))
-            })
+            .run(
+                shutdown,
+                "verifying the snapshot",
+                verified(verification, &cfg.file, before),
+            )
             .await?;
-        unchanged(&cfg.file, before, &info)?;
         Ok((etags, info))
     }
     .await;
@@ -411,6 +405,20 @@ fn changed(file: &Path) -> Error {
         "snapshot file {} changed while it was being uploaded",
         file.display()
     ))
+}
+
+/// The outcome of `verification` of `file`, which must still be as it was `before`.
+async fn verified(
+    verification: tokio::task::JoinHandle<Result<SnapshotInfo>>,
+    file: &Path,
+    before: FileState,
+) -> Result<SnapshotInfo> {
+    let info = verification
+        .await
+        .map_err(|e| Error::Other(format!("verification task failed: {e}")))?
+        .map_err(|e| e.about(format_args!("snapshot file {}", file.display())))?;
+    unchanged(file, before, &info)?;
+    Ok(info)
 }
 
 /// Whether `file` still is as it was `before`, and verification read all of it.
@@ -474,11 +482,7 @@ async fn put_parts(
     let _ = reader.await;
     let checked = async {
         let parts = sent?;
-        let info = verification
-            .await
-            .map_err(|e| Error::Other(format!("verification task failed: {e}")))?
-            .map_err(|e| e.about(format_args!("snapshot file {}", cfg.file.display())))?;
-        unchanged(&cfg.file, before, &info)?;
+        let info = verified(verification, &cfg.file, before).await?;
         Ok((parts, info))
     }
     .await;

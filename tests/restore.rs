@@ -223,3 +223,32 @@ fn a_local_snapshot_file_is_verified_and_decompressed_to_the_output() {
     .assert_code(65);
     assert!(!out2.exists());
 }
+
+#[test]
+fn large_objects_come_in_parallel_ranges_byte_identical() {
+    use common::proxy::{Op, Proxy};
+    let server = S3Server::start();
+    let proxy = Proxy::start(server.port, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    // About 23 MiB raw: the open GET's first 4 MiB, then five ranged GETs.
+    let raw = synthetic_snapshot(5800, 21);
+    let file = write_file(dir.path(), "snapshot.db", &raw);
+    let env = with(
+        &server.job_env(),
+        &[
+            ("BACKUP_TO_CREATE", "big.db"),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+        ],
+    );
+    run("store", &env, &[]).assert_code(0);
+    let out = dir.path().join("out.db");
+    let env = with(
+        &restore_env(&server, "big.db", &out),
+        &[("ENDPOINT", &format!("127.0.0.1:{}", proxy.port))],
+    );
+    let r = run("restore", &env, &[]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("\"sha256_checked\":true"), "{}", r.stderr);
+    assert_eq!(proxy.count(Op::Get), raw.len().div_ceil(4 << 20));
+    assert!(std::fs::read(&out).unwrap() == raw, "restored bytes differ");
+}

@@ -29,8 +29,11 @@ pub const DEFAULT_SNAPSHOT_FILE: &str = "/backup/snapshot.db.gz";
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Default parts in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
-/// Default largest file sent to S3 in one streaming PUT (benches/RESULTS.md).
-pub const DEFAULT_SINGLE_PUT_MAX: u64 = 1 << 30;
+/// Default largest file sent to S3 in one streaming PUT. In benches/RESULTS.md
+/// one PUT wins at 200 MiB in both network profiles and parallel parts catch up
+/// by 1 GiB behind 10 ms of latency; past a few hundred MiB, parts also mean a
+/// failure retries one part, not the whole file.
+pub const DEFAULT_SINGLE_PUT_MAX: u64 = 256 << 20;
 /// S3's limits on parts.
 const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
