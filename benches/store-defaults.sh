@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time: apt-get install time"; exit 1; }
-cargo build --release --quiet --bins --example latency-proxy
+# Two invocations: with an example in the same one, cargo would build the binaries with
+# the dev-dependencies' features too.
+cargo build --release --quiet --bins
+cargo build --release --quiet --example latency-proxy
 work=$(mktemp -d)
 trap 'kill $server $proxy 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/root/bench"

@@ -162,7 +162,19 @@ impl Target {
                     refusal.clone(),
                     progress.clone(),
                 );
-                self.call(Method::PUT, "", Some(sha256), (body, size, payload))
+                let call = self.call(Method::PUT, "", Some(sha256), (body, size, payload));
+                let refusal = refusal.clone();
+                async move {
+                    let sent = call.await;
+                    match sent {
+                        // Our own refusal cut the body: nothing to retry.
+                        Err(mut e) if refusal.lock().expect("not poisoned").is_some() => {
+                            e.retryable = false;
+                            Err(e)
+                        }
+                        other => other,
+                    }
+                }
             })
             .await;
         if let Some(reason) = refusal.lock().expect("not poisoned").take() {
