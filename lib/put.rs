@@ -1,11 +1,12 @@
-//! One streaming `PutObject` of a file, signed with AWS SigV4.
+//! Streaming uploads of a file to S3, signed with AWS SigV4: one `PutObject`, or
+//! a multipart upload (Create, UploadPart, Complete, Abort) whose parts are read
+//! from disk as they are sent.
 //!
-//! object_store sends a PUT from memory, so above a part size it needs a
-//! multipart upload, and every part it sends sits in memory while in flight. This
-//! module sends a file as one PUT whose body is read from disk as it goes: a few
-//! MiB of memory whatever the size, one request, and no multipart upload that a
-//! crash could leave behind. On a server that re-reads a multipart object to
-//! complete it (s3s-fs, `TEST-SERVERS.md`) one PUT is also the fastest way in.
+//! object_store sends every body from memory, so each part in flight would sit
+//! in memory. Here a body is read from the file as it goes: a few MiB whatever
+//! the size or the part size. One PUT is one request, with no multipart upload a
+//! crash could leave behind; on a server that re-reads a multipart object to
+//! complete it (s3s-fs, `TEST-SERVERS.md`) it is also the fastest way in.
 //!
 //! The object's SHA-256 goes in `x-amz-meta-sha256`, computed before the request
 //! (S3 takes headers before the body). The payload itself is sent as
@@ -261,7 +262,7 @@ impl Target {
         progress: SharedProgress,
     ) -> Result<String> {
         let query = format!("partNumber={number}&uploadId={}", uri_encode(upload_id));
-        let unused = Arc::new(Mutex::new(None));
+        let no_refusal = Arc::new(Mutex::new(None));
         let payload = if self.sign_payload {
             // The part's own digest: one more pass over it, the price of signing.
             hash_range(file, offset, len)?
@@ -275,7 +276,7 @@ impl Target {
                     (offset, len),
                     PART_READS,
                     None,
-                    unused.clone(),
+                    no_refusal.clone(),
                     progress.clone(),
                 );
                 self.call_with_etag(Method::PUT, &query, (body, len, &payload))
