@@ -15,7 +15,7 @@ use crate::digest::Sha256;
 use crate::error::{Error, Result};
 
 /// The gzip magic bytes.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// bbolt's magic, at byte 16 of the first (meta) page, in either byte order.
 const BOLT_MAGIC: u32 = 0xED0C_DAED;
 /// Length of the SHA-256 trailer.

@@ -162,9 +162,10 @@ pub(crate) async fn complete(
 /// metadata before the data) and, for a raw snapshot, the whole verification,
 /// whose trailer hash shares the one SHA-256 pass. A gzip snapshot is only hashed
 /// here; decompressing it is left to [`spawn_verification`], beside the upload.
-/// Stops on a stop request or the deadline.
-pub(crate) async fn prepass(
+/// `gzip` is what the caller sniffed. Stops on a stop request or the deadline.
+async fn prepass(
     path: &Path,
+    gzip: bool,
     shutdown: &Shutdown,
     deadline: &Deadline,
 ) -> Result<(String, Option<SnapshotInfo>)> {
@@ -175,9 +176,8 @@ pub(crate) async fn prepass(
             let mut file =
                 File::open(&path).map_err(|e| Error::io(&path, "cannot open snapshot file", e))?;
             let mut buf = vec![0u8; 1 << 20];
-            let mut first = true;
             let mut hash = Sha256::new();
-            let mut verifier: Option<Verifier<std::io::Sink>> = None;
+            let mut verifier = (!gzip).then(|| Verifier::new(std::io::sink(), true));
             loop {
                 if stop.requested().is_some() {
                     return Ok(None);
@@ -188,10 +188,6 @@ pub(crate) async fn prepass(
                 if n == 0 {
                     break;
                 }
-                if first && !buf[..n].starts_with(&[0x1f, 0x8b]) {
-                    verifier = Some(Verifier::new(std::io::sink(), true));
-                }
-                first = false;
                 match &mut verifier {
                     Some(v) => v
                         .update(&buf[..n])
@@ -240,9 +236,9 @@ pub(crate) async fn hash_and_verify(
     let n = File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
-    let early =
-        (n == 2 && head == [0x1f, 0x8b]).then(|| spawn_verification(path.to_path_buf(), None));
-    let (sha256, verified) = prepass(path, shutdown, deadline).await?;
+    let gzip = n == 2 && head == crate::snapshot::GZIP_MAGIC;
+    let early = gzip.then(|| spawn_verification(path.to_path_buf(), None));
+    let (sha256, verified) = prepass(path, gzip, shutdown, deadline).await?;
     let verification = match early {
         Some(running) => running,
         None => spawn_verification(path.to_path_buf(), verified),
