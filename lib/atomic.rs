@@ -15,6 +15,12 @@ pub(crate) struct TempFile {
 
 impl TempFile {
     pub(crate) fn create(dest: &Path) -> Result<(TempFile, File)> {
+        Self::beside(dest, "tmp")
+    }
+
+    /// `<dir of dest>/.<name of dest>.snapjob-<pid>.<suffix>`, created or truncated;
+    /// read and write.
+    pub(crate) fn beside(dest: &Path, suffix: &str) -> Result<(TempFile, File)> {
         let dir = match dest.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -25,11 +31,12 @@ impl TempFile {
             .file_name()
             .ok_or_else(|| Error::Usage(format!("output {} is not a file name", dest.display())))?;
         let path = dir.join(format!(
-            ".{}.snapjob-{}.tmp",
+            ".{}.snapjob-{}.{suffix}",
             name.to_string_lossy(),
             std::process::id()
         ));
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
             .truncate(true)

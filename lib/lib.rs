@@ -37,6 +37,7 @@ pub mod digest;
 pub mod error;
 pub mod etcd;
 pub mod etcd_manager;
+mod landing;
 pub mod live;
 pub mod progress;
 mod put;

@@ -1,19 +1,21 @@
 //! `restore` (download half): fetch a backup, verify it, write the raw snapshot.
 //!
-//! The object is streamed; a blocking thread hashes the object's bytes, detects
-//! gzip by content, decompresses, checks the etcd SHA-256 trailer and writes the
-//! raw snapshot (trailer included, so `etcdutl snapshot restore` can check it too)
-//! into a temporary file beside the output. Only when the size, the recorded
-//! SHA-256 (objects written by `store`; s3cmd's carry none) and the trailer all
-//! match is the file fsynced and renamed into place. On any failure the temporary
-//! file is removed and an existing output file is left as it was.
+//! The object is fetched in ranges, several at once, each written at its offset in
+//! a file beside the output as it arrives; a second thread reads the file back in
+//! order as it fills, hashes the object's bytes, detects gzip by content,
+//! decompresses, checks the etcd SHA-256 trailer and writes the raw snapshot
+//! (trailer included, so `etcdutl snapshot restore` can check it too) into a
+//! temporary file beside the output (crate::landing). Only when the size, the
+//! recorded SHA-256 (objects written by `store`; s3cmd's carry none) and the
+//! trailer all match is the file fsynced and renamed into place. On any failure
+//! the temporary files are removed and an existing output file is left as it was.
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, GetOptions, ObjectStore};
@@ -24,6 +26,7 @@ use crate::cancel::{Deadline, Shutdown};
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::datadir::{self, DataDirReport};
 use crate::error::{Error, Result};
+use crate::landing;
 use crate::snapshot::{SnapshotInfo, Verifier};
 use crate::store::SHA256_METADATA;
 
@@ -103,7 +106,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 (None, None) => unreachable!("config requires an output or a data dir"),
             };
             let (info, checked) = download(
-                client.as_ref(),
+                &client,
                 &path,
                 &location,
                 &dest,
@@ -161,49 +164,20 @@ impl Drop for RemoveFile {
     }
 }
 
-/// Bytes handed from the network to the writing thread at a time.
-const HANDOFF_BATCH: usize = 1 << 20;
-/// Objects are fetched in ranges of this size, [`RANGES_IN_FLIGHT`] at once:
-/// restore peaks at about 60 MiB (benches/RESULTS.md).
-const RANGE: u64 = 4 << 20;
-const RANGES_IN_FLIGHT: usize = 4;
-
-/// Received bytes on their way to the writing thread, in batches.
-struct Feed<'a> {
-    tx: &'a mpsc::Sender<Bytes>,
-    batch: BytesMut,
-    received: u64,
-    progress: crate::progress::Progress,
-}
-
-impl Feed<'_> {
-    /// Adds `bytes`; false when the writer has stopped (its error is reported).
-    async fn push(&mut self, bytes: Bytes) -> bool {
-        self.received += bytes.len() as u64;
-        self.progress.add(bytes.len() as u64);
-        if self.batch.is_empty() && bytes.len() >= HANDOFF_BATCH {
-            return self.tx.send(bytes).await.is_ok();
-        }
-        self.batch.extend_from_slice(&bytes);
-        if self.batch.len() < HANDOFF_BATCH {
-            return true;
-        }
-        let full = std::mem::replace(&mut self.batch, BytesMut::with_capacity(HANDOFF_BATCH));
-        self.tx.send(full.freeze()).await.is_ok()
-    }
-
-    async fn finish(&mut self) {
-        if !self.batch.is_empty() {
-            let rest = std::mem::take(&mut self.batch);
-            let _ = self.tx.send(rest.freeze()).await;
-        }
-    }
-}
+/// Objects are fetched in ranges of this size, [`RANGES_IN_FLIGHT`] at once, each
+/// written at its offset as it arrives (crate::landing), so neither costs memory
+/// beyond the chunks queued for the landing thread (benches/RESULTS.md).
+const RANGE: u64 = 8 << 20;
+const RANGES_IN_FLIGHT: usize = 8;
+/// Bytes a range hands to the landing thread at a time, and how many such runs
+/// may wait for it.
+const RUN: u64 = 1 << 20;
+const RUNS_QUEUED: usize = 8;
 
 /// Downloads `key` into `dest`, verified, atomically. Returns what verification
 /// found and whether a recorded SHA-256 was checked.
 async fn download(
-    client: &dyn ObjectStore,
+    client: &Arc<dyn ObjectStore>,
     path: &ObjectPath,
     location: &str,
     dest: &Path,
@@ -230,75 +204,74 @@ async fn download(
         .get(&Attribute::Metadata(SHA256_METADATA.into()))
         .map(|v| v.as_ref().to_ascii_lowercase());
 
-    let (temp, file) = TempFile::create(dest)?;
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let writer = spawn_writer(file, rx, temp.path.clone());
+    let (tx, rx) = mpsc::channel::<landing::Chunk>(RUNS_QUEUED);
+    let plan = landing::Plan {
+        dest: dest.to_path_buf(),
+        size: expected_size,
+        range: RANGE,
+        progress: crate::progress::Progress::new("downloading", Some(expected_size), every),
+    };
+    let landing = landing::spawn(plan, rx);
     let etag = got.meta.e_tag.clone();
     let streamed = deadline
         .run(shutdown, "downloading", async {
-            let mut feed = Feed {
-                tx: &tx,
-                batch: BytesMut::with_capacity(HANDOFF_BATCH),
-                received: 0,
-                progress: crate::progress::Progress::new("downloading", Some(expected_size), every),
+            let remote = |e| match e {
+                object_store::Error::Precondition { .. } => Error::Data(format!(
+                    "{location} was replaced while it was being downloaded"
+                )),
+                e => Error::remote(format!("download of {location}"), e),
             };
-            let remote = |e| Error::remote(format!("download of {location}"), e);
-            // The first range from the GET already open; the rest by ranged GETs,
-            // several at once (one stream per connection is what caps a single
-            // GET), handed on in order.
+            // The first range from the GET already open; the rest by ranged GETs
+            // pinned to its ETag, several at once (one stream per connection is
+            // what caps a single GET), each landing where it belongs.
             let head = expected_size.min(RANGE);
-            let mut stream = got.into_stream();
-            while feed.received < head {
-                let Some(chunk) = stream.next().await else {
-                    break;
-                };
-                let chunk = chunk.map_err(remote)?;
-                let keep = (head - feed.received).min(chunk.len() as u64) as usize;
-                if !feed.push(chunk.slice(..keep)).await {
-                    return Ok(feed.received);
-                }
-            }
-            drop(stream);
-            if feed.received < head {
-                return Ok(feed.received);
-            }
-            let ranges = (head..expected_size)
+            let first = {
+                let tx = tx.clone();
+                Spawned(tokio::spawn(async move {
+                    send(got.into_stream(), 0..head, &tx).await
+                }))
+            };
+            let rest = (head..expected_size)
                 .step_by(RANGE as usize)
-                .map(|start| start..expected_size.min(start + RANGE));
-            let mut fetches = futures::stream::iter(ranges)
+                .map(|start| start..expected_size.min(start + RANGE))
                 .map(|range| {
                     let opts = GetOptions {
-                        range: Some(range.into()),
+                        range: Some(range.clone().into()),
                         if_match: etag.clone(),
                         ..GetOptions::default()
                     };
-                    async move { client.get_opts(path, opts).await?.bytes().await }
-                })
-                .buffered(RANGES_IN_FLIGHT);
-            while let Some(bytes) = fetches.next().await {
-                let bytes = bytes.map_err(|e| match e {
-                    object_store::Error::Precondition { .. } => Error::Data(format!(
-                        "{location} was replaced while it was being downloaded"
-                    )),
-                    e => remote(e),
-                })?;
-                if !feed.push(bytes).await {
-                    break;
+                    let (client, path, tx) = (Arc::clone(client), path.clone(), tx.clone());
+                    // Spawned, so each range's body is read on the runtime thread
+                    // that drives its connection, not handed to this task.
+                    Spawned(tokio::spawn(async move {
+                        let got = client.get_opts(&path, opts).await?;
+                        send(got.into_stream(), range, &tx).await
+                    }))
+                });
+            let all = std::iter::once(first).chain(rest);
+            let mut fetches = futures::stream::iter(all).buffer_unordered(RANGES_IN_FLIGHT);
+            while let Some(landed) = fetches.next().await {
+                let landed = landed
+                    .map_err(|e| Error::Other(format!("download task failed: {e}")))?
+                    .map_err(remote)?;
+                if !landed {
+                    break; // the landing thread stopped; its error says why
                 }
             }
-            feed.finish().await;
-            Ok(feed.received)
+            Ok(())
         })
         .await;
     drop(tx);
-    let written = writer
+    let landed = landing
         .await
         .map_err(|e| Error::Other(format!("verification task failed: {e}")));
-    let received = streamed?;
-    let info = written??;
-    if received != expected_size || info.input_bytes != expected_size {
+    streamed?;
+    let landed = landed?.map_err(|e| e.about(location))?;
+    let info = landed.info.clone();
+    if landed.received != expected_size || info.input_bytes != expected_size {
         return Err(Error::Data(format!(
-            "{location}: received {received} bytes, the object has {expected_size}"
+            "{location}: received {} bytes, the object has {expected_size}",
+            landed.received
         )));
     }
     let actual = info.input_sha256.clone().unwrap_or_default();
@@ -309,7 +282,7 @@ async fn download(
             )));
         }
     }
-    temp.persist(dest)?;
+    landed.persist(dest)?;
     tracing::info!(
         location = %location,
         output = %dest.display(),
@@ -323,6 +296,54 @@ async fn download(
     Ok((info, recorded.is_some()))
 }
 
+/// A spawned task, aborted when dropped unfinished: a download given up on stops
+/// fetching.
+struct Spawned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for Spawned<T> {
+    type Output = std::result::Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sends the bytes of `range` from `stream` to the landing thread in runs of
+/// about [`RUN`] bytes, with their offsets; stops reading at the range's end.
+/// False when the landing thread has stopped.
+async fn send(
+    mut stream: futures::stream::BoxStream<'static, object_store::Result<Bytes>>,
+    range: std::ops::Range<u64>,
+    tx: &mpsc::Sender<landing::Chunk>,
+) -> object_store::Result<bool> {
+    let (mut offset, mut run, mut run_len) = (range.start, Vec::new(), 0);
+    while offset + run_len < range.end {
+        let Some(chunk) = stream.next().await else {
+            break; // short: the landing thread finds the gap
+        };
+        let mut chunk = chunk?;
+        chunk.truncate((range.end - offset - run_len).min(chunk.len() as u64) as usize);
+        run_len += chunk.len() as u64;
+        run.push(chunk);
+        if run_len >= RUN {
+            if tx.send((offset, std::mem::take(&mut run))).await.is_err() {
+                return Ok(false);
+            }
+            (offset, run_len) = (offset + run_len, 0);
+        }
+    }
+    Ok(run.is_empty() || tx.send((offset, run)).await.is_ok())
+}
+
 /// Verifies a local snapshot file (raw or gzip) and writes the raw snapshot to
 /// `dest` atomically.
 fn copy_verified(src: &Path, dest: &Path) -> Result<SnapshotInfo> {
@@ -332,21 +353,4 @@ fn copy_verified(src: &Path, dest: &Path) -> Result<SnapshotInfo> {
     crate::atomic::flush_sync(out, dest)?;
     temp.persist(dest)?;
     Ok(info)
-}
-
-/// Verifies the chunks and writes the raw snapshot to `file`, then fsyncs it.
-fn spawn_writer(
-    file: File,
-    mut chunks: mpsc::Receiver<Bytes>,
-    path: PathBuf,
-) -> tokio::task::JoinHandle<Result<SnapshotInfo>> {
-    tokio::task::spawn_blocking(move || {
-        let mut v = Verifier::new(BufWriter::with_capacity(1 << 20, file), true);
-        while let Some(chunk) = chunks.blocking_recv() {
-            v.update(&chunk)?;
-        }
-        let (info, out) = v.finish()?;
-        crate::atomic::flush_sync(out, &path)?;
-        Ok(info)
-    })
 }

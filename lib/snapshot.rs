@@ -386,12 +386,12 @@ pub fn verify_bytes(bytes: &[u8]) -> Result<SnapshotInfo> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A minimal well-formed snapshot: a page with the bbolt magic, padded to
     /// 4 KiB pages, plus the SHA-256 trailer.
-    fn synthetic(pages: usize) -> Vec<u8> {
+    pub(crate) fn synthetic(pages: usize) -> Vec<u8> {
         let mut db = vec![0u8; pages * 4096];
         db[16..20].copy_from_slice(&BOLT_MAGIC.to_le_bytes());
         for (i, b) in db.iter_mut().enumerate().skip(20) {
@@ -402,7 +402,7 @@ mod tests {
         db
     }
 
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
+    pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(bytes).unwrap();
         e.finish().unwrap()

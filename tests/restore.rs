@@ -224,13 +224,11 @@ fn a_local_snapshot_file_is_verified_and_decompressed_to_the_output() {
     assert!(!out2.exists());
 }
 
-#[test]
-fn large_objects_come_in_parallel_ranges_byte_identical() {
-    use common::proxy::{Op, Proxy};
-    let server = S3Server::start();
-    let proxy = Proxy::start(server.port, vec![]);
+/// Stores a synthetic raw snapshot of about 23 MiB as `big.db` (three 8 MiB
+/// ranges: the open GET's first, then two ranged GETs); returns it and where the
+/// test keeps its files.
+fn stored_big(server: &S3Server) -> (Vec<u8>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    // About 23 MiB raw: the open GET's first 4 MiB, then five ranged GETs.
     let raw = synthetic_snapshot(5800, 21);
     let file = write_file(dir.path(), "snapshot.db", &raw);
     let env = with(
@@ -241,14 +239,82 @@ fn large_objects_come_in_parallel_ranges_byte_identical() {
         ],
     );
     run("store", &env, &[]).assert_code(0);
-    let out = dir.path().join("out.db");
+    std::fs::remove_file(&file).unwrap();
+    (raw, dir)
+}
+
+/// Restores `big.db` through a proxy applying `rules`, with `deadline`.
+fn restore_big(
+    server: &S3Server,
+    rules: Vec<common::proxy::Rule>,
+    deadline: &str,
+    out: &std::path::Path,
+) -> (Run, common::proxy::Proxy) {
+    let proxy = common::proxy::Proxy::start(server.port, rules);
     let env = with(
-        &restore_env(&server, "big.db", &out),
-        &[("ENDPOINT", &format!("127.0.0.1:{}", proxy.port))],
+        &restore_env(server, "big.db", out),
+        &[
+            ("ENDPOINT", &format!("127.0.0.1:{}", proxy.port)),
+            ("DEADLINE", deadline),
+        ],
     );
-    let r = run("restore", &env, &[]);
+    (run("restore", &env, &[]), proxy)
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn large_objects_come_in_parallel_ranges_byte_identical() {
+    use common::proxy::Op;
+    let server = S3Server::start();
+    let (raw, dir) = stored_big(&server);
+    let out = dir.path().join("out.db");
+    let (r, proxy) = restore_big(&server, vec![], "60s", &out);
     r.assert_code(0);
     assert!(r.stderr.contains("\"sha256_checked\":true"), "{}", r.stderr);
-    assert_eq!(proxy.count(Op::Get), raw.len().div_ceil(4 << 20));
+    assert_eq!(proxy.count(Op::Get), raw.len().div_ceil(8 << 20));
     assert!(std::fs::read(&out).unwrap() == raw, "restored bytes differ");
+    assert_eq!(files_in(dir.path()), ["out.db"], "nothing else left");
+}
+
+#[test]
+fn a_ranged_get_cut_before_its_answer_is_retried() {
+    use common::proxy::{Fault, Op, Rule};
+    let server = S3Server::start();
+    let (raw, dir) = stored_big(&server);
+    let out = dir.path().join("out.db");
+    let rules = vec![Rule::once(Op::Get, 2, Fault::ResetAfter(0))];
+    let (r, proxy) = restore_big(&server, rules, "60s", &out);
+    r.assert_code(0);
+    assert_eq!(proxy.count(Op::Get), raw.len().div_ceil(8 << 20) + 1);
+    assert!(std::fs::read(&out).unwrap() == raw, "restored bytes differ");
+    assert_eq!(files_in(dir.path()), ["out.db"]);
+}
+
+#[test]
+fn stalled_ranges_end_at_the_deadline_leaving_nothing() {
+    use common::proxy::{Fault, Op, Rule};
+    let server = S3Server::start();
+    let (_, dir) = stored_big(&server);
+    let out = dir.path().join("out.db");
+    std::fs::write(&out, b"previous contents").unwrap();
+    // The first GET is answered (its 8 MiB land); every ranged GET stalls.
+    let rules = vec![Rule {
+        op: Op::Get,
+        first: 2,
+        times: usize::MAX,
+        fault: Fault::Stall,
+    }];
+    let (r, _proxy) = restore_big(&server, rules, "3s", &out);
+    r.assert_code(75);
+    assert_eq!(r.error_lines().len(), 1, "{}", r.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
+    assert_eq!(files_in(dir.path()), ["out.db"], "no download left behind");
 }
