@@ -34,7 +34,8 @@ use crate::snapshot::{GZIP_MAGIC, SnapshotInfo, Verifier};
 /// Bytes read back from the file at a time, for verification.
 const READ_BACK: usize = 1 << 20;
 /// The snapshot written so far is synced to disk after every this many bytes of
-/// the object are verified, so the final fsync has little left to wait for.
+/// the object are verified, on a thread of its own (a sync must not hold up the
+/// inflate), so the final fsync has little left to wait for.
 const WRITE_BACK: u64 = 64 << 20;
 
 /// Bytes of the object, as the HTTP client received them, and the offset the
@@ -93,7 +94,17 @@ fn land(plan: Plan, mut chunks: mpsc::Receiver<Chunk>) -> Result<Landed> {
     let (landing, file) = TempFile::beside(&dest, "download")?;
     let shared = Shared::default();
     let (written, verified) = std::thread::scope(|scope| {
-        let verifier = scope.spawn(|| verify(&file, &landing.path, &dest, size, &shared));
+        // Early writeback: its errors show again at the final fsync, which reports them.
+        let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<File>(1);
+        scope.spawn(move || {
+            for f in sync_rx {
+                let _ = f.sync_data();
+            }
+        });
+        let verifier = {
+            let (file, path, dest, shared) = (&file, &landing.path, &dest, &shared);
+            scope.spawn(move || verify(file, path, dest, size, shared, sync_tx))
+        };
         let written = (|| {
             let mut book = Book::new(size, range);
             while let Some((offset, run)) = chunks.blocking_recv() {
@@ -205,6 +216,7 @@ fn verify(
     dest: &Path,
     size: u64,
     shared: &Shared,
+    write_back: std::sync::mpsc::SyncSender<File>,
 ) -> Result<(SnapshotInfo, Option<(TempFile, BufWriter<File>)>)> {
     let checked = (|| {
         let mut check = Check::new(dest);
@@ -212,7 +224,10 @@ fn verify(
         let (mut verified, mut synced) = (0, 0);
         while verified < size {
             if verified - synced >= WRITE_BACK {
-                check.write_back(file, path)?;
+                // Skipped while the last one is still running.
+                if let Some(handle) = check.snapshot_file(file) {
+                    let _ = write_back.try_send(handle);
+                }
                 synced = verified;
             }
             let Some(end) = shared.wait_beyond(verified) else {
@@ -346,14 +361,10 @@ impl Check {
         Ok(())
     }
 
-    /// Writes the snapshot's bytes so far to disk: the inflated output's, or for a
-    /// raw object `landed`'s (the landed file is the snapshot).
-    fn write_back(&self, landed: &File, path: &Path) -> Result<()> {
-        match (&self.output_file, &self.output) {
-            (Some(out), Some(temp)) => out.sync_data().map_err(|e| (e, temp.path.as_path())),
-            _ => landed.sync_data().map_err(|e| (e, path)),
-        }
-        .map_err(|(e, p)| Error::io(p, "cannot sync the snapshot", e))
+    /// Another handle on the file the snapshot is being written to: the inflated
+    /// output, or for a raw object `landed` (the landed file is the snapshot).
+    fn snapshot_file(&self, landed: &File) -> Option<File> {
+        self.output_file.as_ref().unwrap_or(landed).try_clone().ok()
     }
 
     /// What verification found and, for a gzip object, the inflated snapshot's
