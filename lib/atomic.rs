@@ -7,6 +7,17 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// `<dir of path>/.<name of path>.snapjob-<pid>.<suffix>`: this process's own name
+/// for a file beside `path`, hidden, in the same directory (so a rename is atomic).
+pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    dir.join(format!(".{name}.snapjob-{}.{suffix}", std::process::id()))
+}
+
 /// A temporary file beside the destination, removed on drop unless persisted.
 pub(crate) struct TempFile {
     pub(crate) path: PathBuf,
@@ -18,23 +29,18 @@ impl TempFile {
         Self::beside(dest, "tmp")
     }
 
-    /// `<dir of dest>/.<name of dest>.snapjob-<pid>.<suffix>`, created or truncated;
-    /// read and write.
+    /// [`beside`]`(dest, suffix)`, created or truncated; read and write.
     pub(crate) fn beside(dest: &Path, suffix: &str) -> Result<(TempFile, File)> {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(&dir, "cannot create output directory", e))?;
-        let name = dest
-            .file_name()
-            .ok_or_else(|| Error::Usage(format!("output {} is not a file name", dest.display())))?;
-        let path = dir.join(format!(
-            ".{}.snapjob-{}.{suffix}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
+        let path = beside(dest, suffix);
+        let dir = path.parent().expect("beside() joins a name to a directory");
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(dir, "cannot create output directory", e))?;
+        if dest.file_name().is_none() {
+            return Err(Error::Usage(format!(
+                "output {} is not a file name",
+                dest.display()
+            )));
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -99,7 +99,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             let dest = match (&cfg.output, &cfg.member) {
                 (Some(out), _) => out.clone(),
                 (None, Some(spec)) => {
-                    let p = sibling(&spec.data_dir, "snapshot.db");
+                    let p = crate::atomic::beside(&spec.data_dir, "snapshot.db");
                     scratch = Some(RemoveFile(p.clone()));
                     p
                 }
@@ -140,19 +140,6 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
     drop(scratch);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// `<dir of path>/.<name of path>.snapjob-<pid>.<suffix>`.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    dir.join(format!(".{name}.snapjob-{}.{suffix}", std::process::id()))
 }
 
 /// Removes a file on drop.
