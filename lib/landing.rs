@@ -311,9 +311,9 @@ struct Check {
     dest: PathBuf,
     head: Vec<u8>,
     verifier: Option<Verifier<Output>>,
-    output: Option<TempFile>,
-    /// Another handle on the output file, for early writeback.
-    output_file: Option<File>,
+    /// For a gzip object: the inflated snapshot's temporary file, and another handle
+    /// on it for early writeback (the verifier's sink writes through the first).
+    output: Option<(TempFile, File)>,
 }
 
 impl Check {
@@ -323,7 +323,6 @@ impl Check {
             head: Vec::new(),
             verifier: None,
             output: None,
-            output_file: None,
         }
     }
 
@@ -346,11 +345,10 @@ impl Check {
     fn start(&mut self, first: &[u8]) -> Result<()> {
         let sink = if first.starts_with(&GZIP_MAGIC) {
             let (temp, file) = TempFile::create(&self.dest)?;
-            self.output_file = Some(
-                file.try_clone()
-                    .map_err(|e| Error::io(&temp.path, "cannot open the output", e))?,
-            );
-            self.output = Some(temp);
+            let handle = file
+                .try_clone()
+                .map_err(|e| Error::io(&temp.path, "cannot open the output", e))?;
+            self.output = Some((temp, handle));
             Output::File(BufWriter::with_capacity(1 << 20, file))
         } else {
             Output::Discard
@@ -364,7 +362,8 @@ impl Check {
     /// Another handle on the file the snapshot is being written to: the inflated
     /// output, or for a raw object `landed` (the landed file is the snapshot).
     fn snapshot_file(&self, landed: &File) -> Option<File> {
-        self.output_file.as_ref().unwrap_or(landed).try_clone().ok()
+        let file = self.output.as_ref().map_or(landed, |(_, f)| f);
+        file.try_clone().ok()
     }
 
     /// What verification found and, for a gzip object, the inflated snapshot's
@@ -382,7 +381,7 @@ impl Check {
         };
         let (info, sink) = v.finish()?;
         match (sink, self.output.take()) {
-            (Output::File(w), Some(temp)) => Ok((info, Some((temp, w)))),
+            (Output::File(w), Some((temp, _))) => Ok((info, Some((temp, w)))),
             _ => Ok((info, None)),
         }
     }
