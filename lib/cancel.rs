@@ -84,12 +84,14 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// A deadline `limit` from now.
+    /// A deadline `limit` from now (configuration caps `limit`; an absurd one
+    /// still never overflows: it saturates at about a year).
     pub fn after(limit: Duration) -> Deadline {
-        Deadline {
-            at: Instant::now() + limit,
-            limit,
-        }
+        let now = Instant::now();
+        let at = now
+            .checked_add(limit)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
+        Deadline { at, limit }
     }
 
     /// Time left, zero once passed.

@@ -39,6 +39,8 @@ pub enum ErrorClass {
     ConnectionRefused,
     /// Stopped by a signal before finishing.
     Cancelled(StopReason),
+    /// A defect in snapjob itself (a caught panic): never a user's mistake.
+    Internal,
 }
 
 impl ErrorClass {
@@ -54,6 +56,7 @@ impl ErrorClass {
             ErrorClass::Temporary => 75,
             ErrorClass::Denied => 77,
             ErrorClass::Config => 78,
+            ErrorClass::Internal => 70,
             ErrorClass::ConnectionRefused => 111,
             ErrorClass::Cancelled(StopReason::Interrupt) => 130,
             ErrorClass::Cancelled(StopReason::Terminate) => 143,
@@ -124,6 +127,9 @@ pub enum Error {
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),
+    /// A defect in snapjob (a panic, caught by the binary): exit 70.
+    #[error("internal error (a bug in snapjob, please report it): {0}")]
+    Internal(String),
 }
 
 /// The library's result type.
@@ -143,6 +149,7 @@ impl Error {
             Error::Deadline { .. } => ErrorClass::Temporary,
             Error::Cancelled(reason) => ErrorClass::Cancelled(*reason),
             Error::Other(_) => ErrorClass::General,
+            Error::Internal(_) => ErrorClass::Internal,
         }
     }
 
@@ -203,7 +210,7 @@ impl Error {
 }
 
 /// Every message in the source chain of `e`, joined.
-fn chain_text(e: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -241,10 +248,22 @@ fn classify(e: &object_store::Error) -> (ErrorClass, &'static str) {
     classify_text(&chain_text(e))
 }
 
+/// Whether a TLS handshake was answered in plain HTTP (rustls reads the HTTP
+/// status line as a record of an invalid content type): the endpoint needs
+/// `http://` or `INSECURE=true`, which no retry changes.
+pub(crate) fn plain_http_answer(text: &str) -> bool {
+    text.contains("InvalidContentType")
+}
+
 /// The text part of [`classify`], kept apart so it can be tested on real messages.
 fn classify_text(text: &str) -> (ErrorClass, &'static str) {
     let has = |needle: &str| text.contains(needle);
-    if has("certificate") || has("UnknownIssuer") || has("InvalidCertificate") {
+    if plain_http_answer(text) {
+        (
+            ErrorClass::Config,
+            "the endpoint answered plain HTTP: set INSECURE=true or use http:// in ENDPOINT",
+        )
+    } else if has("certificate") || has("UnknownIssuer") || has("InvalidCertificate") {
         (
             ErrorClass::Denied,
             "the server's TLS certificate is not trusted (check CA_BUNDLE)",
@@ -302,6 +321,7 @@ mod tests {
             (ErrorClass::Temporary, 75),
             (ErrorClass::Denied, 77),
             (ErrorClass::Config, 78),
+            (ErrorClass::Internal, 70),
             (ErrorClass::ConnectionRefused, 111),
             (ErrorClass::Cancelled(StopReason::Interrupt), 130),
             (ErrorClass::Cancelled(StopReason::Terminate), 143),
@@ -360,6 +380,10 @@ mod tests {
             ("<Code>NoSuchBucket</Code>", 12),
             ("<Code>SignatureDoesNotMatch</Code>", 77),
             ("invalid peer certificate: UnknownIssuer", 77),
+            (
+                "error sending request: client error (Connect): received corrupt message of type InvalidContentType",
+                78,
+            ),
             ("operation timed out", 75),
             ("dns error: failed to lookup address information", 75),
             ("something else entirely", 1),

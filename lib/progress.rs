@@ -38,15 +38,25 @@ impl Progress {
         self.last = Instant::now();
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = self.done as f64 / secs;
-        let mib_per_s = format_args!("{:.1}", rate / 1048576.0);
+        let mib_per_s = round_to(rate / 1048576.0, 1);
         match self.total {
             Some(total) => {
-                let eta_s = (total.saturating_sub(self.done) as f64 / rate).round() as u64;
-                tracing::info!(bytes = self.done, total, %mib_per_s, eta_s, "{}", self.what);
+                // Bytes sent again after a retry count twice here: never report
+                // more than the whole.
+                let bytes = self.done.min(total);
+                let eta_s = (total - bytes) as f64 / rate;
+                let eta_s = eta_s.round() as u64;
+                tracing::info!(bytes, total, mib_per_s, eta_s, "{}", self.what);
             }
-            None => tracing::info!(bytes = self.done, %mib_per_s, "{}", self.what),
+            None => tracing::info!(bytes = self.done, mib_per_s, "{}", self.what),
         }
     }
+}
+
+/// `x` rounded to `places` decimals: numbers in JSON log lines, not strings.
+pub fn round_to(x: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (x * scale).round() / scale
 }
 
 #[cfg(test)]

@@ -120,8 +120,41 @@ pub fn parse_endpoint(raw: Option<&str>, insecure: bool, var: &str) -> Result<En
     Ok(Endpoint::Custom(out))
 }
 
+fn access_key_var(inputs: &Inputs) -> &'static str {
+    if inputs.access_key_id.is_some() {
+        "ACCESS_KEY_ID"
+    } else {
+        "AWS_ACCESS_KEY_ID"
+    }
+}
+
+/// A value that goes into a request header (credentials, region) must be one
+/// token of visible ASCII: a trailing newline (the `echo key | base64` mistake
+/// when writing a Secret) would make every request invalid. Secrets are never
+/// shown, only what is wrong with them.
+pub(crate) fn header_safe(value: &str, var: &str, secret: bool) -> Result<()> {
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
+    let what = if value.ends_with('\n') || value.ends_with('\r') {
+        "ends with a newline (a Secret written with `echo` instead of `echo -n`?)"
+    } else if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
+        "has leading or trailing white space"
+    } else if value.is_ascii() {
+        "contains white space or control characters"
+    } else {
+        "contains non-ASCII characters"
+    };
+    let shown = if secret {
+        String::new()
+    } else {
+        format!("={value:?}")
+    };
+    Err(Error::Config(format!("{var}{shown} {what}; remove them")))
+}
+
 /// `scheme://user:pw@host` shown as `scheme://***@host`, so no credential is echoed.
-fn redact_userinfo(raw: &str) -> String {
+pub(crate) fn redact_userinfo(raw: &str) -> String {
     let start = raw.find("://").map_or(0, |i| i + 3);
     let authority_end = raw[start..].find('/').map_or(raw.len(), |i| start + i);
     match raw[start..authority_end].rfind('@') {
@@ -200,6 +233,28 @@ impl Remote {
             .ok_or_else(|| {
                 Error::Config("SECRET_ACCESS_KEY is not set (nor AWS_SECRET_ACCESS_KEY)".into())
             })?;
+        header_safe(access_key_id.expose(), access_key_var(inputs), true)?;
+        header_safe(
+            secret_access_key.expose(),
+            if inputs.secret_access_key.is_some() {
+                "SECRET_ACCESS_KEY"
+            } else {
+                "AWS_SECRET_ACCESS_KEY"
+            },
+            true,
+        )?;
+        if let Some(token) = &inputs.aws_session_token {
+            header_safe(token.expose(), "AWS_SESSION_TOKEN", true)?;
+        }
+        for (var, value) in [
+            ("REGION", &inputs.region),
+            ("AWS_REGION", &inputs.aws_region),
+            ("AWS_DEFAULT_REGION", &inputs.aws_default_region),
+        ] {
+            if let Some(v) = value {
+                header_safe(v, var, false)?;
+            }
+        }
         Ok(Remote::S3(S3Settings {
             bucket,
             prefix,
@@ -471,7 +526,30 @@ fn load_ca_bundle(explicit: Option<&str>) -> Result<Option<(PathBuf, Vec<u8>)>> 
     }
     object_store::Certificate::from_pem_bundle(&pem)
         .map_err(|e| Error::Config(format!("CA_BUNDLE {}: {e}", path.display())))?;
+    // Parse each certificate as the TLS stack will, so a corrupt one fails here
+    // with 78, not after retries as an untrusted server (77).
+    check_certificates(&pem).map_err(|e| {
+        Error::Config(format!(
+            "CA_BUNDLE {} holds a certificate that cannot be used: {e}",
+            path.display()
+        ))
+    })?;
     Ok(Some((path, pem)))
+}
+
+/// Every certificate of a PEM bundle, parsed as a trust anchor.
+fn check_certificates(pem: &[u8]) -> std::result::Result<(), String> {
+    use tokio_rustls::rustls::RootCertStore;
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let mut roots = RootCertStore::empty();
+    for (n, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let cert = cert.map_err(|e| format!("certificate {}: {e}", n + 1))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("certificate {}: {e}", n + 1))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -608,6 +686,42 @@ mod tests {
     }
 
     #[test]
+    fn header_values_with_newlines_or_spaces_are_refused_by_name() {
+        for (var, value) in [
+            ("ACCESS_KEY_ID", "AKIAEXAMPLE\n"),
+            ("SECRET_ACCESS_KEY", "secret secret"),
+            ("AWS_SESSION_TOKEN", "token\n"),
+            ("REGION", "eu-west-1\n"),
+            ("AWS_DEFAULT_REGION", " eu-west-1"),
+        ] {
+            let base = [
+                ("BUCKET_NAME", "backups"),
+                ("ACCESS_KEY_ID", "AKIAEXAMPLE"),
+                ("SECRET_ACCESS_KEY", "secretsecretsecret"),
+            ];
+            let pairs: Vec<_> = base
+                .into_iter()
+                .filter(|(k, _)| *k != var)
+                .chain([(var, value)])
+                .collect();
+            let err = Remote::from_inputs(&inputs(&pairs)).unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{var}");
+            let text = err.to_string();
+            assert!(text.starts_with(var), "{text} should name {var}");
+            if var != "REGION" && var != "AWS_DEFAULT_REGION" {
+                assert!(!text.contains(value.trim()), "{text} shows the secret");
+            }
+        }
+        let err = Remote::from_inputs(&inputs(&[
+            ("BUCKET_NAME", "backups"),
+            ("ACCESS_KEY_ID", "AKIA\n"),
+            ("SECRET_ACCESS_KEY", "secretsecretsecret"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("newline"), "{err}");
+    }
+
+    #[test]
     fn storage_urls() {
         let local = Remote::from_inputs(&inputs(&[("STORAGE_URL", "file:///tmp/snaps")])).unwrap();
         assert!(
@@ -637,6 +751,16 @@ mod tests {
             err.to_string().contains("holds no PEM certificate"),
             "{err}"
         );
+        // A certificate whose PEM armour is fine but whose body is not a certificate.
+        let corrupt = dir.path().join("corrupt.pem");
+        std::fs::write(
+            &corrupt,
+            "-----BEGIN CERTIFICATE-----\nTUlJQm9EQ0NBVWFnQXdJQkFnSVVj\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = load_ca_bundle(Some(corrupt.to_str().unwrap())).unwrap_err();
+        assert_eq!(err.exit_code(), 78);
+        assert!(err.to_string().contains("cannot be used"), "{err}");
         let missing = dir.path().join("missing.pem");
         let err = load_ca_bundle(Some(missing.to_str().unwrap())).unwrap_err();
         assert!(err.to_string().contains("CA_BUNDLE"), "{err}");

@@ -95,6 +95,7 @@ pub fn hint(class: ErrorClass) -> &'static str {
         ErrorClass::Temporary => "timed out: the Job retries; raise DEADLINE if transfers are slow",
         ErrorClass::Unavailable => "the object store is throttling or failing: the Job retries",
         ErrorClass::ConnectionRefused => "nothing listens at ENDPOINT",
+        ErrorClass::Internal => "a defect in snapjob: report it with this message",
         ErrorClass::Cancelled(_) => {
             "the Job was stopped (deadline or deletion); uploads were aborted"
         }
@@ -231,6 +232,8 @@ pub async fn push_metrics(
         label("cluster", cluster),
         label("operation", &summary.operation)
     );
+    // Credentials in the URL (`https://user:pw@host`) are never shown.
+    let shown = crate::remote::redact_userinfo(&target);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -241,11 +244,20 @@ pub async fn push_metrics(
         .body(summary.metrics(now_unix))
         .send()
         .await
-        .map_err(|e| e.without_url().to_string())?;
+        .map_err(|e| {
+            let e = e.without_url();
+            format!(
+                "POST {shown}: {}",
+                crate::error::chain_text(&e).replace(" | ", ": ")
+            )
+        })?;
     if response.status().is_success() {
         Ok(())
     } else {
-        Err(format!("the Pushgateway answered {}", response.status()))
+        Err(format!(
+            "POST {shown}: the Pushgateway answered {}",
+            response.status()
+        ))
     }
 }
 

@@ -89,12 +89,45 @@ pub fn env_inputs() -> Inputs {
 const DEFAULT_FILTER: &str =
     "warn,snapjob=info,store=info,delete=info,restore=info,rustls_platform_verifier=off";
 
+/// The filter from `LOG_LEVEL` (else `RUST_LOG`, else [`DEFAULT_FILTER`]). A
+/// single word must be a level (`warning`, `verbose`, `fatal`, `critical` are
+/// taken as their nearest level): read as a filter directive, an unknown word would
+/// name a log target and silence every line, errors included. Anything with `=`
+/// or `,` is a full filter and must parse.
+fn log_filter() -> Result<String, String> {
+    let (var, raw) = match (std::env::var("LOG_LEVEL"), std::env::var("RUST_LOG")) {
+        (Ok(v), _) if !v.trim().is_empty() => ("LOG_LEVEL", v),
+        (_, Ok(v)) if !v.trim().is_empty() => ("RUST_LOG", v),
+        _ => return Ok(DEFAULT_FILTER.into()),
+    };
+    let word = raw.trim().to_ascii_lowercase();
+    if !word.contains(['=', ',']) {
+        let level = match word.as_str() {
+            "trace" | "debug" | "info" | "warn" | "error" | "off" => word.as_str(),
+            "warning" => "warn",
+            "verbose" => "debug",
+            "fatal" | "critical" | "err" => "error",
+            _ => {
+                return Err(format!(
+                    "{var}={raw:?} is not a log level (use error, warn, info, debug or trace)"
+                ));
+            }
+        };
+        return Ok(level.to_string());
+    }
+    tracing_subscriber::EnvFilter::try_new(&raw)
+        .map(|_| raw.clone())
+        .map_err(|e| format!("{var}={raw:?} is not a log filter: {e}"))
+}
+
 /// Logs to stderr: human on a TTY, JSON lines otherwise (LOG_FORMAT=json|human
-/// overrides); level from LOG_LEVEL, else RUST_LOG, else [`DEFAULT_FILTER`].
-fn init_logging() {
-    let filter = std::env::var("LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| DEFAULT_FILTER.into());
+/// overrides); level from [`log_filter`]. A bad level is returned (the run then
+/// fails with it) after logging was set up with the default filter.
+fn init_logging() -> Result<(), String> {
+    let (filter, bad) = match log_filter() {
+        Ok(f) => (f, None),
+        Err(e) => (DEFAULT_FILTER.to_string(), Some(e)),
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_FILTER));
     let json = match std::env::var("LOG_FORMAT").as_deref() {
@@ -141,6 +174,7 @@ fn init_logging() {
             .compact()
             .init();
     }
+    bad.map_or(Ok(()), Err)
 }
 
 /// Set while a progress bar is drawn on the terminal, so the next log line clears it.
@@ -250,13 +284,16 @@ fn watch_signals() -> Shutdown {
 /// Runs one operation on a fresh runtime and maps its outcome to the exit code.
 /// Errors are logged as one line with the whole chain; the outcome is written as
 /// the termination message and pushed to a Pushgateway when one is configured.
+// The closure under catch_unwind returns the operation's own Result.
+#[allow(clippy::result_large_err)]
 pub fn run<T, F, Fut>(operation: &str, inputs: &Inputs, op: F) -> ExitCode
 where
     T: snapjob::report::Outcome,
     F: FnOnce(Shutdown) -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    init_logging();
+    let bad_log_level = init_logging();
+    install_panic_hook();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -268,15 +305,43 @@ where
         }
     };
     let started = std::time::Instant::now();
-    let result = runtime.block_on(async move {
-        let shutdown = watch_signals();
-        op(shutdown).await
-    });
+    let result = match bad_log_level {
+        Err(e) => Err(Error::Config(e)),
+        Ok(()) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime.block_on(async move {
+                let shutdown = watch_signals();
+                op(shutdown).await
+            })
+        }))
+        .unwrap_or_else(|_| Err(Error::Internal(last_panic()))),
+    };
+    // A panic on another thread (a task, a worker) surfaces as some other
+    // error; the defect is what the run must report.
+    let result = match result {
+        Err(_) if PANICKED.lock().is_ok_and(|p| p.is_some()) => Err(Error::Internal(last_panic())),
+        other => other,
+    };
     clear_bar();
     if let Err(e) = &result {
-        tracing::error!(exit_code = e.exit_code(), "{}", e.chain());
+        if tracing::enabled!(tracing::Level::ERROR) {
+            tracing::error!(exit_code = e.exit_code(), "{}", e.chain());
+        } else {
+            // The filter silences errors (LOG_LEVEL=off): the one error line is
+            // still owed.
+            eprintln!("error: {} (exit {})", e.chain(), e.exit_code());
+        }
     }
     let summary = snapjob::report::Summary::of(operation, &result, started.elapsed().as_secs_f64());
+    if summary.exit_code == 0 {
+        // Every successful run ends with one line saying so, whatever it did.
+        tracing::info!(
+            operation,
+            key = summary.key.as_deref().unwrap_or(""),
+            bytes = summary.bytes.unwrap_or(0),
+            seconds = summary.seconds,
+            "finished"
+        );
+    }
     let (path, explicit) = match &inputs.termination_log {
         Some(p) => (p.as_str(), true),
         None => ("/dev/termination-log", false),
@@ -293,6 +358,39 @@ where
         }
     }
     ExitCode::from(summary.exit_code)
+}
+
+/// The first panic of this process: message and location, one line.
+static PANICKED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Panics print nothing themselves (the default hook writes several lines, and a
+/// backtrace): the first is kept, and the run reports it as its one error line,
+/// exit 70, termination message included.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown cause".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let line = format!("panicked{at}: {payload}").replace(['\n', '\r'], " ");
+        if let Ok(mut first) = PANICKED.lock() {
+            first.get_or_insert(line);
+        }
+    }));
+}
+
+fn last_panic() -> String {
+    PANICKED
+        .lock()
+        .ok()
+        .and_then(|p| p.clone())
+        .unwrap_or_else(|| "panicked".into())
 }
 
 /// How to reach etcd and compress its snapshot (store --from-etcd, snapshot).

@@ -80,6 +80,19 @@ impl RestoreConfig {
                 "nothing to write: give --output FILE (OUTPUT_FILE) and/or --data-dir DIR (ETCD_DATA_DIR)".into(),
             ));
         }
+        if let (Some(_), Some(other)) = (
+            &i.snapshot_file,
+            [
+                (&i.backup_to_restore, "BACKUP_TO_RESTORE (--backup)"),
+                (&i.object_key, "OBJECT_KEY (--key)"),
+            ]
+            .into_iter()
+            .find_map(|(v, name)| v.as_ref().map(|_| name)),
+        ) {
+            return Err(Error::Config(format!(
+                "SNAPSHOT_FILE (--snapshot) and {other} both name what to restore; give one"
+            )));
+        }
         let source = match (&i.snapshot_file, backup_store(i)?) {
             (Some(f), _) => RestoreSource::File(PathBuf::from(f)),
             (None, Some(remote)) => {
@@ -238,6 +251,24 @@ mod tests {
         assert!(matches!(c.source, RestoreSource::Object { ref key, .. } if key == "k.db"));
         let err = RestoreConfig::from_inputs(&inputs(&[("OBJECT_KEY", "k.db")])).unwrap_err();
         assert_eq!(err.exit_code(), 64);
+    }
+
+    #[test]
+    fn a_local_snapshot_and_a_backup_name_together_are_refused() {
+        for other in ["BACKUP_TO_RESTORE", "OBJECT_KEY"] {
+            let err = RestoreConfig::from_inputs(&inputs(&[
+                ("SNAPSHOT_FILE", "/backup/snapshot.db.gz"),
+                (other, "daily.db.gz"),
+                ("OUTPUT_FILE", "/x"),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{other}");
+            let text = err.to_string();
+            assert!(
+                text.contains("SNAPSHOT_FILE") && text.contains(other),
+                "{text}"
+            );
+        }
     }
 
     #[test]
