@@ -5,13 +5,15 @@
 //! s3cmd snippet exit 12, which the controller maps to success: it is reported as
 //! [`DeleteOutcome::BucketMissing`] (the binary warns and exits 0) unless `strict`.
 
-use object_store::ObjectStoreExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
+use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt};
 
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::{DeleteConfig, Retention};
 use crate::error::{Error, Result};
 use crate::remote::Remote;
+use crate::store::CLUSTER_METADATA;
 
 /// What `delete` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +41,12 @@ pub async fn delete(cfg: &DeleteConfig, shutdown: &Shutdown) -> Result<DeleteOut
     Ok(outcome)
 }
 
-/// Keeps the newest `r.keep` objects whose keys start with `r.prefix` and deletes
-/// the others: newest by last-modified time, ties broken by key. Only objects it
-/// listed are deleted; returns their keys.
+/// Keeps the newest `r.keep` backups of `r.cluster` under `r.prefix` and deletes
+/// the others: newest by last-modified time, ties broken by key. An object counts
+/// as a backup of the cluster only when its metadata says so (what `store`
+/// records): a key prefix cannot tell `prod-` backups from `prod-eu-` ones, and
+/// an object someone else put there is never ours to delete. Since `keep` is at
+/// least 1, the newest backup is always kept. Returns the deleted keys.
 pub async fn prune(
     cfg: &DeleteConfig,
     r: &Retention,
@@ -62,17 +67,39 @@ pub async fn prune(
             })
         })
         .await?;
-    let mut found: Vec<_> = listing
+    let listed: Vec<_> = listing
         .objects
         .into_iter()
         .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
         .collect();
+    let listed_count = listed.len();
+    let mut found = deadline
+        .run(shutdown, "reading backup metadata", async {
+            futures::stream::iter(listed)
+                .map(|o| {
+                    let client = client.clone();
+                    async move {
+                        match belongs_to(client.as_ref(), &o.location, &r.cluster).await {
+                            Ok(yes) => Ok(yes.then_some(o)),
+                            Err(e) => Err(Error::remote(
+                                format!("reading {}", cfg.remote.describe(o.location.as_ref())),
+                                e,
+                            )),
+                        }
+                    }
+                })
+                .buffer_unordered(8)
+                .try_filter_map(|o| async move { Ok(o) })
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?;
     found.sort_by(|a, b| {
         b.last_modified
             .cmp(&a.last_modified)
             .then_with(|| b.location.cmp(&a.location))
     });
-    let doomed = found.split_off(r.keep.min(found.len()));
+    let doomed = found.split_off(r.keep.max(1).min(found.len()));
     let mut deleted = Vec::new();
     for o in &doomed {
         let key = o.location.to_string();
@@ -88,11 +115,34 @@ pub async fn prune(
     }
     tracing::info!(
         prefix = %r.prefix,
+        cluster = %r.cluster,
+        listed = listed_count,
+        not_this_clusters = listed_count - found.len() - doomed.len(),
         kept = found.len(),
         deleted = deleted.len(),
         "retention applied"
     );
     Ok(deleted)
+}
+
+/// Whether the object's metadata names `cluster` (an object gone meanwhile is not).
+async fn belongs_to(
+    client: &dyn ObjectStore,
+    location: &ObjectPath,
+    cluster: &str,
+) -> object_store::Result<bool> {
+    let opts = GetOptions {
+        head: true,
+        ..GetOptions::default()
+    };
+    match client.get_opts(location, opts).await {
+        Ok(head) => Ok(head
+            .attributes
+            .get(&Attribute::Metadata(CLUSTER_METADATA.into()))
+            .is_some_and(|v| v.as_ref() == cluster)),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 async fn delete_one(

@@ -136,6 +136,33 @@ pub fn name_at(unix_secs: u64, sequence: u32) -> String {
     format!("{}-{sequence:06}", rfc3339(unix_secs))
 }
 
+/// The first name at `unix_secs` that no name in `in_use` has taken: sequence 0,
+/// or one past the highest sequence already used in that second (two stores in
+/// one second must not write the same backup).
+pub fn unused_name(in_use: &[String], unix_secs: u64) -> String {
+    let second = format!("{}-", rfc3339(unix_secs));
+    let next = in_use
+        .iter()
+        .filter_map(|n| n.strip_prefix(&second)?.parse::<u32>().ok())
+        .max()
+        .map_or(0, |s| s.saturating_add(1));
+    name_at(unix_secs, next)
+}
+
+/// Every backup name that has any object under it, meta file or not (a name
+/// without one may be another store's backup still being written).
+pub async fn names_in_use(store: &dyn ObjectStore) -> Result<Vec<String>> {
+    let listing = store
+        .list_with_delimiter(None)
+        .await
+        .map_err(|e| Error::remote("listing the backup store", e))?;
+    Ok(listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect())
+}
+
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
 pub fn rfc3339(unix_secs: u64) -> String {
     let days = (unix_secs / 86_400) as i64;
@@ -341,7 +368,27 @@ pub async fn write_backup_info(
     name: &str,
     info: &BackupInfo,
 ) -> Result<()> {
-    write_json(store, &format!("{name}/{META_FILE}"), info).await
+    // Create-only: a meta file already there is another backup's.
+    let key = format!("{name}/{META_FILE}");
+    let opts = object_store::PutOptions {
+        mode: object_store::PutMode::Create,
+        ..object_store::PutOptions::default()
+    };
+    match store
+        .put_opts(
+            &path(&key),
+            PutPayload::from(to_json(info).into_bytes()),
+            opts,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Data(format!(
+            "{key} already exists: another writer took backup name {name} at the same \
+             moment; its meta file was left as it is"
+        ))),
+        Err(e) => Err(Error::remote(format!("writing {key}"), e)),
+    }
 }
 
 /// Runs one of etcd-manager-ctl's commands against the store; returns what to print.
@@ -387,6 +434,20 @@ mod tests {
         assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
         assert!(check_backup_name("../x").is_err());
         assert!(check_backup_name("2019-05-07T18:28:01Z-000977").is_ok());
+    }
+
+    #[test]
+    fn a_second_store_in_the_same_second_takes_the_next_sequence() {
+        let t = 1_557_253_681;
+        assert_eq!(unused_name(&[], t), "2019-05-07T18:28:01Z-000000");
+        let in_use = [
+            "2019-05-07T18:28:01Z-000000".to_string(),
+            "2019-05-07T18:28:01Z-000003".to_string(),
+            "2019-05-07T18:28:02Z-000009".to_string(),
+            "control".to_string(),
+        ];
+        assert_eq!(unused_name(&in_use, t), "2019-05-07T18:28:01Z-000004");
+        assert_eq!(unused_name(&in_use, t + 2), "2019-05-07T18:28:03Z-000000");
     }
 
     #[test]

@@ -180,7 +180,7 @@ pub async fn snapshot_to_file(cfg: &SnapshotConfig, shutdown: &Shutdown) -> Resu
         file = %file.display(),
         endpoint = %report.endpoint,
         snapshot_bytes = report.snapshot_bytes,
-        seconds = format_args!("{:.3}", report.seconds),
+        seconds = crate::progress::round_to(report.seconds, 3),
         "snapshot written"
     );
     Ok(report)
@@ -246,14 +246,30 @@ pub async fn store_from_etcd(
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
     let (client, path) = cfg.remote.connect(&cfg.key, deadline, shutdown).await?;
+    // Not cut by a signal: the server may create the upload before we learn its
+    // id, and only the id lets us abort it. The deadline bounds it.
     let mut upload = deadline
-        .run(shutdown, "starting the multipart upload", async {
+        .run(&Shutdown::never(), "starting the multipart upload", async {
             client
-                .put_multipart_opts(&path, PutMultipartOptions::default())
+                .put_multipart_opts(
+                    &path,
+                    PutMultipartOptions {
+                        attributes: crate::store::backup_attributes(
+                            None,
+                            cfg.cluster.as_deref(),
+                            cfg.remote.keeps_metadata(),
+                        ),
+                        ..PutMultipartOptions::default()
+                    },
+                )
                 .await
                 .map_err(|e| Error::remote(format!("upload to {what}"), e))
         })
         .await?;
+    if let Some(reason) = shutdown.requested() {
+        upload::abort(upload, JoinSet::new(), &what).await;
+        return Err(Error::Cancelled(reason));
+    }
     let (raw_tx, raw_rx) = mpsc::channel(16);
     let (parts_tx, mut parts_rx) = mpsc::channel(1);
     let sink = PartSink {
@@ -314,8 +330,8 @@ pub async fn store_from_etcd(
         snapshot_bytes = info.snapshot_bytes,
         sha256 = %sha256,
         parts,
-        seconds = format_args!("{:.3}", seconds),
-        mib_per_s = format_args!("{:.1}", mib_per_s(info.snapshot_bytes, seconds)),
+        seconds = crate::progress::round_to(seconds, 3),
+        mib_per_s = crate::progress::round_to(mib_per_s(info.snapshot_bytes, seconds), 1),
         "stored from etcd"
     );
     Ok(StoreReport {

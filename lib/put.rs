@@ -65,6 +65,10 @@ pub(crate) struct Target {
     session_token: Option<Secret>,
     sign_payload: bool,
     max_retries: usize,
+    /// Recorded as `x-amz-meta-snapjob-cluster` with the object.
+    cluster: Option<String>,
+    /// `s3://bucket/key`, for messages.
+    location: String,
 }
 
 /// What the body waits for before its last chunk: `Ok` to send it, `Err` (a
@@ -136,7 +140,14 @@ impl Target {
             session_token: s3.session_token.clone(),
             sign_payload: s3.sign_payload,
             max_retries: tuning.max_retries,
+            cluster: None,
+            location: format!("s3://{}/{full_key}", s3.bucket),
         })
+    }
+
+    /// Records `cluster` with the object (config checked it is header-safe).
+    pub(crate) fn with_cluster(self, cluster: Option<String>) -> Target {
+        Target { cluster, ..self }
     }
 
     /// Uploads the first `size` bytes of `file` with `sha256` recorded, in one
@@ -182,7 +193,7 @@ impl Target {
             return Err(Error::Data(reason));
         }
         sent.map(|_| ())
-            .map_err(|e| Error::remote(format!("upload to {}", self.url.path()), e.error))
+            .map_err(|e| Error::remote(format!("upload to {}", self.location), e.error))
     }
 
     /// Starts a multipart upload with `sha256` recorded; returns its id.
@@ -201,7 +212,7 @@ impl Target {
         xml_text(&answer, "UploadId").ok_or_else(|| {
             Error::Other(format!(
                 "starting the multipart upload to {}: no UploadId in the answer",
-                self.url.path()
+                self.location
             ))
         })
     }
@@ -314,7 +325,7 @@ impl Target {
                     return Err(Failure::from_response(
                         reqwest::StatusCode::INTERNAL_SERVER_ERROR,
                         &answer,
-                        self.url.path(),
+                        &self.location,
                     ));
                 }
                 Ok(answer)
@@ -328,7 +339,7 @@ impl Target {
     /// Aborts the upload so no parts stay on the server. Bounded in time; a
     /// failure is logged (the caller reports the error that led here).
     pub(crate) async fn abort(&self, upload_id: &str) {
-        let what = self.url.path();
+        let what = self.location.as_str();
         let query = format!("uploadId={}", uri_encode(upload_id));
         let call = self.retrying("AbortMultipartUpload", || {
             self.call(
@@ -353,7 +364,7 @@ impl Target {
     }
 
     fn remote_error(&self, what: &str, e: Failure) -> Error {
-        Error::remote(format!("{what} {}", self.url.path()), e.error)
+        Error::remote(format!("{what} {}", self.location), e.error)
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or retries run out
@@ -370,6 +381,7 @@ impl Target {
                     let pause = Duration::from_millis(100 << tries.min(7));
                     tracing::warn!(
                         request = what,
+                        object = %self.location,
                         attempt = tries + 1,
                         error = %e.error,
                         retry_in_ms = pause.as_millis() as u64,
@@ -433,12 +445,18 @@ impl Target {
             ("x-amz-content-sha256", payload.to_string()),
             ("x-amz-date", amz_date.clone()),
         ];
+        // Requests that create the object carry its metadata.
         if let Some(sum) = meta_sha256 {
             headers.push(("x-amz-meta-sha256", sum.to_string()));
+            if let Some(cluster) = &self.cluster {
+                headers.push(("x-amz-meta-snapjob-cluster", cluster.clone()));
+            }
         }
         if let Some(token) = &self.session_token {
             headers.push(("x-amz-security-token", token.expose().to_string()));
         }
+        // SigV4 signs headers sorted by name.
+        headers.sort_by(|a, b| a.0.cmp(b.0));
         let authorization = authorization(&Signing {
             method: method.as_str(),
             uri: self.url.path(),
@@ -476,7 +494,7 @@ impl Target {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        Err(Failure::from_response(status, &text, self.url.path()))
+        Err(Failure::from_response(status, &text, &self.location))
     }
 }
 
@@ -488,8 +506,10 @@ struct Failure {
 
 impl Failure {
     fn transport(e: reqwest::Error) -> Failure {
+        // TLS spoken to a plain-HTTP endpoint fails the same way every time.
+        let retryable = !crate::error::plain_http_answer(&crate::error::chain_text(&e));
         Failure {
-            retryable: true,
+            retryable,
             error: object_store::Error::Generic {
                 store: "S3",
                 source: Box::new(e.without_url()),

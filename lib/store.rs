@@ -18,8 +18,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions,
-    PutOptions, PutPayload,
+    Attribute, Attributes, GetOptions, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -33,6 +32,9 @@ use crate::upload;
 
 /// The user-metadata name of the object's SHA-256 (`x-amz-meta-sha256` on S3).
 pub const SHA256_METADATA: &str = "sha256";
+/// The user-metadata name of the cluster a backup belongs to
+/// (`x-amz-meta-snapjob-cluster`): what retention trusts, never the key prefix.
+pub const CLUSTER_METADATA: &str = "snapjob-cluster";
 /// S3 allows at most this many parts.
 const MAX_PARTS: u64 = 10_000;
 
@@ -60,6 +62,7 @@ pub struct StoreReport {
 pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport> {
     // One deadline for the whole run, etcd-manager meta file included.
     let deadline = Deadline::after(cfg.deadline);
+    let mut named = None;
     let meta = match &cfg.etcd_manager {
         Some(backup) => {
             let (client, _) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
@@ -70,21 +73,29 @@ pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport
                 backup.member_count,
             )
             .await?;
-            Some((backup, client, info))
+            // The name is picked now, against what the store holds: another
+            // store in the same second must not get the same one.
+            let in_use = crate::etcd_manager::names_in_use(client.as_ref()).await?;
+            let name = crate::etcd_manager::unused_name(&in_use, backup.unix_secs as u64);
+            let mut c = cfg.clone();
+            c.key = format!("{name}/{}", crate::etcd_manager::DATA_FILE);
+            named = Some(c);
+            Some((name, client, info))
         }
         None => None,
     };
+    let cfg = named.as_ref().unwrap_or(cfg);
     let report = match &cfg.etcd {
         Some((src, compress)) => {
             crate::live::store_from_etcd(cfg, src, *compress, shutdown, &deadline).await?
         }
         None => store_file(cfg, shutdown, &deadline).await?,
     };
-    if let Some((backup, client, info)) = meta {
+    if let Some((name, client, info)) = meta {
         // The meta file last: etcd-manager lists a backup only once it exists.
-        crate::etcd_manager::write_backup_info(client.as_ref(), &backup.name, &info).await?;
+        crate::etcd_manager::write_backup_info(client.as_ref(), &name, &info).await?;
         tracing::info!(
-            backup = %backup.name,
+            backup = %name,
             etcd_version = %info.etcd_version,
             "etcd-manager backup listed"
         );
@@ -101,15 +112,16 @@ async fn store_file(
     let started = Instant::now();
     let location = cfg.remote.describe(&cfg.key);
     let before = file_state(&cfg.file)?;
-    if before.0 == 0 {
+    if before.len == 0 {
         return Err(Error::Data(format!(
             "snapshot file {} is empty",
             cfg.file.display()
         )));
     }
-    let size = before.0;
+    let size = before.len;
     let part_size = part_size_for(size, cfg.transfer.part_size as u64);
     let (client, path, target) = cfg.remote.connect_put(&cfg.key, deadline, shutdown).await?;
+    let target = target.map(|t| t.with_cluster(cfg.cluster.clone()));
     let keep_meta = cfg.remote.keeps_metadata();
 
     let (sha256, parts, info) = if let Some(target) = target {
@@ -186,8 +198,8 @@ async fn store_file(
         bytes = report.bytes,
         sha256 = %report.sha256,
         parts = report.parts,
-        seconds = format_args!("{:.3}", seconds),
-        mib_per_s = format_args!("{:.1}", mib_per_s(size, seconds)),
+        seconds = crate::progress::round_to(seconds, 3),
+        mib_per_s = crate::progress::round_to(mib_per_s(size, seconds), 1),
         "stored"
     );
     Ok(report)
@@ -206,6 +218,7 @@ fn part_size_for(size: u64, configured: u64) -> u64 {
 }
 
 fn file_state(path: &Path) -> Result<FileState> {
+    use std::os::unix::fs::MetadataExt;
     let meta =
         std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
     if !meta.is_file() {
@@ -215,15 +228,35 @@ fn file_state(path: &Path) -> Result<FileState> {
             std::io::Error::other("not a file"),
         ));
     }
-    Ok((meta.len(), meta.modified().ok()))
+    Ok(FileState {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        changed: (meta.ctime(), meta.ctime_nsec()),
+        inode: (meta.dev(), meta.ino()),
+    })
 }
 
-fn sha_attributes(sha256: &str, keep_meta: bool) -> Attributes {
+/// The metadata a stored backup carries, where the store keeps metadata: its
+/// SHA-256 (when known before the upload) and its cluster.
+pub(crate) fn backup_attributes(
+    sha256: Option<&str>,
+    cluster: Option<&str>,
+    keep_meta: bool,
+) -> Attributes {
     let mut attrs = Attributes::new();
-    if keep_meta {
+    if !keep_meta {
+        return attrs;
+    }
+    if let Some(sum) = sha256 {
         attrs.insert(
             Attribute::Metadata(SHA256_METADATA.into()),
-            sha256.to_string().into(),
+            sum.to_string().into(),
+        );
+    }
+    if let Some(c) = cluster {
+        attrs.insert(
+            Attribute::Metadata(CLUSTER_METADATA.into()),
+            c.to_string().into(),
         );
     }
     attrs
@@ -253,7 +286,7 @@ async fn put_whole(
         .clone()
         .expect("verify_bytes hashes its input");
     let opts = PutOptions {
-        attributes: sha_attributes(&sha256, keep_meta),
+        attributes: backup_attributes(Some(&sha256), cfg.cluster.as_deref(), keep_meta),
         ..PutOptions::default()
     };
     let what = cfg.remote.describe(&cfg.key);
@@ -298,7 +331,7 @@ async fn put_streaming(
         .run(
             shutdown,
             "uploading the snapshot",
-            target.put_file(&cfg.file, before.0, sha256, (&gate, &last), cfg.progress),
+            target.put_file(&cfg.file, before.len, sha256, (&gate, &last), cfg.progress),
         )
         .await;
     match sent {
@@ -333,13 +366,19 @@ async fn put_parts_streaming(
     shutdown: &Shutdown,
     deadline: &Deadline,
 ) -> Result<(usize, SnapshotInfo)> {
+    // Not cut by a signal: once sent, the server may have created the upload,
+    // and only its answer tells the id that aborting needs. The deadline bounds it.
     let id = deadline
         .run(
-            shutdown,
+            &Shutdown::never(),
             "starting the multipart upload",
             target.create_multipart(sha256),
         )
         .await?;
+    if let Some(reason) = shutdown.requested() {
+        target.abort(&id).await;
+        return Err(Error::Cancelled(reason));
+    }
     let sent = async {
         let etags = deadline
             .run(
@@ -348,7 +387,7 @@ async fn put_parts_streaming(
                 target.send_parts(
                     &id,
                     &cfg.file,
-                    (before.0, part_size),
+                    (before.len, part_size),
                     cfg.transfer.concurrency,
                     cfg.progress,
                 ),
@@ -383,7 +422,7 @@ async fn put_parts_streaming(
     if let Err(e) = completed {
         // The request may have succeeded with only its answer lost (a timeout, a
         // reset, or a retried Complete told NoSuchUpload): look at the key.
-        if stored_matches(client, path, before.0, sha256).await {
+        if stored_matches(client, path, before.len, sha256).await {
             tracing::warn!(
                 object = %cfg.remote.describe(&cfg.key),
                 error = %e.chain(),
@@ -397,8 +436,17 @@ async fn put_parts_streaming(
     Ok((etags.len(), info))
 }
 
-/// The file's size and modification time, to notice it changing under us.
-type FileState = (u64, Option<SystemTime>);
+/// What tells a file changed under us. Size and mtime alone miss a rewrite in
+/// place whose mtime was put back (`touch -r`, `cp -p`); the inode change time
+/// cannot be set back by a user, and the inode number catches a file replaced by
+/// a rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileState {
+    len: u64,
+    modified: Option<SystemTime>,
+    changed: (i64, i64),
+    inode: (u64, u64),
+}
 
 fn changed(file: &Path) -> Error {
     Error::Data(format!(
@@ -423,7 +471,7 @@ async fn verified(
 
 /// Whether `file` still is as it was `before`, and verification read all of it.
 fn unchanged(file: &Path, before: FileState, info: &SnapshotInfo) -> Result<()> {
-    if file_state(file)? != before || info.input_bytes != before.0 {
+    if file_state(file)? != before || info.input_bytes != before.len {
         return Err(changed(file));
     }
     Ok(())
@@ -444,17 +492,22 @@ async fn put_parts(
 ) -> Result<(usize, SnapshotInfo)> {
     let what = cfg.remote.describe(&cfg.key);
     let opts = PutMultipartOptions {
-        attributes: sha_attributes(sha256, keep_meta),
+        attributes: backup_attributes(Some(sha256), cfg.cluster.as_deref(), keep_meta),
         ..PutMultipartOptions::default()
     };
+    // Not cut by a signal (see put_parts_streaming); the deadline bounds it.
     let mut upload = deadline
-        .run(shutdown, "starting the multipart upload", async {
+        .run(&Shutdown::never(), "starting the multipart upload", async {
             client
                 .put_multipart_opts(path, opts)
                 .await
                 .map_err(|e| Error::remote(format!("upload to {what}"), e))
         })
         .await?;
+    if let Some(reason) = shutdown.requested() {
+        upload::abort(upload, JoinSet::new(), &what).await;
+        return Err(Error::Cancelled(reason));
+    }
     let (parts_tx, mut parts_rx) = mpsc::channel(1);
     let reader = upload::spawn_reader(
         cfg.file.clone(),
@@ -463,7 +516,7 @@ async fn put_parts(
         shutdown.clone(),
     );
     let mut in_flight = JoinSet::new();
-    let mut progress = Progress::new("uploading", Some(before.0), cfg.progress);
+    let mut progress = Progress::new("uploading", Some(before.len), cfg.progress);
     let sent = deadline
         .run(
             shutdown,
@@ -494,7 +547,7 @@ async fn put_parts(
         }
     };
     upload::complete(upload, in_flight, &what, deadline, async || {
-        keep_meta && stored_matches(client, path, before.0, sha256).await
+        keep_meta && stored_matches(client, path, before.len, sha256).await
     })
     .await?;
     Ok((parts, info))
@@ -529,7 +582,10 @@ async fn stored_matches(
 }
 
 /// Reads the stored object back: the size must match, and so must the recorded
-/// digest when the store keeps metadata. A mismatching object is deleted.
+/// digest when the store keeps metadata. A mismatching object is reported and
+/// left alone: what we sent was verified before it became visible, so a
+/// different object there is another writer's (a retried Job beside its
+/// predecessor), and it may be a backup that writer already reported stored.
 pub(crate) async fn confirm(
     client: &Arc<dyn ObjectStore>,
     path: &ObjectPath,
@@ -567,18 +623,17 @@ pub(crate) async fn confirm(
     };
     match problem {
         None => Ok(()),
-        Some(why) => {
-            let _ = client.delete(path).await;
-            Err(Error::Data(format!(
-                "the stored object {location} {why}; it was deleted"
-            )))
-        }
+        Some(why) => Err(Error::Data(format!(
+            "the object now at {location} {why}: another writer stored to the same key \
+             after us; it was left as it is"
+        ))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
 
     #[test]
     fn part_size_grows_past_ten_thousand_parts() {
@@ -589,6 +644,71 @@ mod tests {
         let grown = part_size_for(big, 16 * m);
         assert!(big.div_ceil(grown) <= MAX_PARTS);
         assert_eq!(grown % m, 0);
+    }
+
+    #[tokio::test]
+    async fn a_foreign_object_at_the_key_is_reported_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let client: Arc<dyn ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let path = ObjectPath::from("c-backup.db.gz");
+        // Another writer's backup, 5 bytes, where we stored 7.
+        client.put(&path, PutPayload::from("other")).await.unwrap();
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let err = confirm(
+            &client,
+            &path,
+            "file:///x/c-backup.db.gz",
+            7,
+            None,
+            &deadline,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 65);
+        assert!(err.to_string().contains("left as it is"), "{err}");
+        let kept = client.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(
+            kept.as_ref(),
+            b"other",
+            "the other writer's object must stay"
+        );
+    }
+
+    #[test]
+    fn a_rewrite_in_place_with_size_and_mtime_put_back_is_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("snapshot.db.gz");
+        std::fs::write(&file, b"first bytes").unwrap();
+        let before = file_state(&file).unwrap();
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        // The change time has a clock tick's resolution: rewrite until it moves,
+        // as a real writer a moment later would (bounded; each pass re-checks).
+        let mut now = before;
+        for _ in 0..100_000 {
+            std::fs::write(&file, b"other bytes").unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+            now = file_state(&file).unwrap();
+            if now.changed != before.changed {
+                break;
+            }
+        }
+        assert_eq!((now.len, now.modified), (before.len, before.modified));
+        assert_ne!(now, before, "same size and mtime, other bytes: a change");
+        let info = SnapshotInfo {
+            gzip: true,
+            input_bytes: before.len,
+            snapshot_bytes: 0,
+            input_sha256: None,
+            has_trailer: true,
+        };
+        let err = unchanged(&file, before, &info).unwrap_err();
+        assert_eq!(err.exit_code(), 65);
     }
 
     #[test]

@@ -101,48 +101,113 @@ fn delete_without_the_backup_name_is_a_config_error() {
     );
 }
 
-#[tokio::test]
-async fn keep_prunes_to_the_newest_backups_under_the_prefix() {
-    use object_store::{ObjectStoreExt, PutPayload, path::Path as ObjectPath};
-    let server = S3Server::start();
-    let client = snapjob::Remote::from_inputs(&snapjob::Inputs::from_env_vars(server.job_env()))
-        .unwrap()
-        .open(&snapjob::remote::ClientTuning::for_deadline(
-            std::time::Duration::from_secs(30),
-        ))
-        .await
-        .unwrap();
-    let keys = ["b1.db.gz", "b2.db.gz", "b3.db.gz", "b4.db.gz"].map(|b| format!("{CLUSTER}-{b}"));
-    for k in keys.iter().chain([&"other-cluster-b1.db.gz".to_string()]) {
-        client
-            .put(&ObjectPath::from(k.as_str()), PutPayload::from_static(b"x"))
-            .await
-            .unwrap();
-    }
-    // Retention only: no BACKUP_TO_DELETE.
-    let r = run("delete", &server.job_env(), &["--keep", "2"]);
-    r.assert_code(0);
-    let exists = |k: &str| server.object_file(k).exists();
-    assert!(
-        !exists(&keys[0]) && !exists(&keys[1]),
-        "the two oldest were pruned"
-    );
-    assert!(
-        exists(&keys[2]) && exists(&keys[3]),
-        "the two newest were kept"
-    );
-    assert!(
-        exists("other-cluster-b1.db.gz"),
-        "another cluster's backups are not touched"
-    );
-    // With a deletion first.
+/// Stores `fixture` as `$cluster-$backup` with the real `store` binary.
+fn store_as(server: &S3Server, cluster: &str, backup: &str) {
     let env = with(
         &server.job_env(),
-        &[("BACKUP_TO_DELETE", "b4.db.gz"), ("KEEP_LAST", "1")],
+        &[
+            ("CLUSTER", cluster),
+            ("BACKUP_TO_CREATE", backup),
+            (
+                "SNAPSHOT_FILE",
+                fixture("etcd-3.4-small.db.gz").to_str().unwrap(),
+            ),
+        ],
+    );
+    run("store", &env, &[]).assert_code(0);
+}
+
+/// Sets the last-modified time s3s-fs reports for `key` to `hours_ago` hours ago,
+/// so age need not follow the order of creation (or of names).
+fn age(server: &S3Server, key: &str, hours_ago: u64) {
+    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(hours_ago * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(server.object_file(key))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+#[test]
+fn keep_counts_only_this_clusters_backups_newest_by_age_not_name() {
+    let server = S3Server::start();
+    // prod's backups, named against their age: daily-1 is the newest.
+    for n in 1..=5 {
+        let backup = format!("daily-{n}");
+        store_as(&server, "prod", &backup);
+        age(&server, &format!("prod-{backup}"), 10 + n);
+    }
+    // Another cluster whose name starts with "prod-", and its backups are newer.
+    for n in 1..=2 {
+        let backup = format!("daily-{n}");
+        store_as(&server, "prod-eu", &backup);
+        age(&server, &format!("prod-eu-{backup}"), n);
+    }
+    // Objects no store of ours wrote: a note, and an old s3cmd-era backup.
+    let tmp = tempfile::tempdir().unwrap();
+    let note = write_file(tmp.path(), "note", b"not a backup");
+    for key in ["prod-notes.txt", "prod-daily-0"] {
+        let out = server.s3cmd(&[
+            "put",
+            note.to_str().unwrap(),
+            &format!("s3://{BUCKET}/{key}"),
+        ]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    age(&server, "prod-daily-0", 100);
+    let prod = with(&server.job_env(), &[("CLUSTER", "prod")]);
+    let r = run("delete", &prod, &["--keep", "2"]);
+    r.assert_code(0);
+    let exists = |k: &str| server.object_file(k).exists();
+    for kept in ["prod-daily-1", "prod-daily-2"] {
+        assert!(
+            exists(kept),
+            "{kept}: the two newest are kept\n{}",
+            r.stderr
+        );
+    }
+    for pruned in ["prod-daily-3", "prod-daily-4", "prod-daily-5"] {
+        assert!(!exists(pruned), "{pruned}: older than the two newest");
+    }
+    for foreign in [
+        "prod-eu-daily-1",
+        "prod-eu-daily-2",
+        "prod-notes.txt",
+        "prod-daily-0",
+    ] {
+        assert!(exists(foreign), "{foreign} is not prod's: never deleted");
+    }
+    // A deletion first, then retention: the newest left is never deleted.
+    let env = with(
+        &prod,
+        &[("BACKUP_TO_DELETE", "daily-1"), ("KEEP_LAST", "1")],
     );
     run("delete", &env, &[]).assert_code(0);
-    assert!(!exists(&keys[3]) && exists(&keys[2]));
-    let r = run("delete", &server.job_env(), &["--keep", "0"]);
+    assert!(!exists("prod-daily-1") && exists("prod-daily-2"));
+    // Bad settings delete nothing.
+    run("delete", &prod, &["--keep", "0"]).assert_code(78);
+    let r = run(
+        "delete",
+        &without(&prod, &["CLUSTER"]),
+        &["--keep", "1", "--prefix", "prod-"],
+    );
     r.assert_code(78);
-    assert!(exists(&keys[2]), "nothing deleted on a bad setting");
+    assert!(r.stderr.contains("CLUSTER"), "{}", r.stderr);
+    assert!(exists("prod-daily-2") && exists("prod-eu-daily-2"));
+}
+
+#[test]
+fn keep_is_refused_on_a_store_without_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    std::fs::write(dir.path().join("prod-daily-1"), b"x").unwrap();
+    let env = [
+        ("STORAGE_URL".to_string(), url),
+        ("CLUSTER".to_string(), "prod".to_string()),
+    ];
+    let r = run("delete", &env, &["--keep", "1"]);
+    r.assert_code(78);
+    assert!(r.stderr.contains("KEEP_LAST"), "{}", r.stderr);
+    assert!(dir.path().join("prod-daily-1").exists());
 }

@@ -82,12 +82,16 @@ pub struct StoreConfig {
     /// Write a kops etcd-manager backup (the key is `<name>/etcd.backup.gz`), then
     /// its meta file.
     pub etcd_manager: Option<EtcdManagerBackup>,
+    /// `CLUSTER`, recorded as object metadata (`x-amz-meta-snapjob-cluster`) so
+    /// that retention can prove which objects are this cluster's backups.
+    pub cluster: Option<String>,
 }
 
 /// A backup in a kops etcd-manager store.
 #[derive(Debug, Clone)]
 pub struct EtcdManagerBackup {
-    /// `<RFC 3339>-<sequence>`.
+    /// `<RFC 3339>-000000`; `store` takes the first sequence of that second
+    /// that the store does not hold yet.
     pub name: String,
     /// Unix seconds, for the meta file.
     pub unix_secs: i64,
@@ -110,13 +114,17 @@ fn backup_store(i: &Inputs) -> Result<Option<Remote>> {
         .map_err(|e| Error::Config(e.to_string().replace("STORAGE_URL", "BACKUP_STORE")))
 }
 
-/// Keep the newest `keep` objects whose keys start with `prefix`; delete the rest.
+/// Keep the newest `keep` backups of `cluster` under `prefix`; delete the rest.
+/// A backup of `cluster` is an object whose metadata `store` wrote says so: a
+/// prefix alone cannot tell `prod-` backups from `prod-eu-` ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
-    /// How many to keep (at least 1).
+    /// How many to keep (at least 1, so the newest backup is always kept).
     pub keep: usize,
-    /// Key prefix, `$CLUSTER-` by default.
+    /// Key prefix to list, `$CLUSTER-` by default.
     pub prefix: String,
+    /// The cluster whose backups count (`CLUSTER`).
+    pub cluster: String,
 }
 
 /// Configuration of `delete`.
@@ -168,6 +176,10 @@ impl StoreConfig {
         Ok(StoreConfig {
             key,
             etcd_manager,
+            cluster: i
+                .cluster
+                .clone()
+                .filter(|c| crate::remote::header_safe(c, "CLUSTER", false).is_ok()),
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             transfer: Transfer {
                 part_size: match &i.part_size {
@@ -203,20 +215,37 @@ impl StoreConfig {
 impl DeleteConfig {
     /// Validates the inputs of `delete`.
     pub fn from_inputs(i: &Inputs, strict: bool) -> Result<Self> {
+        let remote = Remote::from_inputs(i)?;
         let retention = match &i.keep_last {
             None => None,
-            Some(raw) => Some(Retention {
-                keep: parse_count(raw, "KEEP_LAST", 1, 100_000)?,
-                prefix: match (&i.retention_prefix, &i.cluster) {
-                    (Some(p), _) => p.clone(),
-                    (None, Some(c)) => format!("{c}-"),
-                    (None, None) => {
-                        return Err(Error::Config(
-                            "KEEP_LAST needs RETENTION_PREFIX (--prefix) or CLUSTER".into(),
-                        ));
-                    }
-                },
-            }),
+            Some(raw) => {
+                let keep = parse_count(raw, "KEEP_LAST", 1, 100_000)?;
+                let cluster = i.cluster.clone().ok_or_else(|| {
+                    Error::Config(
+                        "KEEP_LAST needs CLUSTER: retention deletes only objects that store \
+                         recorded as this cluster's backups"
+                            .into(),
+                    )
+                })?;
+                crate::remote::header_safe(&cluster, "CLUSTER", false).map_err(|e| {
+                    Error::Config(format!("{e} (KEEP_LAST matches it to object metadata)"))
+                })?;
+                if !remote.keeps_metadata() {
+                    return Err(Error::Config(
+                        "KEEP_LAST needs an S3 store: a file:// store keeps no object metadata, \
+                         so nothing proves which objects are this cluster's backups"
+                            .into(),
+                    ));
+                }
+                Some(Retention {
+                    keep,
+                    prefix: i
+                        .retention_prefix
+                        .clone()
+                        .unwrap_or_else(|| format!("{cluster}-")),
+                    cluster,
+                })
+            }
         };
         let key = match (&i.backup_to_delete, &i.object_key, &retention) {
             (None, None, Some(_)) => None,
@@ -231,7 +260,7 @@ impl DeleteConfig {
             retention,
             strict,
             deadline: deadline(i, Duration::from_secs(220))?,
-            remote: Remote::from_inputs(i)?,
+            remote,
         })
     }
 }
@@ -328,7 +357,12 @@ pub fn parse_count(raw: &str, var: &str, min: usize, max: usize) -> Result<usize
     }
 }
 
-/// Parses a duration: `90`, `90s`, `2m`, `1h` (at least one second).
+/// The longest duration any setting takes (a week): far beyond any Job, and far
+/// from where adding it to a clock could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a duration: `90`, `90s`, `2m`, `1h` (at least one second, at most
+/// [`MAX_DURATION`]).
 pub fn parse_duration(raw: &str, var: &str) -> Result<Duration> {
     let t = raw.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -340,6 +374,10 @@ pub fn parse_duration(raw: &str, var: &str) -> Result<Duration> {
         _ => None,
     });
     match secs {
+        Some(s) if s > MAX_DURATION.as_secs() => Err(Error::Config(format!(
+            "{var}={raw:?} is too long (at most {}h)",
+            MAX_DURATION.as_secs() / 3600
+        ))),
         Some(s) if s > 0 => Ok(Duration::from_secs(s)),
         _ => Err(Error::Config(format!(
             "{var}={raw:?} is not a duration (e.g. 110s, 2m)"
@@ -420,6 +458,15 @@ mod tests {
         assert_eq!(parse_duration("90", "D").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("2m", "D").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("0", "D").is_err());
+        for absurd in ["18446744073709551615", "18446744073709551615h", "605000"] {
+            let err = parse_duration(absurd, "DEADLINE").unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{absurd}");
+            assert!(err.to_string().starts_with("DEADLINE="), "{err}");
+        }
+        assert_eq!(
+            parse_duration("168h", "D").unwrap(),
+            Duration::from_secs(604_800)
+        );
         assert!(
             parse_duration("soon", "DEADLINE")
                 .unwrap_err()

@@ -1,0 +1,237 @@
+//! The ways a new user's trial lost a backup or got a panic (issue "No backup is
+//! ever lost"), each as a run of the real binaries: common Secret mistakes and
+//! absurd values are configuration errors (78, one line, a termination message),
+//! never a panic; unknown log levels never silence the error line; a plain-HTTP
+//! endpoint without INSECURE is named as such; a local snapshot and a backup name
+//! together are refused; two etcd-manager stores in one second keep both backups.
+
+mod common;
+
+use common::*;
+
+/// The controller's environment with nothing listening at the endpoint: every
+/// case here must fail before any connection.
+fn offline_env(dir: &std::path::Path) -> Vec<(String, String)> {
+    [
+        ("ACCESS_KEY_ID", ACCESS_KEY),
+        ("SECRET_ACCESS_KEY", SECRET_KEY),
+        ("BUCKET_NAME", BUCKET),
+        ("ENDPOINT", "127.0.0.1:9"),
+        ("INSECURE", "true"),
+        ("CLUSTER", CLUSTER),
+        ("BACKUP_TO_CREATE", "b.db.gz"),
+        ("BACKUP_TO_DELETE", "b.db.gz"),
+        ("BACKUP_TO_RESTORE", "b.db.gz"),
+        ("OUTPUT_FILE", "/tmp/snapjob-never-written.db"),
+        (
+            "TERMINATION_LOG",
+            dir.join("termination-log").to_str().unwrap(),
+        ),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// The run exited 78 with exactly one error line naming `var`, no panic text, and
+/// a termination message with the same code.
+fn assert_named_config_error(r: &Run, dir: &std::path::Path, bin: &str, var: &str) {
+    assert!(!r.stderr.contains("panicked"), "{bin}: {}", r.stderr);
+    r.assert_code(78);
+    let errors = r.error_lines();
+    assert_eq!(errors.len(), 1, "{bin}: one error line: {}", r.stderr);
+    assert!(errors[0].contains(var), "{bin}: names {var}: {}", errors[0]);
+    let message = std::fs::read_to_string(dir.join("termination-log")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(summary["exit_code"], 78, "{bin}: {message}");
+    assert_eq!(summary["operation"], bin, "{message}");
+}
+
+#[test]
+fn a_trailing_newline_in_a_credential_or_region_is_named_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = offline_env(dir.path());
+    for (var, value) in [
+        ("ACCESS_KEY_ID", format!("{ACCESS_KEY}\n")),
+        ("SECRET_ACCESS_KEY", format!("{SECRET_KEY}\n")),
+        ("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEJr\n".to_string()),
+        ("REGION", "eu-central-1\n".to_string()),
+    ] {
+        for bin in ["store", "delete", "restore"] {
+            let r = run(bin, &with(&env, &[(var, &value)]), &[]);
+            assert_named_config_error(&r, dir.path(), bin, var);
+            assert!(r.stderr.contains("newline"), "{bin} {var}: {}", r.stderr);
+        }
+    }
+}
+
+#[test]
+fn an_absurd_deadline_is_named_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = offline_env(dir.path());
+    for value in ["18446744073709551615", "9999999999h"] {
+        for bin in ["store", "delete", "restore"] {
+            let r = run(bin, &with(&env, &[("DEADLINE", value)]), &[]);
+            assert_named_config_error(&r, dir.path(), bin, "DEADLINE");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_log_level_is_an_error_and_the_error_line_is_never_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = offline_env(dir.path());
+    for level in ["verbose", "fatal", "loud"] {
+        // A missing bucket besides: whichever is reported, a line must be there.
+        let r = run("delete", &with(&env, &[("LOG_LEVEL", level)]), &[]);
+        match level {
+            "loud" => {
+                assert_named_config_error(&r, dir.path(), "delete", "LOG_LEVEL");
+            }
+            _ => {
+                // Taken as its nearest level: the run goes on and fails on the
+                // closed port (111), with its error line.
+                r.assert_code(111);
+                assert_eq!(r.error_lines().len(), 1, "{level}: {}", r.stderr);
+            }
+        }
+    }
+    // Errors switched off by the user still leave the one error line.
+    let r = run("delete", &with(&env, &[("LOG_LEVEL", "off")]), &[]);
+    r.assert_code(111);
+    assert!(
+        r.stderr.lines().any(|l| l.starts_with("error: ")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_local_snapshot_and_a_backup_name_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = offline_env(dir.path());
+    let snap = fixture("etcd-3.4-small.db.gz");
+    let out = dir.path().join("out.db");
+    let r = run(
+        "restore",
+        &with(
+            &env,
+            &[
+                ("SNAPSHOT_FILE", snap.to_str().unwrap()),
+                ("OUTPUT_FILE", out.to_str().unwrap()),
+            ],
+        ),
+        &[],
+    );
+    assert_named_config_error(&r, dir.path(), "restore", "SNAPSHOT_FILE");
+    assert!(!out.exists(), "nothing restored");
+    // Alone, the local file restores and the run says so in its last line.
+    let r = run(
+        "restore",
+        &without(
+            &with(
+                &env,
+                &[
+                    ("SNAPSHOT_FILE", snap.to_str().unwrap()),
+                    ("OUTPUT_FILE", out.to_str().unwrap()),
+                ],
+            ),
+            &["BACKUP_TO_RESTORE"],
+        ),
+        &[],
+    );
+    r.assert_code(0);
+    assert!(out.exists());
+    assert!(
+        r.stderr.contains("\"message\":\"finished\""),
+        "one summary line: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_plain_http_endpoint_without_insecure_is_named() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env = with(
+        &without(&server.job_env(), &["INSECURE"]),
+        &[
+            ("ENDPOINT", &format!("127.0.0.1:{}", server.port)),
+            ("DEADLINE", "30s"),
+            (
+                "TERMINATION_LOG",
+                dir.path().join("termination-log").to_str().unwrap(),
+            ),
+        ],
+    );
+    let snap = fixture("etcd-3.4-small.db.gz");
+    let env = with(
+        &env,
+        &[
+            ("SNAPSHOT_FILE", snap.to_str().unwrap()),
+            ("BACKUP_TO_CREATE", "b.db.gz"),
+            ("BACKUP_TO_DELETE", "b.db.gz"),
+        ],
+    );
+    for bin in ["store", "delete"] {
+        let r = run(bin, &env, &[]);
+        r.assert_code(78);
+        let errors = r.error_lines();
+        assert_eq!(errors.len(), 1, "{bin}: {}", r.stderr);
+        assert!(
+            errors[0].contains("plain HTTP") && errors[0].contains("INSECURE"),
+            "{bin}: {}",
+            errors[0]
+        );
+    }
+}
+
+#[test]
+fn two_etcd_manager_stores_in_one_second_keep_both_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("main");
+    // Backups already at sequence 0 of this second and the next few: a store
+    // now must pick another name, never write into one of these.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let taken: Vec<String> = (0..10)
+        .map(|s| snapjob::etcd_manager::name_at(now + s, 0))
+        .collect();
+    for name in &taken {
+        let d = store_dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("etcd.backup.gz"), name.as_bytes()).unwrap();
+        std::fs::write(d.join("_etcd_backup.meta"), b"{}").unwrap();
+    }
+    let url = format!("file://{}", store_dir.display());
+    let snap = fixture("etcd-3.4-small.db.gz");
+    let env = [
+        ("BACKUP_STORE".to_string(), url),
+        ("SNAPSHOT_FILE".to_string(), snap.display().to_string()),
+        ("ETCD_VERSION".to_string(), "3.5.1".to_string()),
+    ];
+    for _ in 0..2 {
+        run("store", &env, &[]).assert_code(0);
+    }
+    for name in &taken {
+        let data = std::fs::read(store_dir.join(name).join("etcd.backup.gz")).unwrap();
+        assert_eq!(data, name.as_bytes(), "{name} was overwritten");
+    }
+    let ours: Vec<_> = std::fs::read_dir(&store_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !taken.contains(n))
+        .collect();
+    assert_eq!(ours.len(), 2, "two stores, two backups: {ours:?}");
+    for name in &ours {
+        assert!(
+            !name.ends_with("-000000"),
+            "{name} collides with a taken one"
+        );
+        let data = std::fs::read(store_dir.join(name).join("etcd.backup.gz")).unwrap();
+        assert_eq!(data, std::fs::read(&snap).unwrap(), "{name}");
+        assert!(store_dir.join(name).join("_etcd_backup.meta").exists());
+    }
+}
