@@ -130,6 +130,16 @@ pub enum Error {
     /// A defect in snapjob (a panic, caught by the binary): exit 70.
     #[error("internal error (a bug in snapjob, please report it): {0}")]
     Internal(String),
+    /// A failure after which something of ours remains on the server (an upload
+    /// that could not be aborted): the message says what; the class is the
+    /// failure's own.
+    #[error("{error}; {left}")]
+    LeftBehind {
+        /// The failure.
+        error: Box<Error>,
+        /// What remains, e.g. the multipart upload's id and key.
+        left: String,
+    },
 }
 
 /// The library's result type.
@@ -150,6 +160,7 @@ impl Error {
             Error::Cancelled(reason) => ErrorClass::Cancelled(*reason),
             Error::Other(_) => ErrorClass::General,
             Error::Internal(_) => ErrorClass::Internal,
+            Error::LeftBehind { error, .. } => error.class(),
         }
     }
 
@@ -200,6 +211,17 @@ impl Error {
         match self {
             Error::Data(m) => Error::Data(format!("{source}: {m}")),
             other => other,
+        }
+    }
+
+    /// This error, saying that `left` (when some) remains on the server.
+    pub fn leaving(self, left: Option<String>) -> Error {
+        match left {
+            Some(left) => Error::LeftBehind {
+                error: Box::new(self),
+                left,
+            },
+            None => self,
         }
     }
 
@@ -391,6 +413,19 @@ mod tests {
         for (text, code) in cases {
             assert_eq!(classify_text(text).0.exit_code(), code, "{text}");
         }
+    }
+
+    #[test]
+    fn what_is_left_behind_is_said_and_keeps_the_class() {
+        let e = Error::Cancelled(StopReason::Terminate).leaving(Some(
+            "multipart upload u-1 of s3://b/k could not be aborted".into(),
+        ));
+        assert_eq!(e.exit_code(), 143);
+        assert_eq!(
+            e.chain(),
+            "stopped by SIGTERM before finishing; multipart upload u-1 of s3://b/k could not be aborted"
+        );
+        assert_eq!(Error::Data("x".into()).leaving(None).to_string(), "x");
     }
 
     #[test]

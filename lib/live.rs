@@ -267,8 +267,8 @@ pub async fn store_from_etcd(
         })
         .await?;
     if let Some(reason) = shutdown.requested() {
-        upload::abort(upload, JoinSet::new(), &what).await;
-        return Err(Error::Cancelled(reason));
+        let left = upload::abort(upload, JoinSet::new(), &what).await;
+        return Err(Error::Cancelled(reason).leaving(left));
     }
     let (raw_tx, raw_rx) = mpsc::channel(16);
     let (parts_tx, mut parts_rx) = mpsc::channel(1);
@@ -305,7 +305,7 @@ pub async fn store_from_etcd(
     let finished = pipeline
         .await
         .map_err(|e| Error::Other(format!("snapshot task failed: {e}")));
-    let checked = (|| {
+    let checked: Result<_> = (|| {
         let (_, parts) = moved?;
         let (info, (sha256, bytes)) = finished??;
         Ok((parts, info, sha256, bytes))
@@ -313,8 +313,8 @@ pub async fn store_from_etcd(
     let (parts, info, sha256, bytes) = match checked {
         Ok(v) => v,
         Err(e) => {
-            upload::abort(upload, in_flight, &what).await;
-            return Err(e);
+            let left = upload::abort(upload, in_flight, &what).await;
+            return Err(e.leaving(left));
         }
     };
     // No recorded digest to compare with: a failed completion is aborted.

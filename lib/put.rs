@@ -338,7 +338,10 @@ impl Target {
 
     /// Aborts the upload so no parts stay on the server. Bounded in time; a
     /// failure is logged (the caller reports the error that led here).
-    pub(crate) async fn abort(&self, upload_id: &str) {
+    /// Aborts the multipart upload `upload_id`, retrying within 15 s. Returns
+    /// what is left behind when it could not be aborted (for the error and the
+    /// termination message), `None` when nothing is.
+    pub(crate) async fn abort(&self, upload_id: &str) -> Option<String> {
         let what = self.location.as_str();
         let query = format!("uploadId={}", uri_encode(upload_id));
         let call = self.retrying("AbortMultipartUpload", || {
@@ -349,18 +352,22 @@ impl Target {
                 (reqwest::Body::from(""), 0, EMPTY_SHA256),
             )
         });
-        match tokio::time::timeout(Duration::from_secs(15), call).await {
-            Ok(Ok(_)) => tracing::info!(object = what, "multipart upload aborted; no parts left"),
-            Ok(Err(e)) => tracing::warn!(
-                object = what,
-                error = %Error::remote("abort", e.error).chain(),
-                "aborting the multipart upload failed; parts may remain until a lifecycle rule removes them"
-            ),
-            Err(_) => tracing::warn!(
-                object = what,
-                "aborting the multipart upload timed out after 15s; parts may remain"
-            ),
-        }
+        let failure = match tokio::time::timeout(Duration::from_secs(15), call).await {
+            Ok(Ok(_)) => {
+                tracing::info!(object = what, "multipart upload aborted; no parts left");
+                return None;
+            }
+            // Already gone: nothing is left.
+            Ok(Err(e)) if matches!(e.error, object_store::Error::NotFound { .. }) => return None,
+            Ok(Err(e)) => Error::remote("abort", e.error).chain(),
+            Err(_) => "timed out after 15s".to_string(),
+        };
+        let left = format!(
+            "multipart upload {upload_id} of {what} could not be aborted ({failure}): its parts \
+             remain until a lifecycle rule or an abort removes them"
+        );
+        tracing::warn!(object = what, upload_id, "{left}");
+        Some(left)
     }
 
     fn remote_error(&self, what: &str, e: Failure) -> Error {

@@ -376,10 +376,10 @@ async fn put_parts_streaming(
         )
         .await?;
     if let Some(reason) = shutdown.requested() {
-        target.abort(&id).await;
-        return Err(Error::Cancelled(reason));
+        let left = target.abort(&id).await;
+        return Err(Error::Cancelled(reason).leaving(left));
     }
-    let sent = async {
+    let sent: Result<_> = async {
         let etags = deadline
             .run(
                 shutdown,
@@ -406,8 +406,8 @@ async fn put_parts_streaming(
     let (etags, info) = match sent {
         Ok(v) => v,
         Err(e) => {
-            target.abort(&id).await;
-            return Err(e);
+            let left = target.abort(&id).await;
+            return Err(e.leaving(left));
         }
     };
     // A signal does not interrupt completing (once sent, the object exists whole
@@ -429,8 +429,8 @@ async fn put_parts_streaming(
                 "completing the upload reported an error, but the object at the key has our size and SHA-256: stored"
             );
         } else {
-            target.abort(&id).await;
-            return Err(e);
+            let left = target.abort(&id).await;
+            return Err(e.leaving(left));
         }
     }
     Ok((etags.len(), info))
@@ -505,8 +505,8 @@ async fn put_parts(
         })
         .await?;
     if let Some(reason) = shutdown.requested() {
-        upload::abort(upload, JoinSet::new(), &what).await;
-        return Err(Error::Cancelled(reason));
+        let left = upload::abort(upload, JoinSet::new(), &what).await;
+        return Err(Error::Cancelled(reason).leaving(left));
     }
     let (parts_tx, mut parts_rx) = mpsc::channel(1);
     let reader = upload::spawn_reader(
@@ -533,7 +533,7 @@ async fn put_parts(
         .await;
     drop(parts_rx);
     let _ = reader.await;
-    let checked = async {
+    let checked: Result<_> = async {
         let parts = sent?;
         let info = verified(verification, &cfg.file, before).await?;
         Ok((parts, info))
@@ -542,8 +542,8 @@ async fn put_parts(
     let (parts, info) = match checked {
         Ok(v) => v,
         Err(e) => {
-            upload::abort(upload, in_flight, &what).await;
-            return Err(e);
+            let left = upload::abort(upload, in_flight, &what).await;
+            return Err(e.leaving(left));
         }
     };
     upload::complete(upload, in_flight, &what, deadline, async || {

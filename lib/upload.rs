@@ -101,21 +101,23 @@ pub(crate) async fn abort(
     mut upload: Box<dyn MultipartUpload>,
     mut in_flight: JoinSet<object_store::Result<()>>,
     what: &str,
-) {
+) -> Option<String> {
     in_flight.shutdown().await;
     let limit = std::time::Duration::from_secs(15);
-    match tokio::time::timeout(limit, upload.abort()).await {
-        Ok(Ok(())) => tracing::info!(object = what, "multipart upload aborted; no parts left"),
-        Ok(Err(e)) => tracing::warn!(
-            object = what,
-            error = %Error::remote("abort", e).chain(),
-            "aborting the multipart upload failed; parts may remain until a lifecycle rule removes them"
-        ),
-        Err(_) => tracing::warn!(
-            object = what,
-            "aborting the multipart upload timed out after 15s; parts may remain"
-        ),
-    }
+    let failure = match tokio::time::timeout(limit, upload.abort()).await {
+        Ok(Ok(())) => {
+            tracing::info!(object = what, "multipart upload aborted; no parts left");
+            return None;
+        }
+        Ok(Err(e)) => Error::remote("abort", e).chain(),
+        Err(_) => "timed out after 15s".to_string(),
+    };
+    let left = format!(
+        "the multipart upload of {what} could not be aborted ({failure}): its parts remain \
+         until a lifecycle rule or an abort removes them"
+    );
+    tracing::warn!(object = what, "{left}");
+    Some(left)
 }
 
 /// Completes the upload. A signal does not interrupt it (once sent, the object
@@ -154,8 +156,8 @@ pub(crate) async fn complete(
         );
         return Ok(());
     }
-    abort(upload, in_flight, what).await;
-    Err(e)
+    let left = abort(upload, in_flight, what).await;
+    Err(e.leaving(left))
 }
 
 /// The first read of a file about to be stored: its SHA-256 (S3 takes it as

@@ -235,3 +235,52 @@ fn two_etcd_manager_stores_in_one_second_keep_both_backups() {
         assert!(store_dir.join(name).join("_etcd_backup.meta").exists());
     }
 }
+
+#[test]
+fn an_upload_that_cannot_be_aborted_is_named_in_the_termination_message() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
+    let server = S3Server::start();
+    // Every abort is refused: the parts stay, and the run must say so.
+    let proxy = Proxy::start(
+        server.port,
+        vec![Rule::always(Op::Abort, Fault::Status(500))],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = synthetic_snapshot(4000, 3);
+    raw[10 << 20] ^= 0x55; // corrupt: verification fails after parts were sent
+    let file = write_file(dir.path(), "snapshot.db.gz", &gzip(&raw));
+    let log = dir.path().join("termination-log");
+    let env = with(
+        &server.job_env(),
+        &[
+            ("ENDPOINT", &format!("127.0.0.1:{}", proxy.port)),
+            ("BACKUP_TO_CREATE", "bad.db.gz"),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+            ("PART_SIZE", "5MiB"),
+            ("SINGLE_PUT_MAX", "0"),
+            ("TERMINATION_LOG", log.to_str().unwrap()),
+        ],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(65);
+    assert!(proxy.count(Op::Abort) > 1, "the abort is retried");
+    // s3s-fs keeps an upload as `.upload-<id>.json` beside its parts.
+    let ids: Vec<String> = server
+        .leftover_uploads()
+        .iter()
+        .filter_map(|n| n.strip_prefix(".upload-")?.strip_suffix(".json"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 1, "the refused abort left the upload");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    let error = summary["error"].as_str().unwrap();
+    assert!(error.contains("could not be aborted"), "{error}");
+    assert!(error.contains(&ids[0]), "names the upload {}: {error}", ids[0]);
+    assert!(
+        error.contains(&format!("s3://{BUCKET}/{CLUSTER}-bad.db.gz")),
+        "{error}"
+    );
+    assert_eq!(summary["exit_code"], 65);
+    assert!(!server.object_file(&format!("{CLUSTER}-bad.db.gz")).exists());
+}
