@@ -65,6 +65,9 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         member: None,
         seconds: 0.0,
     };
+    sweep_stale(cfg);
+    // A download for a data dir (no --output) is kept beside it, locked, until the
+    // member is built.
     let mut scratch = None;
     let snapshot_path = match &cfg.source {
         RestoreSource::File(path) => {
@@ -96,28 +99,35 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             }
             let location = remote.describe(&key);
             report.source = location.clone();
-            let dest = match (&cfg.output, &cfg.member) {
+            // Temporary files are named after the output, or the data dir.
+            let beside = match (&cfg.output, &cfg.member) {
                 (Some(out), _) => out.clone(),
-                (None, Some(spec)) => {
-                    let p = crate::atomic::beside(&spec.data_dir, "snapshot.db");
-                    scratch = Some(RemoveFile(p.clone()));
-                    p
-                }
+                (None, Some(spec)) => spec.data_dir.clone(),
                 (None, None) => unreachable!("config requires an output or a data dir"),
             };
-            let (info, checked) = download(
+            let (landed, checked) = download(
                 &client,
                 &path,
                 &location,
-                &dest,
+                &beside,
                 shutdown,
                 &deadline,
                 cfg.progress,
             )
             .await?;
-            report.snapshot = Some(info);
+            report.snapshot = Some(landed.info.clone());
             report.sha256_checked = checked;
-            dest
+            match &cfg.output {
+                Some(out) => {
+                    landed.persist(out)?;
+                    out.clone()
+                }
+                None => {
+                    let p = landed.snapshot.path.clone();
+                    scratch = Some(landed);
+                    p
+                }
+            }
         }
     };
     if let Some(spec) = &cfg.member {
@@ -142,12 +152,18 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
     Ok(report)
 }
 
-/// Removes a file on drop.
-struct RemoveFile(PathBuf);
-
-impl Drop for RemoveFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// Removes what killed runs left beside the output and the data dir (and the WAL
+/// dir): their temporary files and staging directories, never a live run's
+/// (crate::atomic::sweep).
+fn sweep_stale(cfg: &RestoreConfig) {
+    if let Some(out) = &cfg.output {
+        crate::atomic::sweep(out, &["download", "tmp"]);
+    }
+    if let Some(spec) = &cfg.member {
+        crate::atomic::sweep(&spec.data_dir, &["download", "tmp", datadir::STAGING]);
+        if let Some(wal) = &spec.wal_dir {
+            crate::atomic::sweep(wal, &[datadir::STAGING]);
+        }
     }
 }
 
@@ -161,8 +177,8 @@ const RANGES_IN_FLIGHT: usize = 8;
 const RUN: u64 = 1 << 20;
 const RUNS_QUEUED: usize = 8;
 
-/// Downloads `key` into `dest`, verified, atomically. Returns what verification
-/// found and whether a recorded SHA-256 was checked.
+/// Downloads `key` into temporary files beside `dest`, verified. Returns the
+/// verified snapshot, not yet in place, and whether a recorded SHA-256 was checked.
 async fn download(
     client: &Arc<dyn ObjectStore>,
     path: &ObjectPath,
@@ -171,7 +187,7 @@ async fn download(
     shutdown: &Shutdown,
     deadline: &Deadline,
     every: std::time::Duration,
-) -> Result<(SnapshotInfo, bool)> {
+) -> Result<(landing::Landed, bool)> {
     let got = deadline
         .run(shutdown, "starting the download", async {
             client
@@ -269,7 +285,6 @@ async fn download(
             )));
         }
     }
-    landed.persist(dest)?;
     tracing::info!(
         location = %location,
         output = %dest.display(),
@@ -280,7 +295,7 @@ async fn download(
         sha256_checked = recorded.is_some(),
         "downloaded and verified"
     );
-    Ok((info, recorded.is_some()))
+    Ok((landed, recorded.is_some()))
 }
 
 /// A spawned task, aborted when dropped unfinished: a download given up on stops

@@ -1,0 +1,157 @@
+//! `restore` cleaning up after runs that were killed, and failing safely: stale
+//! temporary files removed (never a live run's), a full disk named (74), an object
+//! replaced mid-download (75), a non-snapshot refused at its first page (65), and
+//! `--wal-dir` rolled back with the data dir.
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use nix::fcntl::{Flock, FlockArg};
+
+fn restore_env(server: &S3Server, backup: &str, out: &Path) -> Vec<(String, String)> {
+    with(
+        &server.job_env(),
+        &[
+            ("BACKUP_TO_RESTORE", backup),
+            ("OUTPUT_FILE", out.to_str().unwrap()),
+        ],
+    )
+}
+
+fn s3cmd_put(server: &S3Server, file: &Path, key: &str) {
+    let put = server.s3cmd(&[
+        "put",
+        file.to_str().unwrap(),
+        &format!("s3://{BUCKET}/{key}"),
+    ]);
+    assert!(
+        put.status.success(),
+        "s3cmd put: {}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+}
+
+/// What a killed run leaves: a file of `len` bytes, nobody holding its lock.
+fn stale_file(dir: &Path, name: &str, len: usize) -> PathBuf {
+    write_file(dir, name, &vec![7u8; len])
+}
+
+/// A live run's temporary file: created and locked, as long as the lock lives.
+fn live_file(dir: &Path, name: &str) -> (PathBuf, Flock<File>) {
+    let path = write_file(dir, name, b"a live run's bytes");
+    let lock = Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    (path, lock)
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_restore_removes_what_killed_runs_left_beside_the_output_but_not_a_live_runs() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    s3cmd_put(
+        &server,
+        &fixture("etcd-3.4-small.db.gz"),
+        &format!("{CLUSTER}-small.db.gz"),
+    );
+    let out = dir.path().join("out.db");
+    // PID 1 each time: a Job's process in its own PID namespace.
+    let stale = [
+        stale_file(dir.path(), ".out.db.snapjob-1.download", 1 << 20),
+        stale_file(dir.path(), ".out.db.snapjob-1.tmp", 4 << 20),
+        stale_file(dir.path(), ".out.db.snapjob-1-2.tmp", 10),
+    ];
+    let (live, _held) = live_file(dir.path(), ".out.db.snapjob-1-1.download");
+    let unrelated = stale_file(dir.path(), ".other.db.snapjob-1.tmp", 10);
+
+    run("restore", &restore_env(&server, "small.db.gz", &out), &[]).assert_code(0);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(fixture("etcd-3.4-small.db")).unwrap()
+    );
+    for p in &stale {
+        assert!(!p.exists(), "{} is removed", p.display());
+    }
+    assert_eq!(std::fs::read(&live).unwrap(), b"a live run's bytes");
+    assert!(unrelated.exists(), "another output's file is not ours");
+    assert_eq!(
+        names_in(dir.path()),
+        [
+            ".other.db.snapjob-1.tmp",
+            ".out.db.snapjob-1-1.download",
+            "out.db"
+        ]
+    );
+}
+
+fn member_flags(data_dir: &Path) -> Vec<String> {
+    [
+        "--name",
+        "m0",
+        "--initial-cluster",
+        "m0=http://127.0.0.1:2380",
+        "--initial-cluster-token",
+        "t",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2380",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn restore_member(snapshot: &Path, data_dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["--snapshot".to_string(), snapshot.to_str().unwrap().into()];
+    args.extend(member_flags(data_dir));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("restore", &[], &args)
+}
+
+#[test]
+fn a_data_dir_restore_removes_stale_staging_dirs_but_not_a_live_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wal = dir.path().join("wal");
+    let stale_dirs = [".data.snapjob-1.restore", ".wal.snapjob-1.restore"];
+    for d in stale_dirs {
+        let member = dir.path().join(d).join("member/snap");
+        std::fs::create_dir_all(&member).unwrap();
+        std::fs::write(member.join("db"), vec![0u8; 1 << 20]).unwrap();
+    }
+    let stale = stale_file(dir.path(), ".data.snapjob-1.download", 1 << 20);
+    let live_dir = dir.path().join(".data.snapjob-1-1.restore");
+    std::fs::create_dir(&live_dir).unwrap();
+    let _held = Flock::lock(
+        File::open(&live_dir).unwrap(),
+        FlockArg::LockExclusiveNonblock,
+    )
+    .map_err(|(_, e)| e)
+    .unwrap();
+
+    let snapshot = fixture("etcd-3.4-small.db");
+    let r = restore_member(&snapshot, &data, &["--wal-dir", wal.to_str().unwrap()]);
+    r.assert_code(0);
+    for d in stale_dirs {
+        assert!(!dir.path().join(d).exists(), "{d} is removed");
+    }
+    assert!(!stale.exists());
+    assert!(live_dir.is_dir(), "the live run's staging dir is left");
+    assert_eq!(
+        names_in(dir.path()),
+        [".data.snapjob-1-1.restore", "data", "wal"]
+    );
+}
