@@ -155,3 +155,30 @@ fn a_data_dir_restore_removes_stale_staging_dirs_but_not_a_live_runs() {
         [".data.snapjob-1-1.restore", "data", "wal"]
     );
 }
+
+#[test]
+fn a_failure_after_the_copy_leaves_neither_the_data_dir_nor_the_wal_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    // The data dir passes the checks (an empty directory, through a symlink), but
+    // the member cannot be renamed over it (ENOTDIR): a failure after everything
+    // was written, WAL included.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let data = dir.path().join("data");
+    std::os::unix::fs::symlink(&empty, &data).unwrap();
+    let wal = dir.path().join("wal");
+
+    let snapshot = fixture("etcd-3.4-small.db");
+    let r = restore_member(&snapshot, &data, &["--wal-dir", wal.to_str().unwrap()]);
+    r.assert_code(74);
+    assert_eq!(r.error_lines().len(), 1, "{}", r.stderr);
+    assert!(
+        r.error_lines()[0].contains(data.to_str().unwrap()),
+        "{}",
+        r.stderr
+    );
+    assert!(!wal.exists(), "the WAL dir is not left behind");
+    assert_eq!(names_in(dir.path()), ["data", "empty"]);
+    assert!(std::fs::symlink_metadata(&data).unwrap().is_symlink());
+    assert!(names_in(&empty).is_empty());
+}
