@@ -27,7 +27,7 @@ use crate::config::{RestoreConfig, RestoreSource};
 use crate::datadir::{self, DataDirReport};
 use crate::error::{Error, Result};
 use crate::landing;
-use crate::snapshot::{SnapshotInfo, Verifier};
+use crate::snapshot::{NamedSink, SnapshotInfo, Verifier};
 use crate::store::SHA256_METADATA;
 
 /// What `restore` did.
@@ -350,9 +350,9 @@ async fn send(
 /// `dest` atomically.
 fn copy_verified(src: &Path, dest: &Path) -> Result<SnapshotInfo> {
     let (temp, file) = TempFile::create(dest)?;
-    let sink = BufWriter::with_capacity(1 << 20, file);
+    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, file), &temp.path);
     let (info, out) = crate::snapshot::verify_file(src, Verifier::new(sink, true))?;
-    crate::atomic::flush_sync(out, dest)?;
+    crate::atomic::flush_sync(out.into_inner(), &temp.path)?;
     temp.persist(dest)?;
     Ok(info)
 }

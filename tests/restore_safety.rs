@@ -182,3 +182,103 @@ fn a_failure_after_the_copy_leaves_neither_the_data_dir_nor_the_wal_dir() {
     assert!(std::fs::symlink_metadata(&data).unwrap().is_symlink());
     assert!(names_in(&empty).is_empty());
 }
+
+/// A 2 MiB tmpfs, unmounted on drop. Needs root (the test sandbox is); set
+/// SNAPJOB_SKIP_MOUNT_TESTS=1 where it is not.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Option<SmallDisk> {
+        if std::env::var_os("SNAPJOB_SKIP_MOUNT_TESTS").is_some() {
+            eprintln!("skipped: SNAPJOB_SKIP_MOUNT_TESTS is set");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount a 2 MiB tmpfs (needs root; SNAPJOB_SKIP_MOUNT_TESTS=1 skips this): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(SmallDisk { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A valid snapshot that inflates to 8 MiB from a few KiB of gzip.
+fn compressible_snapshot() -> Vec<u8> {
+    let mut db = vec![0u8; 2048 * 4096];
+    db[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
+    let sum = snapjob::digest::Sha256::digest(&db);
+    db.extend_from_slice(&sum);
+    db
+}
+
+/// The run failed with 74 on one line naming a file on `disk`, said it cannot
+/// write, and left nothing on the disk but `left`.
+fn assert_disk_full_named(r: &Run, disk: &Path, left: &[&str]) {
+    r.assert_code(74);
+    let lines = r.error_lines();
+    assert_eq!(lines.len(), 1, "{}", r.stderr);
+    assert!(
+        lines[0].contains(&format!("{}/", disk.display())) && lines[0].contains("cannot write"),
+        "the error names the file: {}",
+        lines[0]
+    );
+    assert!(lines[0].contains("No space left on device"), "{}", lines[0]);
+    assert_eq!(names_in(disk), left);
+}
+
+#[test]
+fn a_full_disk_while_inflating_exits_74_naming_the_file() {
+    let Some(disk) = SmallDisk::mount() else {
+        return;
+    };
+    let server = S3Server::start();
+    let src = tempfile::tempdir().unwrap();
+    let gz = write_file(src.path(), "small.db.gz", &gzip(&compressible_snapshot()));
+    s3cmd_put(&server, &gz, &format!("{CLUSTER}-full.db.gz"));
+    let out = disk.path().join("out.db");
+    std::fs::write(&out, b"previous contents").unwrap();
+
+    // The download half: the object lands, its inflate does not fit.
+    let r = run("restore", &restore_env(&server, "full.db.gz", &out), &[]);
+    assert_disk_full_named(&r, disk.path(), &["out.db"]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
+
+    // A local gzip file.
+    let r = run(
+        "restore",
+        &[],
+        &[
+            "--snapshot",
+            gz.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_disk_full_named(&r, disk.path(), &["out.db"]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
+
+    // A member data dir.
+    std::fs::remove_file(&out).unwrap();
+    let r = restore_member(&gz, &disk.path().join("data"), &[]);
+    assert_disk_full_named(&r, disk.path(), &[]);
+}

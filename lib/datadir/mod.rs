@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::TempDir;
 use crate::error::{Error, Result};
-use crate::snapshot::Verifier;
+use crate::snapshot::{NamedSink, Verifier};
 use bolt::{Db, Item};
 use cluster::{Cluster, id_hex, member_json};
 pub use wal::Flavor;
@@ -227,12 +227,13 @@ fn copy_db(snapshot: &Path, db: &Path, check_trailer: bool) -> Result<u64> {
         .mode(0o600)
         .open(db)
         .map_err(io(db, "cannot create db"))?;
-    let sink = BufWriter::with_capacity(1 << 20, out);
+    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, out), db);
     let (info, out) = crate::snapshot::verify_file(
         snapshot,
         Verifier::with_trailer_check(sink, false, check_trailer),
     )?;
     let file = out
+        .into_inner()
         .into_inner()
         .map_err(|e| Error::io(db, "cannot write db", e.into_error()))?;
     let len = if info.has_trailer {
@@ -288,7 +289,7 @@ fn rewrite_db(path: &Path, cluster: &Cluster) -> Result<()> {
     set_bucket(&mut root, b"meta", meta_value);
     set_bucket(&mut root, b"members", members_value);
     set_bucket(&mut root, b"members_removed", removed_value);
-    db.commit_root(&root)
+    db.commit_root(&root, path)
 }
 
 /// Sets `key` in a sorted item list.
