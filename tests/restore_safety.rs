@@ -6,6 +6,7 @@
 mod common;
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
@@ -281,4 +282,122 @@ fn a_full_disk_while_inflating_exits_74_naming_the_file() {
     std::fs::remove_file(&out).unwrap();
     let r = restore_member(&gz, &disk.path().join("data"), &[]);
     assert_disk_full_named(&r, disk.path(), &[]);
+}
+
+/// Bytes that are not a snapshot: no bbolt magic on the first page.
+fn not_a_snapshot(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 253) as u8 | 1).collect()
+}
+
+#[test]
+fn a_local_file_that_is_not_bbolt_is_refused_at_its_first_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("snapshot.db");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // 1 GiB offered through a pipe: how much restore takes before refusing.
+    const OFFERED: usize = 1 << 30;
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            let block = not_a_snapshot(1 << 20);
+            let mut written = 0;
+            while written < OFFERED {
+                match f.write_all(&block) {
+                    Ok(()) => written += block.len(),
+                    Err(_) => break, // restore closed the pipe
+                }
+            }
+            written
+        })
+    };
+    let out = dir.path().join("out.db");
+    let mut child = command(
+        "restore",
+        &[],
+        &[
+            "--snapshot",
+            fifo.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let status = child.wait().unwrap();
+    // Had restore not opened the pipe, this lets the writer go on (and fail).
+    let _ = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&fifo);
+    let written = writer.join().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("the snapshot is not an etcd (bbolt) database"),
+        "{stderr}"
+    );
+    assert!(
+        written < 64 << 20,
+        "restore read {written} of {OFFERED} bytes before refusing"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn an_object_that_is_not_bbolt_is_refused_before_most_of_it_is_fetched() {
+    use object_store::{ObjectStore, PutOptions, path::Path as ObjectPath};
+    use snapjob::{Inputs, Remote, remote::ClientTuning};
+    let server = S3Server::start();
+    // 20 ranges of 8 MiB; eight are fetched at once.
+    const RANGES: usize = 20;
+    let key = format!("{CLUSTER}-not-bbolt.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = Remote::from_inputs(&Inputs::from_env_vars(server.job_env()))
+            .unwrap()
+            .open(&ClientTuning::for_deadline(std::time::Duration::from_secs(
+                60,
+            )))
+            .await
+            .unwrap();
+        client
+            .put_opts(
+                &ObjectPath::parse(&key).unwrap(),
+                not_a_snapshot(RANGES * (8 << 20)).into(),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    });
+    drop(runtime);
+    let proxy = proxy::Proxy::start(server.port, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.db");
+    let env = with(
+        &restore_env(&server, "not-bbolt.db", &out),
+        &[("ENDPOINT", &format!("http://127.0.0.1:{}", proxy.port))],
+    );
+    let r = run("restore", &env, &[]);
+    r.assert_code(65);
+    assert!(
+        r.stderr
+            .contains("the snapshot is not an etcd (bbolt) database"),
+        "{}",
+        r.stderr
+    );
+    let gets = proxy.count(proxy::Op::Get);
+    assert!(
+        gets < RANGES - 4,
+        "{gets} of {RANGES} ranges fetched before the refusal"
+    );
+    assert_eq!(names_in(dir.path()), Vec::<String>::new());
 }
