@@ -25,7 +25,7 @@ use crate::atomic::TempFile;
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::datadir::{self, DataDirReport};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorClass, Result};
 use crate::landing;
 use crate::snapshot::{NamedSink, SnapshotInfo, Verifier};
 use crate::store::SHA256_METADATA;
@@ -201,6 +201,80 @@ async fn download(
                 })
         })
         .await?;
+    let etag = got.meta.e_tag.clone();
+    let fetched = fetch(client, path, location, dest, got, shutdown, deadline, every).await;
+    match fetched {
+        // A ranged GET found another ETag (the server refused If-Match, or
+        // answered for another version).
+        Err(Error::Remote {
+            source: source @ object_store::Error::Precondition { .. },
+            ..
+        }) => Err(changed(location, source)),
+        // A failure a change of the object explains (bytes from two versions, a
+        // range past its new end) is told as that change, if the ETag moved.
+        Err(e) if matches!(e.class(), ErrorClass::Data | ErrorClass::General) => {
+            match etag_now(client, path, shutdown, deadline).await {
+                Some(now) if etag.is_some() && Some(&now) != etag.as_ref() => {
+                    let source = object_store::Error::Precondition {
+                        path: path.to_string(),
+                        source: format!(
+                            "ETag {now}, not {}; {}",
+                            etag.unwrap_or_default(),
+                            e.chain()
+                        )
+                        .into(),
+                    };
+                    Err(changed(location, source))
+                }
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The object changed during the download: trying again fetches the new one.
+fn changed(location: &str, source: object_store::Error) -> Error {
+    Error::Remote {
+        what: location.to_string(),
+        reason: "changed during the download (its ETag moved); try again".into(),
+        class: ErrorClass::Temporary,
+        source,
+    }
+}
+
+/// The object's ETag now, if it can be had quickly.
+async fn etag_now(
+    client: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Option<String> {
+    let head = deadline.run(shutdown, "checking the object", async {
+        let opts = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        client
+            .get_opts(path, opts)
+            .await
+            .map_err(|e| Error::remote("head", e))
+    });
+    head.await.ok().and_then(|got| got.meta.e_tag)
+}
+
+/// Lands and verifies the object whose first GET is `got`.
+#[allow(clippy::too_many_arguments)]
+async fn fetch(
+    client: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    location: &str,
+    dest: &Path,
+    got: object_store::GetResult,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+    every: std::time::Duration,
+) -> Result<(landing::Landed, bool)> {
     let expected_size = got.meta.size;
     let recorded = got
         .attributes
@@ -218,12 +292,7 @@ async fn download(
     let etag = got.meta.e_tag.clone();
     let streamed = deadline
         .run(shutdown, "downloading", async {
-            let remote = |e| match e {
-                object_store::Error::Precondition { .. } => Error::Data(format!(
-                    "{location} was replaced while it was being downloaded"
-                )),
-                e => Error::remote(format!("download of {location}"), e),
-            };
+            let remote = |e| Error::remote(format!("download of {location}"), e);
             // The first range from the GET already open; the rest by ranged GETs
             // pinned to its ETag, several at once (one stream per connection is
             // what caps a single GET), each landing where it belongs.
@@ -247,7 +316,17 @@ async fn download(
                     // Spawned, so each range's body is read on the runtime thread
                     // that drives its connection, not handed to this task.
                     Spawned(tokio::spawn(async move {
-                        let got = client.get_opts(&path, opts).await?;
+                        let got = client.get_opts(&path, opts.clone()).await?;
+                        // A server that ignores If-Match still says which version
+                        // it answers for.
+                        if let (Some(want), Some(have)) = (&opts.if_match, &got.meta.e_tag) {
+                            if want != have {
+                                return Err(object_store::Error::Precondition {
+                                    path: path.to_string(),
+                                    source: format!("ETag {have}, not {want}").into(),
+                                });
+                            }
+                        }
                         send(got.into_stream(), range, &tx).await
                     }))
                 });

@@ -401,3 +401,152 @@ fn an_object_that_is_not_bbolt_is_refused_before_most_of_it_is_fetched() {
     );
     assert_eq!(names_in(dir.path()), Vec::<String>::new());
 }
+
+/// A proxy that holds every ranged GET until [`Gate::open`]; each connection
+/// carries one request (`Connection: close` is forced).
+struct Gate {
+    port: u16,
+    state: std::sync::Arc<(std::sync::Mutex<(bool, usize)>, std::sync::Condvar)>,
+}
+
+impl Gate {
+    fn start(upstream: u16) -> Gate {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state =
+            std::sync::Arc::new((std::sync::Mutex::new((false, 0)), std::sync::Condvar::new()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let state = shared.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if client.read(&mut byte).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let ranged = text
+                        .lines()
+                        .any(|l| l.to_ascii_lowercase().starts_with("range:"));
+                    if ranged {
+                        let (lock, cv) = &*state;
+                        let mut s = lock.lock().unwrap();
+                        s.1 += 1;
+                        cv.notify_all();
+                        while !s.0 {
+                            s = cv.wait(s).unwrap();
+                        }
+                    }
+                    let mut lines: Vec<&str> = text
+                        .trim_end()
+                        .split("\r\n")
+                        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                        .collect();
+                    lines.push("Connection: close");
+                    let head = format!("{}\r\n\r\n", lines.join("\r\n"));
+                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                        return;
+                    };
+                    if up.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    let (mut c2, mut u2) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c2, &mut u2);
+                    });
+                    let _ = std::io::copy(&mut up, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Gate { port, state }
+    }
+
+    /// Waits until a ranged GET is being held.
+    fn wait_held(&self) {
+        let (lock, cv) = &*self.state;
+        let mut s = lock.lock().unwrap();
+        while s.1 == 0 {
+            s = cv.wait(s).unwrap();
+        }
+    }
+
+    fn open(&self) {
+        let (lock, cv) = &*self.state;
+        lock.lock().unwrap().0 = true;
+        cv.notify_all();
+    }
+}
+
+fn put_object(server: &S3Server, key: &str, body: Vec<u8>) {
+    use object_store::{ObjectStore, PutOptions, path::Path as ObjectPath};
+    use snapjob::{Inputs, Remote, remote::ClientTuning};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = Remote::from_inputs(&Inputs::from_env_vars(server.job_env()))
+            .unwrap()
+            .open(&ClientTuning::for_deadline(std::time::Duration::from_secs(
+                60,
+            )))
+            .await
+            .unwrap();
+        client
+            .put_opts(
+                &ObjectPath::parse(key).unwrap(),
+                body.into(),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn an_object_replaced_during_the_download_is_a_temporary_failure_naming_it() {
+    for (case, replacement) in [
+        ("same size", synthetic_snapshot(3000, 2)),
+        ("shorter", synthetic_snapshot(1000, 3)),
+    ] {
+        let server = S3Server::start();
+        let key = format!("{CLUSTER}-moving.db");
+        put_object(&server, &key, synthetic_snapshot(3000, 1));
+        let gate = Gate::start(server.port);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.db");
+        let env = with(
+            &restore_env(&server, "moving.db", &out),
+            &[("ENDPOINT", &format!("http://127.0.0.1:{}", gate.port))],
+        );
+        let child = command("restore", &env, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first GET has answered (the ranged ones follow it): replace the
+        // object, then let the ranged GETs through.
+        gate.wait_held();
+        put_object(&server, &key, replacement);
+        gate.open();
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(75), "{case}: {stderr}");
+        let want = format!(
+            "\"message\":\"s3://{BUCKET}/{key}: changed during the download (its ETag moved); try again: "
+        );
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("\"level\":\"ERROR\""))
+            .collect();
+        assert_eq!(errors.len(), 1, "{case}: {stderr}");
+        eprintln!("{case}: {}", errors[0]);
+        assert!(errors[0].contains(&want), "{case}: {stderr}");
+        assert_eq!(names_in(dir.path()), Vec::<String>::new(), "{case}");
+    }
+}
