@@ -60,6 +60,12 @@ impl Landed {
     pub(crate) fn persist(self, dest: &Path) -> Result<()> {
         self.snapshot.persist(dest)
     }
+
+    /// The snapshot's temporary file, kept (locked) by the caller; the scratch
+    /// file, if any, is removed now.
+    pub(crate) fn into_snapshot(self) -> TempFile {
+        self.snapshot
+    }
 }
 
 /// What the object's landing needs to know.

@@ -123,8 +123,9 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                     out.clone()
                 }
                 None => {
-                    let p = landed.snapshot.path.clone();
-                    scratch = Some(landed);
+                    let snapshot = landed.into_snapshot();
+                    let p = snapshot.path.clone();
+                    scratch = Some(snapshot);
                     p
                 }
             }
