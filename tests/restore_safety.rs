@@ -550,3 +550,46 @@ fn an_object_replaced_during_the_download_is_a_temporary_failure_naming_it() {
         assert_eq!(names_in(dir.path()), Vec::<String>::new(), "{case}");
     }
 }
+
+#[test]
+fn a_restore_killed_mid_download_leaves_files_the_next_run_removes() {
+    let server = S3Server::start();
+    let key = format!("{CLUSTER}-big.db");
+    let db = synthetic_snapshot(3000, 4);
+    put_object(&server, &key, db.clone());
+    let gate = Gate::start(server.port);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.db");
+    let through_gate = with(
+        &restore_env(&server, "big.db", &out),
+        &[("ENDPOINT", &format!("http://127.0.0.1:{}", gate.port))],
+    );
+    let mut child = command("restore", &through_gate, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Mid-download: the first range is landing, the others are held.
+    gate.wait_held();
+    let landing = || {
+        names_in(dir.path())
+            .into_iter()
+            .find(|n| n.starts_with(".out.db.snapjob-") && n.ends_with(".download"))
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while landing().is_none() {
+        assert!(
+            std::time::Instant::now() < until,
+            "no download file appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let left = landing().expect("a killed run leaves its download");
+
+    run("restore", &restore_env(&server, "big.db", &out), &[]).assert_code(0);
+    assert_eq!(std::fs::read(&out).unwrap(), db);
+    assert_eq!(names_in(dir.path()), ["out.db"], "{left} is removed");
+    gate.open();
+}
