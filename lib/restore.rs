@@ -8,7 +8,8 @@
 //! temporary file beside the output (crate::landing). Only when the size, the
 //! recorded SHA-256 (objects written by `store`; s3cmd's carry none) and the
 //! trailer all match is the file fsynced and renamed into place. On any failure
-//! the temporary files are removed and an existing output file is left as it was.
+//! the temporary files are removed and an existing output file is left as it was;
+//! those of runs that were killed are removed by the next run (crate::atomic::sweep).
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};

@@ -593,3 +593,25 @@ fn a_restore_killed_mid_download_leaves_files_the_next_run_removes() {
     assert_eq!(names_in(dir.path()), ["out.db"], "{left} is removed");
     gate.open();
 }
+
+#[test]
+fn a_data_dir_restored_from_an_object_leaves_nothing_beside_it() {
+    let server = S3Server::start();
+    s3cmd_put(
+        &server,
+        &fixture("etcd-3.4-small.db.gz"),
+        &format!("{CLUSTER}-small.db.gz"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let wal = dir.path().join("wal");
+    let env = with(&server.job_env(), &[("BACKUP_TO_RESTORE", "small.db.gz")]);
+    let mut args = member_flags(&data);
+    args.extend(["--wal-dir".to_string(), wal.to_str().unwrap().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("restore", &env, &args).assert_code(0);
+    assert_eq!(names_in(dir.path()), ["data", "wal"]);
+    assert_eq!(names_in(&data), ["member"]);
+    assert_eq!(names_in(&data.join("member")), ["snap"]);
+    assert_eq!(names_in(&wal), ["0000000000000000-0000000000000000.wal"]);
+}

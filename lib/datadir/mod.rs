@@ -4,8 +4,10 @@
 //!
 //! Everything is checked before a byte is written (membership with etcd's rules,
 //! target directories, then the snapshot while it is copied). The member is built
-//! in a hidden sibling directory, fsynced, and renamed into place, so a failure at
-//! any point leaves the previous data dir untouched. The db is streamed: memory
+//! in a hidden sibling directory (a separate WAL dir in one beside it), fsynced,
+//! and renamed into place (the WAL dir first, taken back out if the data dir's
+//! rename fails), so a failure at any point leaves the previous data dir untouched
+//! and no WAL dir behind. The db is streamed: memory
 //! does not grow with the snapshot.
 //!
 //! - [`cluster`]: initial-cluster parsing, IDs, member JSON.
