@@ -161,6 +161,7 @@ fn remove_stale(path: &Path) -> io::Result<Option<u64>> {
     if !same_entry(&lock, path) {
         return Ok(None);
     }
+    let meta = lock.metadata()?;
     // Removed while the lock is held: a run creating this name right now finds
     // its lock taken, or the name gone once it has it, and picks another.
     let bytes = if meta.is_dir() {
