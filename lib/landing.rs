@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::atomic::TempFile;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use crate::snapshot::{GZIP_MAGIC, SnapshotInfo, Verifier};
+use crate::snapshot::{GZIP_MAGIC, NamedSink, SnapshotInfo, Verifier};
 
 /// Bytes read back from the file at a time, for verification.
 const READ_BACK: usize = 1 << 20;
@@ -59,6 +59,12 @@ impl Landed {
     /// Renames the snapshot over `dest`; the scratch file, if any, is removed.
     pub(crate) fn persist(self, dest: &Path) -> Result<()> {
         self.snapshot.persist(dest)
+    }
+
+    /// The snapshot's temporary file, kept (locked) by the caller; the scratch
+    /// file, if any, is removed now.
+    pub(crate) fn into_snapshot(self) -> TempFile {
+        self.snapshot
     }
 }
 
@@ -348,8 +354,9 @@ impl Check {
             let handle = file
                 .try_clone()
                 .map_err(|e| Error::io(&temp.path, "cannot open the output", e))?;
+            let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, file), &temp.path);
             self.output = Some((temp, handle));
-            Output::File(BufWriter::with_capacity(1 << 20, file))
+            Output::File(sink)
         } else {
             Output::Discard
         };
@@ -381,7 +388,7 @@ impl Check {
         };
         let (info, sink) = v.finish()?;
         match (sink, self.output.take()) {
-            (Output::File(w), Some((temp, _))) => Ok((info, Some((temp, w)))),
+            (Output::File(w), Some((temp, _))) => Ok((info, Some((temp, w.into_inner())))),
             _ => Ok((info, None)),
         }
     }
@@ -391,7 +398,7 @@ impl Check {
 /// the output file for an inflated one.
 enum Output {
     Discard,
-    File(BufWriter<File>),
+    File(NamedSink<BufWriter<File>>),
 }
 
 impl Write for Output {

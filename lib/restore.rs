@@ -8,7 +8,8 @@
 //! temporary file beside the output (crate::landing). Only when the size, the
 //! recorded SHA-256 (objects written by `store`; s3cmd's carry none) and the
 //! trailer all match is the file fsynced and renamed into place. On any failure
-//! the temporary files are removed and an existing output file is left as it was.
+//! the temporary files are removed and an existing output file is left as it was;
+//! those of runs that were killed are removed by the next run (crate::atomic::sweep).
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -25,9 +26,9 @@ use crate::atomic::TempFile;
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::datadir::{self, DataDirReport};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorClass, Result};
 use crate::landing;
-use crate::snapshot::{SnapshotInfo, Verifier};
+use crate::snapshot::{NamedSink, SnapshotInfo, Verifier};
 use crate::store::SHA256_METADATA;
 
 /// What `restore` did.
@@ -65,6 +66,9 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         member: None,
         seconds: 0.0,
     };
+    sweep_stale(cfg);
+    // A download for a data dir (no --output) is kept beside it, locked, until the
+    // member is built.
     let mut scratch = None;
     let snapshot_path = match &cfg.source {
         RestoreSource::File(path) => {
@@ -96,28 +100,36 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             }
             let location = remote.describe(&key);
             report.source = location.clone();
-            let dest = match (&cfg.output, &cfg.member) {
+            // Temporary files are named after the output, or the data dir.
+            let beside = match (&cfg.output, &cfg.member) {
                 (Some(out), _) => out.clone(),
-                (None, Some(spec)) => {
-                    let p = crate::atomic::beside(&spec.data_dir, "snapshot.db");
-                    scratch = Some(RemoveFile(p.clone()));
-                    p
-                }
+                (None, Some(spec)) => spec.data_dir.clone(),
                 (None, None) => unreachable!("config requires an output or a data dir"),
             };
-            let (info, checked) = download(
+            let (landed, checked) = download(
                 &client,
                 &path,
                 &location,
-                &dest,
+                &beside,
                 shutdown,
                 &deadline,
                 cfg.progress,
             )
             .await?;
-            report.snapshot = Some(info);
+            report.snapshot = Some(landed.info.clone());
             report.sha256_checked = checked;
-            dest
+            match &cfg.output {
+                Some(out) => {
+                    landed.persist(out)?;
+                    out.clone()
+                }
+                None => {
+                    let snapshot = landed.into_snapshot();
+                    let p = snapshot.path.clone();
+                    scratch = Some(snapshot);
+                    p
+                }
+            }
         }
     };
     if let Some(spec) = &cfg.member {
@@ -142,12 +154,18 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
     Ok(report)
 }
 
-/// Removes a file on drop.
-struct RemoveFile(PathBuf);
-
-impl Drop for RemoveFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// Removes what killed runs left beside the output and the data dir (and the WAL
+/// dir): their temporary files and staging directories, never a live run's
+/// (crate::atomic::sweep).
+fn sweep_stale(cfg: &RestoreConfig) {
+    if let Some(out) = &cfg.output {
+        crate::atomic::sweep(out, &["download", "tmp"]);
+    }
+    if let Some(spec) = &cfg.member {
+        crate::atomic::sweep(&spec.data_dir, &["download", "tmp", datadir::STAGING]);
+        if let Some(wal) = &spec.wal_dir {
+            crate::atomic::sweep(wal, &[datadir::STAGING]);
+        }
     }
 }
 
@@ -161,8 +179,8 @@ const RANGES_IN_FLIGHT: usize = 8;
 const RUN: u64 = 1 << 20;
 const RUNS_QUEUED: usize = 8;
 
-/// Downloads `key` into `dest`, verified, atomically. Returns what verification
-/// found and whether a recorded SHA-256 was checked.
+/// Downloads `key` into temporary files beside `dest`, verified. Returns the
+/// verified snapshot, not yet in place, and whether a recorded SHA-256 was checked.
 async fn download(
     client: &Arc<dyn ObjectStore>,
     path: &ObjectPath,
@@ -171,7 +189,7 @@ async fn download(
     shutdown: &Shutdown,
     deadline: &Deadline,
     every: std::time::Duration,
-) -> Result<(SnapshotInfo, bool)> {
+) -> Result<(landing::Landed, bool)> {
     let got = deadline
         .run(shutdown, "starting the download", async {
             client
@@ -185,6 +203,80 @@ async fn download(
                 })
         })
         .await?;
+    let etag = got.meta.e_tag.clone();
+    let fetched = fetch(client, path, location, dest, got, shutdown, deadline, every).await;
+    match fetched {
+        // A ranged GET found another ETag (the server refused If-Match, or
+        // answered for another version).
+        Err(Error::Remote {
+            source: source @ object_store::Error::Precondition { .. },
+            ..
+        }) => Err(changed(location, source)),
+        // A failure a change of the object explains (bytes from two versions, a
+        // range past its new end) is told as that change, if the ETag moved.
+        Err(e) if matches!(e.class(), ErrorClass::Data | ErrorClass::General) => {
+            match etag_now(client, path, shutdown, deadline).await {
+                Some(now) if etag.is_some() && Some(&now) != etag.as_ref() => {
+                    let source = object_store::Error::Precondition {
+                        path: path.to_string(),
+                        source: format!(
+                            "ETag {now}, not {}; {}",
+                            etag.unwrap_or_default(),
+                            e.chain()
+                        )
+                        .into(),
+                    };
+                    Err(changed(location, source))
+                }
+                _ => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The object changed during the download: trying again fetches the new one.
+fn changed(location: &str, source: object_store::Error) -> Error {
+    Error::Remote {
+        what: location.to_string(),
+        reason: "changed during the download (its ETag moved); try again".into(),
+        class: ErrorClass::Temporary,
+        source,
+    }
+}
+
+/// The object's ETag now, if it can be had quickly.
+async fn etag_now(
+    client: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Option<String> {
+    let head = deadline.run(shutdown, "checking the object", async {
+        let opts = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        client
+            .get_opts(path, opts)
+            .await
+            .map_err(|e| Error::remote("head", e))
+    });
+    head.await.ok().and_then(|got| got.meta.e_tag)
+}
+
+/// Lands and verifies the object whose first GET is `got`.
+#[allow(clippy::too_many_arguments)]
+async fn fetch(
+    client: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    location: &str,
+    dest: &Path,
+    got: object_store::GetResult,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+    every: std::time::Duration,
+) -> Result<(landing::Landed, bool)> {
     let expected_size = got.meta.size;
     let recorded = got
         .attributes
@@ -202,12 +294,7 @@ async fn download(
     let etag = got.meta.e_tag.clone();
     let streamed = deadline
         .run(shutdown, "downloading", async {
-            let remote = |e| match e {
-                object_store::Error::Precondition { .. } => Error::Data(format!(
-                    "{location} was replaced while it was being downloaded"
-                )),
-                e => Error::remote(format!("download of {location}"), e),
-            };
+            let remote = |e| Error::remote(format!("download of {location}"), e);
             // The first range from the GET already open; the rest by ranged GETs
             // pinned to its ETag, several at once (one stream per connection is
             // what caps a single GET), each landing where it belongs.
@@ -231,7 +318,17 @@ async fn download(
                     // Spawned, so each range's body is read on the runtime thread
                     // that drives its connection, not handed to this task.
                     Spawned(tokio::spawn(async move {
-                        let got = client.get_opts(&path, opts).await?;
+                        let got = client.get_opts(&path, opts.clone()).await?;
+                        // A server that ignores If-Match still says which version
+                        // it answers for.
+                        if let (Some(want), Some(have)) = (&opts.if_match, &got.meta.e_tag) {
+                            if want != have {
+                                return Err(object_store::Error::Precondition {
+                                    path: path.to_string(),
+                                    source: format!("ETag {have}, not {want}").into(),
+                                });
+                            }
+                        }
                         send(got.into_stream(), range, &tx).await
                     }))
                 });
@@ -269,7 +366,6 @@ async fn download(
             )));
         }
     }
-    landed.persist(dest)?;
     tracing::info!(
         location = %location,
         output = %dest.display(),
@@ -280,7 +376,7 @@ async fn download(
         sha256_checked = recorded.is_some(),
         "downloaded and verified"
     );
-    Ok((info, recorded.is_some()))
+    Ok((landed, recorded.is_some()))
 }
 
 /// A spawned task, aborted when dropped unfinished: a download given up on stops
@@ -335,9 +431,9 @@ async fn send(
 /// `dest` atomically.
 fn copy_verified(src: &Path, dest: &Path) -> Result<SnapshotInfo> {
     let (temp, file) = TempFile::create(dest)?;
-    let sink = BufWriter::with_capacity(1 << 20, file);
+    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, file), &temp.path);
     let (info, out) = crate::snapshot::verify_file(src, Verifier::new(sink, true))?;
-    crate::atomic::flush_sync(out, dest)?;
+    crate::atomic::flush_sync(out.into_inner(), &temp.path)?;
     temp.persist(dest)?;
     Ok(info)
 }

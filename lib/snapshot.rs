@@ -81,8 +81,9 @@ impl<W: Write + Send + 'static> Verifier<W> {
             if self.head.len() < 2 {
                 return Ok(());
             }
-            let check = check.take().expect("sniffing holds the checker");
-            self.stage = if self.head == GZIP_MAGIC {
+            let mut check = check.take().expect("sniffing holds the checker");
+            check.gzip = self.head == GZIP_MAGIC;
+            self.stage = if check.gzip {
                 Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Handoff::new(
                     check,
                 ))))
@@ -134,7 +135,7 @@ impl<W: Write + Send + 'static> Verifier<W> {
         };
         let snapshot_bytes = check.len;
         let has_trailer = snapshot_bytes % 512 == TRAILER as u64;
-        let sink = check.finish(gzip, self.check_trailer)?;
+        let sink = check.finish(self.check_trailer)?;
         Ok((
             SnapshotInfo {
                 gzip,
@@ -149,30 +150,115 @@ impl<W: Write + Send + 'static> Verifier<W> {
 }
 
 fn gzip_error(e: io::Error) -> Error {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<SinkError>())
-    {
-        Some(SinkError(msg)) => Error::Other(format!("writing the snapshot: {msg}")),
-        None => Error::Data(format!("the gzip stream is corrupt or truncated: {e}")),
-    }
+    stop_error(e)
+        .unwrap_or_else(|e| Error::Data(format!("the gzip stream is corrupt or truncated: {e}")))
 }
 
 fn sink_error(e: io::Error) -> Error {
-    Error::Other(format!("writing the snapshot: {e}"))
+    stop_error(e).unwrap_or_else(|e| Error::Other(format!("writing the snapshot: {e}")))
 }
 
-/// Marks an error of the sink, so it is not mistaken for corrupt gzip.
-#[derive(Debug)]
-struct SinkError(String);
+/// The error a [`Stop`] inside `e` stands for; `e` itself when it holds none.
+fn stop_error(e: io::Error) -> std::result::Result<Error, io::Error> {
+    if !e.get_ref().is_some_and(|inner| inner.is::<Stop>()) {
+        return Err(e);
+    }
+    let stop = e
+        .into_inner()
+        .and_then(|inner| inner.downcast::<Stop>().ok())
+        .expect("checked above");
+    Ok(match *stop {
+        Stop::Write {
+            path: Some(path),
+            source,
+        } => Error::io(path, "cannot write the snapshot", source),
+        Stop::Write { path: None, source } => {
+            Error::Other(format!("writing the snapshot: {source}"))
+        }
+        Stop::Thread(m) => Error::Other(format!("writing the snapshot: {m}")),
+        Stop::Refused(m) => Error::Data(m),
+    })
+}
 
-impl std::fmt::Display for SinkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+/// Why the trailer check or the sink stopped the stream, carried through the
+/// decompressor inside an `io::Error`, so neither is mistaken for corrupt gzip.
+#[derive(Debug)]
+enum Stop {
+    /// The sink could not write (to the file `path`, when it is a [`NamedSink`]).
+    Write {
+        path: Option<std::path::PathBuf>,
+        source: io::Error,
+    },
+    /// The checking thread stopped or panicked.
+    Thread(String),
+    /// The bytes are not a snapshot: a data error.
+    Refused(String),
+}
+
+impl Stop {
+    fn into_io(self) -> io::Error {
+        io::Error::other(self)
     }
 }
 
-impl std::error::Error for SinkError {}
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Write {
+                path: Some(p),
+                source,
+            } => write!(f, "{}: {source}", p.display()),
+            Stop::Write { path: None, source } => write!(f, "{source}"),
+            Stop::Thread(m) | Stop::Refused(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Stop {}
+
+/// A sink that is a local file: its write errors become [`Error::LocalIo`]
+/// naming `path` (exit 74), not a general failure.
+pub struct NamedSink<W: Write> {
+    inner: W,
+    path: std::path::PathBuf,
+}
+
+impl<W: Write> NamedSink<W> {
+    /// `inner` writes the file at `path`.
+    pub fn new(inner: W, path: impl Into<std::path::PathBuf>) -> Self {
+        NamedSink {
+            inner,
+            path: path.into(),
+        }
+    }
+
+    /// The writer.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
+    fn name(&self, e: io::Error) -> io::Error {
+        Stop::Write {
+            path: Some(self.path.clone()),
+            source: e,
+        }
+        .into_io()
+    }
+}
+
+impl<W: Write> Write for NamedSink<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.name(e))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf).map_err(|e| self.name(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().map_err(|e| self.name(e))
+    }
+}
 
 /// Bytes handed to the checking thread at a time.
 const HANDOFF_BATCH: usize = 1 << 20;
@@ -181,6 +267,9 @@ const HANDOFF_BATCH: usize = 1 << 20;
 /// sink, so inflating and hashing (each about a second per GiB) use two cores.
 /// At most four batches are in memory.
 struct Handoff<W: Write> {
+    /// The first 20 decompressed bytes, checked here: a batch reaches the
+    /// checking thread only once it is full.
+    first: Vec<u8>,
     batch: Vec<u8>,
     tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     worker: Option<std::thread::JoinHandle<(TrailerCheck<W>, io::Result<()>)>>,
@@ -198,6 +287,7 @@ impl<W: Write + Send + 'static> Handoff<W> {
             (check, Ok(()))
         });
         Handoff {
+            first: Vec::with_capacity(20),
             batch: Vec::with_capacity(HANDOFF_BATCH),
             tx: Some(tx),
             worker: Some(worker),
@@ -218,19 +308,18 @@ impl<W: Write + Send + 'static> Handoff<W> {
         Err(self
             .join()
             .err()
-            .unwrap_or_else(|| io::Error::other(SinkError("the checking thread stopped".into()))))
+            .unwrap_or_else(|| Stop::Thread("the checking thread stopped".into()).into_io()))
     }
 
     fn join(&mut self) -> io::Result<TrailerCheck<W>> {
-        let worker = self.worker.take().ok_or_else(|| {
-            io::Error::other(SinkError("the checking thread already stopped".into()))
-        })?;
+        let worker = self
+            .worker
+            .take()
+            .ok_or_else(|| Stop::Thread("the checking thread already stopped".into()).into_io())?;
         match worker.join() {
             Ok((check, Ok(()))) => Ok(check),
             Ok((_, Err(e))) => Err(e),
-            Err(_) => Err(io::Error::other(SinkError(
-                "the checking thread panicked".into(),
-            ))),
+            Err(_) => Err(Stop::Thread("the checking thread panicked".into()).into_io()),
         }
     }
 
@@ -244,6 +333,14 @@ impl<W: Write + Send + 'static> Handoff<W> {
 
 impl<W: Write + Send + 'static> Write for Handoff<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.first.len() < 20 {
+            let n = (20 - self.first.len()).min(buf.len());
+            self.first.extend_from_slice(&buf[..n]);
+            if self.first.len() == 20 && !is_bolt_magic(&self.first[16..20]) {
+                let m = "the decompressed snapshot is not an etcd (bbolt) database";
+                return Err(Stop::Refused(m.into()).into_io());
+            }
+        }
         self.batch.extend_from_slice(buf);
         if self.batch.len() >= HANDOFF_BATCH {
             self.send_batch()?;
@@ -267,6 +364,8 @@ struct TrailerCheck<W: Write> {
     /// The first 20 bytes (page header + bbolt magic).
     first: Vec<u8>,
     len: u64,
+    /// The bytes are decompressed (for messages).
+    gzip: bool,
 }
 
 impl<W: Write> TrailerCheck<W> {
@@ -277,7 +376,23 @@ impl<W: Write> TrailerCheck<W> {
             tail: Vec::with_capacity(2 * TRAILER),
             first: Vec::with_capacity(20),
             len: 0,
+            gzip: false,
         }
+    }
+
+    fn what(&self) -> &'static str {
+        if self.gzip {
+            "the decompressed snapshot"
+        } else {
+            "the snapshot"
+        }
+    }
+
+    /// The first page's bbolt magic, once its bytes are in: anything else is
+    /// refused before the rest is read (etcd's db always starts with a meta page).
+    fn not_bolt(&self) -> Option<String> {
+        (self.first.len() >= 20 && !is_bolt_magic(&self.first[16..20]))
+            .then(|| format!("{} is not an etcd (bbolt) database", self.what()))
     }
 
     /// The hash of every byte written so far, trailer candidate included.
@@ -287,12 +402,8 @@ impl<W: Write> TrailerCheck<W> {
         h
     }
 
-    fn finish(self, gzip: bool, check_trailer: bool) -> Result<W> {
-        let what = if gzip {
-            "the decompressed snapshot"
-        } else {
-            "the snapshot"
-        };
+    fn finish(self, check_trailer: bool) -> Result<W> {
+        let what = self.what();
         if self.len == 0 {
             return Err(Error::Data(format!("{what} is empty")));
         }
@@ -329,6 +440,9 @@ impl<W: Write> Write for TrailerCheck<W> {
         if self.first.len() < 20 {
             let n = (20 - self.first.len()).min(buf.len());
             self.first.extend_from_slice(&buf[..n]);
+            if let Some(refusal) = self.not_bolt() {
+                return Err(Stop::Refused(refusal).into_io());
+            }
         }
         self.len += buf.len() as u64;
         if buf.len() >= TRAILER {
@@ -345,9 +459,17 @@ impl<W: Write> Write for TrailerCheck<W> {
                 self.tail.drain(..excess);
             }
         }
-        self.sink
-            .write_all(buf)
-            .map_err(|e| io::Error::other(SinkError(e.to_string())))?;
+        self.sink.write_all(buf).map_err(|e| {
+            if e.get_ref().is_some_and(|inner| inner.is::<Stop>()) {
+                e // already says which file
+            } else {
+                Stop::Write {
+                    path: None,
+                    source: e,
+                }
+                .into_io()
+            }
+        })?;
         Ok(buf.len())
     }
 
@@ -446,7 +568,7 @@ pub(crate) mod tests {
     impl Write for FailingSink {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             if buf.len() > self.left {
-                return Err(io::Error::other("disk full"));
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
             }
             self.left -= buf.len();
             Ok(buf.len())
@@ -457,19 +579,86 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_failing_sink_is_a_write_error_not_corrupt_gzip() {
-        // Several handoff batches, so the checking thread fails mid-stream.
-        let gz = gzip(&synthetic(1500));
-        for left in [0, 100_000, 3 << 20] {
-            let mut v = Verifier::new(FailingSink { left }, true);
-            let outcome = gz
-                .chunks(64 << 10)
-                .try_for_each(|c| v.update(c))
-                .and_then(|()| v.finish().map(|_| ()));
-            match outcome {
-                Err(Error::Other(m)) => assert!(m.contains("disk full"), "{m}"),
-                other => panic!("left {left}: {other:?}"),
+    fn a_failing_file_is_a_local_io_error_naming_it_not_corrupt_gzip() {
+        // Several handoff batches, so the checking thread fails mid-stream; and the
+        // raw path, which writes from this thread.
+        let raw = synthetic(1500);
+        let gz = gzip(&raw);
+        for input in [&gz, &raw] {
+            for left in [0, 100_000, 3 << 20] {
+                let sink = NamedSink::new(FailingSink { left }, "/restore/.out.db.snapjob-1.tmp");
+                let mut v = Verifier::new(sink, true);
+                let outcome = input
+                    .chunks(64 << 10)
+                    .try_for_each(|c| v.update(c))
+                    .and_then(|()| v.finish().map(|_| ()));
+                let e = outcome.unwrap_err();
+                assert_eq!(e.exit_code(), 74, "left {left}: {e:?}");
+                assert!(
+                    e.chain()
+                        .starts_with("/restore/.out.db.snapjob-1.tmp: cannot write the snapshot: "),
+                    "{}",
+                    e.chain()
+                );
+                assert!(
+                    matches!(&e, Error::LocalIo { source, .. } if source.kind() == io::ErrorKind::StorageFull),
+                    "{e:?}"
+                );
             }
+        }
+        // A sink that names no file is still not corrupt gzip.
+        let mut v = Verifier::new(FailingSink { left: 0 }, true);
+        let e = v
+            .update(&gz)
+            .and_then(|()| v.finish().map(|_| ()))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Other(m) if m.contains("disk full")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_disk_full_device_is_named() {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let sink = NamedSink::new(io::BufWriter::with_capacity(4096, file), "/dev/full");
+        let mut v = Verifier::new(sink, false);
+        let e = v
+            .update(&gzip(&synthetic(4)))
+            .and_then(|()| v.finish().map(|_| ()))
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 74, "{e:?}");
+        assert!(
+            e.chain()
+                .starts_with("/dev/full: cannot write the snapshot: "),
+            "{}",
+            e.chain()
+        );
+    }
+
+    #[test]
+    fn a_first_page_without_the_bbolt_magic_is_refused_at_once() {
+        let mut not_db = vec![0u8; 4096];
+        not_db[16..20].copy_from_slice(b"ABCD");
+        for (input, what) in [
+            (not_db.clone(), "the snapshot"),
+            (gzip(&not_db.repeat(300)), "the decompressed snapshot"),
+        ] {
+            let mut v = Verifier::new(Vec::new(), true);
+            // The first 64 KiB is enough; the rest never has to be read.
+            let head = &input[..input.len().min(64 << 10)];
+            let e = match head.chunks(7).try_for_each(|c| v.update(c)) {
+                Err(e) => e,
+                Ok(()) => panic!("{what}: accepted its first {} bytes", head.len()),
+            };
+            assert_eq!(e.exit_code(), 65);
+            assert_eq!(
+                e.to_string(),
+                format!("{what} is not an etcd (bbolt) database")
+            );
         }
     }
 
@@ -479,12 +668,11 @@ pub(crate) mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
             for chunk in [1, 5, 32, 1000] {
                 let mut v = Verifier::new(Vec::new(), true);
-                for c in bytes.chunks(chunk) {
-                    v.update(c).unwrap();
-                }
-                // Not snapshots, so finishing fails; the digest is checked on a
-                // verifier that skips the trailer and sees a bolt page first.
-                assert!(v.finish().is_err());
+                // Not snapshots, so they are refused (at the first page, or at
+                // the end when shorter); the digest is checked on a verifier that
+                // skips the trailer and sees a bolt page first.
+                let fed = bytes.chunks(chunk).try_for_each(|c| v.update(c));
+                assert!(fed.and_then(|()| v.finish().map(|_| ())).is_err());
             }
         }
         let mut page = synthetic(2);

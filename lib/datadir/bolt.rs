@@ -210,13 +210,13 @@ impl<'f> Db<'f> {
     }
 
     /// Writes `root` (sorted by key) as the new root leaf and commits.
-    pub fn commit_root(&self, root: &[Item]) -> Result<()> {
+    pub fn commit_root(&self, root: &[Item], path: &std::path::Path) -> Result<()> {
         let page = leaf_page(root, self.page_size);
         let new_pgid = self.pgid();
         let pages = (page.len() / self.page_size) as u64;
         let mut page = page;
         page[..8].copy_from_slice(&new_pgid.to_le_bytes());
-        let io = |e| Error::Other(format!("writing the restored db: {e}"));
+        let io = |e| Error::io(path, "cannot write the restored db", e);
         self.file
             .write_all_at(&page, new_pgid * self.page_size as u64)
             .map_err(io)?;

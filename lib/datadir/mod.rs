@@ -4,8 +4,10 @@
 //!
 //! Everything is checked before a byte is written (membership with etcd's rules,
 //! target directories, then the snapshot while it is copied). The member is built
-//! in a hidden sibling directory, fsynced, and renamed into place, so a failure at
-//! any point leaves the previous data dir untouched. The db is streamed: memory
+//! in a hidden sibling directory (a separate WAL dir in one beside it), fsynced,
+//! and renamed into place (the WAL dir first, taken back out if the data dir's
+//! rename fails), so a failure at any point leaves the previous data dir untouched
+//! and no WAL dir behind. The db is streamed: memory
 //! does not grow with the snapshot.
 //!
 //! - [`cluster`]: initial-cluster parsing, IDs, member JSON.
@@ -25,8 +27,9 @@ use std::io::BufWriter;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::atomic::TempDir;
 use crate::error::{Error, Result};
-use crate::snapshot::Verifier;
+use crate::snapshot::{NamedSink, Verifier};
 use bolt::{Db, Item};
 use cluster::{Cluster, id_hex, member_json};
 pub use wal::Flavor;
@@ -67,16 +70,9 @@ pub struct DataDirReport {
     pub db_bytes: u64,
 }
 
-/// Removes a directory on drop unless disarmed.
-struct Scratch(Option<PathBuf>);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_dir_all(p);
-        }
-    }
-}
+/// The suffix of the hidden directories a member (and its WAL dir) is built in,
+/// beside the data dir: `.<data dir>.snapjob-<pid>.restore`.
+pub(crate) const STAGING: &str = "restore";
 
 fn io(path: &Path, action: &str) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_path_buf();
@@ -123,20 +119,22 @@ pub fn restore_data_dir(snapshot: &Path, spec: &DataDirSpec) -> Result<DataDirRe
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).map_err(io(&parent, "cannot create the data dir's parent"))?;
-    let base = spec
-        .data_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(".{base}.snapjob-restore-{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io(&tmp, "cannot remove a stale restore dir"))?;
-    }
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&tmp)
-        .map_err(io(&tmp, "cannot create the restore dir"))?;
-    let mut scratch = Scratch(Some(tmp.clone()));
+    let staging = TempDir::beside(&spec.data_dir, STAGING)?;
+    let tmp = staging.path.clone();
+    // A separate WAL dir is built beside its own place (a rename cannot cross
+    // filesystems), and moved into place only with the data dir.
+    let wal_staging = match &spec.wal_dir {
+        None => None,
+        Some(w) => {
+            let wal_parent = match w.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            fs::create_dir_all(wal_parent)
+                .map_err(io(wal_parent, "cannot create the WAL dir's parent"))?;
+            Some(TempDir::beside(w, STAGING)?)
+        }
+    };
 
     let member = tmp.join("member");
     let snap = member.join("snap");
@@ -156,18 +154,45 @@ pub fn restore_data_dir(snapshot: &Path, spec: &DataDirSpec) -> Result<DataDirRe
     )?;
     wal::sync_dir(&snap)?;
     let records = wal::wal_records(&cluster, spec.flavor);
-    match &spec.wal_dir {
+    match &wal_staging {
         None => wal::write_wal_dir(&member.join("wal"), &records)?,
-        Some(w) => wal::write_wal_dir(w, &records)?,
+        Some(w) => wal::write_wal_dir(&w.path, &records)?,
     }
     wal::sync_dir(&member)?;
     wal::sync_dir(&tmp)?;
+    // The WAL dir first: it did not exist, so taking it back out after a failed
+    // second rename leaves things as they were; a data dir moved in first could
+    // have replaced an empty one, which could not be put back.
+    let wal_placed = match (&wal_staging, &spec.wal_dir) {
+        (Some(w), Some(dest)) => {
+            place_new_dir(&w.path, dest)?;
+            Some((w.path.clone(), dest.clone()))
+        }
+        _ => None,
+    };
     // rename(2) replaces an empty directory, and fails on a non-empty one.
-    fs::rename(&tmp, &spec.data_dir).map_err(io(
-        &spec.data_dir,
-        "cannot move the restored member into place",
-    ))?;
-    scratch.0 = None;
+    if let Err(e) = fs::rename(&tmp, &spec.data_dir) {
+        if let Some((back, dest)) = &wal_placed {
+            // Back to its staging name (removed with it), else removed here.
+            if fs::rename(dest, back).is_err() {
+                let _ = fs::remove_dir_all(dest);
+            }
+        }
+        return Err(Error::io(
+            &spec.data_dir,
+            "cannot move the restored member into place",
+            e,
+        ));
+    }
+    staging.keep();
+    if let (Some(w), Some((_, dest))) = (wal_staging, &wal_placed) {
+        w.keep();
+        let wal_parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        wal::sync_dir(wal_parent)?;
+    }
     wal::sync_dir(&parent)?;
     Ok(DataDirReport {
         data_dir: spec.data_dir.clone(),
@@ -178,6 +203,24 @@ pub fn restore_data_dir(snapshot: &Path, spec: &DataDirSpec) -> Result<DataDirRe
     })
 }
 
+/// Renames the directory `from` to `to`, which must not exist (an empty directory
+/// that appeared there since the checks is not replaced).
+fn place_new_dir(from: &Path, to: &Path) -> Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    let fail = |e: std::io::Error| Error::io(to, "cannot move the WAL dir into place", e);
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        // A filesystem without RENAME_NOREPLACE: checked, then renamed.
+        Err(nix::errno::Errno::EINVAL) => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(fail(std::io::ErrorKind::AlreadyExists.into()));
+            }
+            fs::rename(from, to).map_err(fail)
+        }
+        Err(e) => Err(fail(e.into())),
+    }
+}
+
 /// Streams the snapshot into `db` (mode 0600), verifying it; drops the trailer.
 fn copy_db(snapshot: &Path, db: &Path, check_trailer: bool) -> Result<u64> {
     let out = OpenOptions::new()
@@ -186,12 +229,13 @@ fn copy_db(snapshot: &Path, db: &Path, check_trailer: bool) -> Result<u64> {
         .mode(0o600)
         .open(db)
         .map_err(io(db, "cannot create db"))?;
-    let sink = BufWriter::with_capacity(1 << 20, out);
+    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, out), db);
     let (info, out) = crate::snapshot::verify_file(
         snapshot,
         Verifier::with_trailer_check(sink, false, check_trailer),
     )?;
     let file = out
+        .into_inner()
         .into_inner()
         .map_err(|e| Error::io(db, "cannot write db", e.into_error()))?;
     let len = if info.has_trailer {
@@ -247,7 +291,7 @@ fn rewrite_db(path: &Path, cluster: &Cluster) -> Result<()> {
     set_bucket(&mut root, b"meta", meta_value);
     set_bucket(&mut root, b"members", members_value);
     set_bucket(&mut root, b"members_removed", removed_value);
-    db.commit_root(&root)
+    db.commit_root(&root, path)
 }
 
 /// Sets `key` in a sorted item list.

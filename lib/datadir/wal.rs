@@ -103,19 +103,16 @@ fn io(path: &Path, action: &str) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(path, action, e)
 }
 
-/// Writes the WAL directory `wal_dir` (which must not exist): the segment is built
-/// in `<wal_dir>.tmp`, preallocated, fsynced, and the directory renamed.
+/// Writes the WAL segment into the directory `wal_dir` (created if missing, which
+/// must hold no WAL yet), preallocated and fsynced, and fsyncs the directory. The
+/// caller builds it in a staging directory and renames that into place.
 pub fn write_wal_dir(wal_dir: &Path, records: &[u8]) -> Result<()> {
-    let tmp = wal_dir.with_extension("tmp");
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io(&tmp, "cannot remove stale WAL temp dir"))?;
-    }
     fs::DirBuilder::new()
         .mode(0o700)
         .recursive(true)
-        .create(&tmp)
-        .map_err(io(&tmp, "cannot create WAL dir"))?;
-    let path = tmp.join(WAL_NAME);
+        .create(wal_dir)
+        .map_err(io(wal_dir, "cannot create WAL dir"))?;
+    let path = wal_dir.join(WAL_NAME);
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -126,12 +123,7 @@ pub fn write_wal_dir(wal_dir: &Path, records: &[u8]) -> Result<()> {
     f.write_all(records)
         .map_err(io(&path, "cannot write WAL"))?;
     f.sync_all().map_err(io(&path, "cannot sync WAL"))?;
-    sync_dir(&tmp)?;
-    fs::rename(&tmp, wal_dir).map_err(io(wal_dir, "cannot move WAL dir into place"))?;
-    if let Some(parent) = wal_dir.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    sync_dir(wal_dir)
 }
 
 /// Reserves `len` bytes on disk (etcd's WAL is not sparse, so a full disk shows
