@@ -99,6 +99,21 @@ impl Deadline {
         self.at.saturating_duration_since(Instant::now())
     }
 
+    /// `Err` when a stop was requested or the deadline has passed: for loops on
+    /// blocking threads, which cannot be dropped mid-step as a future can.
+    pub fn check(&self, shutdown: &Shutdown, what: &str) -> Result<()> {
+        if let Some(reason) = shutdown.requested() {
+            return Err(Error::Cancelled(reason));
+        }
+        if self.remaining().is_zero() {
+            return Err(Error::Deadline {
+                what: what.to_string(),
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+
     /// Runs `fut` until it finishes, the deadline passes, or a stop is requested.
     /// `what` names the step for the error message.
     pub async fn run<T>(

@@ -15,18 +15,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
-use object_store::{
-    Attribute, Attributes, GetOptions, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
-};
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use object_store::{Attribute, Attributes, GetOptions, ObjectStore};
 
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
-use crate::progress::Progress;
+use crate::remote::Remote;
 use crate::snapshot::{self, SnapshotInfo};
 use crate::upload;
 
@@ -153,24 +148,11 @@ async fn store_file(
             .await?;
             (sha256, parts, info)
         }
-    } else if size <= part_size {
-        let (sha256, info) = put_whole(cfg, &client, &path, keep_meta, shutdown, deadline).await?;
+    } else if let Remote::Local { root } = &cfg.remote {
+        let (sha256, info) = store_local(cfg, root, before, shutdown, deadline).await?;
         (sha256, 1, info)
     } else {
-        let (sha256, verification) = upload::hash_and_verify(&cfg.file, shutdown, deadline).await?;
-        let (parts, info) = put_parts(
-            cfg,
-            &client,
-            &path,
-            (&sha256, keep_meta),
-            part_size,
-            verification,
-            before,
-            shutdown,
-            deadline,
-        )
-        .await?;
-        (sha256, parts, info)
+        return Err(Error::Other("no upload target for this store".into()));
     };
 
     confirm(
@@ -262,43 +244,52 @@ pub(crate) fn backup_attributes(
     attrs
 }
 
-/// Small files: read, hash and verify in memory, then one PUT (atomic on S3).
-async fn put_whole(
+/// A local directory (`file://`): the file is copied into a locked temporary
+/// file beside the destination while it is hashed and verified, synced, and
+/// renamed into place only when verification passed and the file did not change.
+/// A killed store's temporary file is removed by the next store to the key; one
+/// another live store holds is left alone (atomic::sweep).
+async fn store_local(
     cfg: &StoreConfig,
-    client: &Arc<dyn ObjectStore>,
-    path: &ObjectPath,
-    keep_meta: bool,
+    root: &Path,
+    before: FileState,
     shutdown: &Shutdown,
     deadline: &Deadline,
 ) -> Result<(String, SnapshotInfo)> {
-    let file = cfg.file.clone();
-    let (bytes, info) = tokio::task::spawn_blocking(move || -> Result<(Bytes, SnapshotInfo)> {
-        let bytes =
-            std::fs::read(&file).map_err(|e| Error::io(&file, "cannot read snapshot file", e))?;
-        let info = snapshot::verify_bytes(&bytes)
-            .map_err(|e| e.about(format_args!("snapshot file {}", file.display())))?;
-        Ok((Bytes::from(bytes), info))
+    let (src, dest) = (cfg.file.clone(), root.join(&cfg.key));
+    let (stop, limit) = (shutdown.clone(), *deadline);
+    tokio::task::spawn_blocking(move || {
+        crate::atomic::sweep(&dest, &["upload"]);
+        let (temp, file) = crate::atomic::TempFile::beside(&dest, "upload")?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut input = std::fs::File::open(&src)
+            .map_err(|e| Error::io(&src, "cannot open snapshot file", e))?;
+        let mut v = snapshot::Verifier::new(std::io::sink(), true);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            limit.check(&stop, "storing the snapshot")?;
+            let n = std::io::Read::read(&mut input, &mut buf)
+                .map_err(|e| Error::io(&src, "cannot read snapshot file", e))?;
+            if n == 0 {
+                break;
+            }
+            v.update(&buf[..n])
+                .map_err(|e| e.about(format_args!("snapshot file {}", src.display())))?;
+            std::io::Write::write_all(&mut out, &buf[..n])
+                .map_err(|e| Error::io(&dest, "cannot write the stored object", e))?;
+        }
+        let (info, _) = v
+            .finish()
+            .map_err(|e| e.about(format_args!("snapshot file {}", src.display())))?;
+        unchanged(&src, before, &info)?;
+        crate::atomic::flush_sync(out, &dest)?;
+        limit.check(&stop, "storing the snapshot")?;
+        temp.persist(&dest)?;
+        let sha256 = info.input_sha256.clone().unwrap_or_default();
+        Ok((sha256, info))
     })
     .await
-    .map_err(|e| Error::Other(format!("reading task failed: {e}")))??;
-    let sha256 = info
-        .input_sha256
-        .clone()
-        .expect("verify_bytes hashes its input");
-    let opts = PutOptions {
-        attributes: backup_attributes(Some(&sha256), cfg.cluster.as_deref(), keep_meta),
-        ..PutOptions::default()
-    };
-    let what = cfg.remote.describe(&cfg.key);
-    deadline
-        .run(shutdown, "uploading the snapshot", async {
-            client
-                .put_opts(path, PutPayload::from(bytes), opts)
-                .await
-                .map_err(|e| Error::remote(format!("upload to {what}"), e))
-        })
-        .await?;
-    Ok((sha256, info))
+    .map_err(|e| Error::Other(format!("storing task failed: {e}")))?
 }
 
 /// S3, up to `SINGLE_PUT_MAX`: one streaming PUT (`put.rs`) whose last chunk
@@ -477,82 +468,6 @@ fn unchanged(file: &Path, before: FileState, info: &SnapshotInfo) -> Result<()> 
     Ok(())
 }
 
-/// Large files: multipart, parts in parallel, verification alongside.
-#[allow(clippy::too_many_arguments)]
-async fn put_parts(
-    cfg: &StoreConfig,
-    client: &Arc<dyn ObjectStore>,
-    path: &ObjectPath,
-    (sha256, keep_meta): (&str, bool),
-    part_size: u64,
-    verification: tokio::task::JoinHandle<Result<SnapshotInfo>>,
-    before: FileState,
-    shutdown: &Shutdown,
-    deadline: &Deadline,
-) -> Result<(usize, SnapshotInfo)> {
-    let what = cfg.remote.describe(&cfg.key);
-    let opts = PutMultipartOptions {
-        attributes: backup_attributes(Some(sha256), cfg.cluster.as_deref(), keep_meta),
-        ..PutMultipartOptions::default()
-    };
-    // Not cut by a signal (see put_parts_streaming); the deadline bounds it.
-    let mut upload = deadline
-        .run(&Shutdown::never(), "starting the multipart upload", async {
-            client
-                .put_multipart_opts(path, opts)
-                .await
-                .map_err(|e| Error::remote(format!("upload to {what}"), e))
-        })
-        .await?;
-    if let Some(reason) = shutdown.requested() {
-        let left = upload::abort(upload, JoinSet::new(), &what).await;
-        return Err(Error::Cancelled(reason).leaving(left));
-    }
-    let (parts_tx, mut parts_rx) = mpsc::channel(1);
-    let reader = upload::spawn_reader(
-        cfg.file.clone(),
-        part_size as usize,
-        parts_tx,
-        shutdown.clone(),
-    );
-    let mut in_flight = JoinSet::new();
-    let mut progress = Progress::new("uploading", Some(before.len), cfg.progress);
-    let sent = deadline
-        .run(
-            shutdown,
-            "uploading parts",
-            upload::send_parts(
-                upload.as_mut(),
-                &mut parts_rx,
-                &mut in_flight,
-                cfg.transfer.concurrency,
-                &what,
-                &mut progress,
-            ),
-        )
-        .await;
-    drop(parts_rx);
-    let _ = reader.await;
-    let checked: Result<_> = async {
-        let parts = sent?;
-        let info = verified(verification, &cfg.file, before).await?;
-        Ok((parts, info))
-    }
-    .await;
-    let (parts, info) = match checked {
-        Ok(v) => v,
-        Err(e) => {
-            let left = upload::abort(upload, in_flight, &what).await;
-            return Err(e.leaving(left));
-        }
-    };
-    upload::complete(upload, in_flight, &what, deadline, async || {
-        keep_meta && stored_matches(client, path, before.len, sha256).await
-    })
-    .await?;
-    Ok((parts, info))
-}
-
 /// Whether the object at `path` has `size` bytes and records `sha256`.
 async fn stored_matches(
     client: &Arc<dyn ObjectStore>,
@@ -633,7 +548,7 @@ pub(crate) async fn confirm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::ObjectStoreExt;
+    use object_store::{ObjectStoreExt, PutPayload};
 
     #[test]
     fn part_size_grows_past_ten_thousand_parts() {

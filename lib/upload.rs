@@ -21,43 +21,6 @@ use crate::digest::Sha256;
 use crate::error::{Error, Result};
 use crate::snapshot::{SnapshotInfo, Verifier};
 
-/// Reads `path` in `part_size` pieces on a blocking thread into `parts`. Stops
-/// early when the receiver goes away or a stop is requested.
-pub(crate) fn spawn_reader(
-    path: PathBuf,
-    part_size: usize,
-    parts: mpsc::Sender<Result<Bytes>>,
-    shutdown: Shutdown,
-) -> tokio::task::JoinHandle<()> {
-    tokio::task::spawn_blocking(move || {
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = parts.blocking_send(Err(Error::io(&path, "cannot open snapshot file", e)));
-                return;
-            }
-        };
-        loop {
-            if shutdown.requested().is_some() {
-                return;
-            }
-            let mut buf = Vec::with_capacity(part_size);
-            match (&mut file).take(part_size as u64).read_to_end(&mut buf) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) => {
-                    let _ =
-                        parts.blocking_send(Err(Error::io(&path, "cannot read snapshot file", e)));
-                    return;
-                }
-            }
-            if parts.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                return;
-            }
-        }
-    })
-}
-
 /// Uploads every part from `parts`, at most `concurrency` at once. Returns the
 /// number of parts. On error the caller must abort (see [`abort`]).
 pub(crate) async fn send_parts(

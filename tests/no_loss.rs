@@ -276,11 +276,87 @@ fn an_upload_that_cannot_be_aborted_is_named_in_the_termination_message() {
         serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
     let error = summary["error"].as_str().unwrap();
     assert!(error.contains("could not be aborted"), "{error}");
-    assert!(error.contains(&ids[0]), "names the upload {}: {error}", ids[0]);
+    assert!(
+        error.contains(&ids[0]),
+        "names the upload {}: {error}",
+        ids[0]
+    );
     assert!(
         error.contains(&format!("s3://{BUCKET}/{CLUSTER}-bad.db.gz")),
         "{error}"
     );
     assert_eq!(summary["exit_code"], 65);
     assert!(!server.object_file(&format!("{CLUSTER}-bad.db.gz")).exists());
+}
+
+#[test]
+fn a_killed_local_store_leaves_nothing_the_next_store_does_not_remove() {
+    use nix::fcntl::{Flock, FlockArg};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    std::fs::create_dir(&root).unwrap();
+    let key = format!("{CLUSTER}-b.db.gz");
+    // What a SIGKILLed store left (nobody holds its lock), and what a live one
+    // holds right now (locked by this test, as that run would).
+    let stale = root.join(format!(".{key}.snapjob-4242.upload"));
+    std::fs::write(&stale, vec![7u8; 1 << 20]).unwrap();
+    let live = root.join(format!(".{key}.snapjob-4343.upload"));
+    std::fs::write(&live, b"in progress").unwrap();
+    let held = Flock::lock(
+        std::fs::File::open(&live).unwrap(),
+        FlockArg::LockExclusiveNonblock,
+    )
+    .unwrap();
+    let snap = fixture("etcd-3.4-small.db.gz");
+    let env = [
+        (
+            "STORAGE_URL".to_string(),
+            format!("file://{}", root.display()),
+        ),
+        ("CLUSTER".to_string(), CLUSTER.to_string()),
+        ("BACKUP_TO_CREATE".to_string(), "b.db.gz".to_string()),
+        ("SNAPSHOT_FILE".to_string(), snap.display().to_string()),
+    ];
+    let r = run("store", &env, &[]);
+    r.assert_code(0);
+    assert!(!stale.exists(), "the killed run's file is removed");
+    assert!(live.exists(), "a live run's file is left alone");
+    assert_eq!(
+        std::fs::read(root.join(&key)).unwrap(),
+        std::fs::read(&snap).unwrap()
+    );
+    drop(held);
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".snapjob-") && !n.contains("4343"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_corrupt_snapshot_stored_locally_leaves_nothing_at_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let env = |file: &std::path::Path| {
+        [
+            (
+                "STORAGE_URL".to_string(),
+                format!("file://{}", root.display()),
+            ),
+            ("CLUSTER".to_string(), CLUSTER.to_string()),
+            ("BACKUP_TO_CREATE".to_string(), "b.db.gz".to_string()),
+            ("SNAPSHOT_FILE".to_string(), file.display().to_string()),
+        ]
+    };
+    let r = run("store", &env(&fixture("truncated.db.gz")), &[]);
+    r.assert_code(65);
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "nothing at the key, no temporary file: {left:?}"
+    );
 }
