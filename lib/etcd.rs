@@ -162,13 +162,35 @@ async fn send<I>(ep: &str, io: I, request: hyper::Request<Full<Bytes>>) -> Resul
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let broken = |e: hyper::Error| etcd_error(ErrorClass::Temporary, format!("etcd {ep}: {e}"));
+    // With TLS 1.3 a refused client certificate arrives as the server's alert on
+    // the first read, after the handshake "succeeded": that is a denial (77), not
+    // a broken connection to retry later.
+    let broken = |e: hyper::Error| {
+        let text = crate::error::chain_text(&e).replace(" | ", ": ");
+        let class = if text.contains("received fatal alert") {
+            ErrorClass::Denied
+        } else {
+            ErrorClass::Temporary
+        };
+        etcd_error(class, format!("etcd {ep}: {text}"))
+    };
     let (mut sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
             .await
             .map_err(broken)?;
-    tokio::spawn(conn);
-    let response = sender.send_request(request).await.map_err(broken)?;
+    let connection = tokio::spawn(conn);
+    let response = match sender.send_request(request).await {
+        Ok(r) => r,
+        Err(e) => {
+            // The request only says "canceled" when the connection died; the
+            // connection's own error says why (a TLS alert, a reset).
+            let why = match tokio::time::timeout(Duration::from_secs(2), connection).await {
+                Ok(Ok(Err(died))) => died,
+                _ => e,
+            };
+            return Err(broken(why));
+        }
+    };
     let (parts, body) = response.into_parts();
     // A refusal can come as headers only ("trailers-only" response).
     if let Some(e) = grpc_failure(ep, &parts.headers) {

@@ -226,7 +226,7 @@ fn tls_with_client_certificates() {
         refused.to_str().unwrap(),
     ];
     let r = run("snapshot", &[], &args);
-    assert_ne!(r.code, 0, "{}", r.all());
+    assert_eq!(r.code, 77, "{}", r.all());
     assert_eq!(r.error_lines().len(), 1, "{}", r.stderr);
     assert!(!refused.exists());
 }
