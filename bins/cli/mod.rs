@@ -254,18 +254,21 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ProgressBar {
 /// Where the library's progress events come from.
 const PROGRESS_TARGET: &str = "snapjob::progress";
 
-/// Turns SIGTERM and SIGINT into a [`Shutdown`] request.
+/// Turns SIGTERM and SIGINT into a [`Shutdown`] request. The handlers are
+/// installed before this returns, so before the operation's first request: a
+/// signal a moment after start is a clean stop (143/130), not the default action
+/// that kills the process with nothing reported.
 fn watch_signals() -> Shutdown {
+    use tokio::signal::unix::{SignalKind, signal};
     let (trigger, shutdown) = Shutdown::new();
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return shutdown;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::warn!("cannot install signal handlers");
-            return;
-        };
         let reason = tokio::select! {
             _ = term.recv() => StopReason::Terminate,
             _ = int.recv() => StopReason::Interrupt,
