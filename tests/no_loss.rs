@@ -360,3 +360,37 @@ fn a_corrupt_snapshot_stored_locally_leaves_nothing_at_the_key() {
         "nothing at the key, no temporary file: {left:?}"
     );
 }
+
+/// The same two stores against garage (a faithful S3 server): its answer to the
+/// create-only write of the meta file must let both backups be listed.
+#[test]
+fn etcd_manager_stores_on_garage_write_the_meta_file_create_only() {
+    let g = common::garage::Garage::start();
+    let snap = fixture("etcd-3.4-small.db.gz");
+    let store = format!("s3://{BUCKET}/kops/backups/etcd/main");
+    let env = with(
+        &without(&g.job_env(), &["BUCKET_NAME", "CLUSTER"]),
+        &[
+            ("BACKUP_STORE", &store),
+            ("SNAPSHOT_FILE", snap.to_str().unwrap()),
+            ("ETCD_VERSION", "3.5.1"),
+        ],
+    );
+    for _ in 0..2 {
+        run("store", &env, &[]).assert_code(0);
+    }
+    let r = run("restore", &env, &["list-backups"]);
+    r.assert_code(0);
+    let listed: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with(char::is_numeric))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        2,
+        "two stores, two listed backups:\n{}",
+        r.all()
+    );
+    assert_ne!(listed[0], listed[1]);
+}
