@@ -36,6 +36,9 @@ pub enum Fault {
     Stall,
     /// Forward the request, wait for the whole answer, then close without it.
     DropResponse,
+    /// Answer this status with an S3 error body carrying this error code,
+    /// without forwarding.
+    Error(u16, &'static str),
 }
 
 /// Applies `fault` to the `first`-th (1-based) request of `op` and the `times - 1`
@@ -70,6 +73,7 @@ impl Rule {
 #[derive(Default)]
 struct State {
     counts: HashMap<Op, usize>,
+    heads: Vec<String>,
 }
 
 /// A running proxy on 127.0.0.1.
@@ -105,6 +109,11 @@ impl Proxy {
     /// How many requests of `op` arrived.
     pub fn count(&self, op: Op) -> usize {
         *self.state.lock().unwrap().counts.get(&op).unwrap_or(&0)
+    }
+
+    /// The head (request line and headers) of every request that arrived, in order.
+    pub fn heads(&self) -> Vec<String> {
+        self.state.lock().unwrap().heads.clone()
     }
 }
 
@@ -170,6 +179,7 @@ async fn handle(
     rewritten.push_str("Connection: close\r\n\r\n");
     let n = {
         let mut st = state.lock().unwrap();
+        st.heads.push(text.clone());
         let c = st.counts.entry(op).or_insert(0);
         *c += 1;
         *c
@@ -178,15 +188,22 @@ async fn handle(
         .iter()
         .find(|r| r.op == op && n >= r.first && n - r.first < r.times)
         .map(|r| r.fault);
-    match fault {
-        Some(Fault::Status(code)) => {
-            let mut body = vec![0u8; body_len];
-            client.read_exact(&mut body).await?;
-            let s3code = if code == 503 {
+    let fault = match fault {
+        Some(Fault::Status(code)) => Some(Fault::Error(
+            code,
+            if code == 503 {
                 "SlowDown"
             } else {
                 "InternalError"
-            };
+            },
+        )),
+        other => other,
+    };
+    match fault {
+        Some(Fault::Status(_)) => unreachable!("mapped to Fault::Error above"),
+        Some(Fault::Error(code, s3code)) => {
+            let mut body = vec![0u8; body_len];
+            client.read_exact(&mut body).await?;
             let xml = format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{s3code}</Code><Message>injected</Message></Error>"
             );
