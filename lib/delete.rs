@@ -7,7 +7,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{Attribute, GetOptions, ObjectStore, ObjectStoreExt};
+use object_store::{Attribute, ObjectStore, ObjectStoreExt};
 
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::{DeleteConfig, Retention};
@@ -131,11 +131,7 @@ async fn belongs_to(
     location: &ObjectPath,
     cluster: &str,
 ) -> object_store::Result<bool> {
-    let opts = GetOptions {
-        head: true,
-        ..GetOptions::default()
-    };
-    match client.get_opts(location, opts).await {
+    match crate::remote::head(client, location).await {
         Ok(head) => Ok(head
             .attributes
             .get(&Attribute::Metadata(CLUSTER_METADATA.into()))

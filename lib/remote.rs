@@ -316,6 +316,19 @@ impl Remote {
     }
 }
 
+/// A HEAD of `path` that brings the object's attributes (user metadata) along,
+/// which `ObjectStore::head` does not.
+pub(crate) async fn head(
+    client: &dyn ObjectStore,
+    path: &ObjectPath,
+) -> object_store::Result<object_store::GetResult> {
+    let opts = object_store::GetOptions {
+        head: true,
+        ..object_store::GetOptions::default()
+    };
+    client.get_opts(path, opts).await
+}
+
 /// HTTP behaviour of the client, derived from the operation's deadline.
 #[derive(Debug, Clone)]
 pub struct ClientTuning {

@@ -253,12 +253,7 @@ async fn etag_now(
     deadline: &Deadline,
 ) -> Option<String> {
     let head = deadline.run(shutdown, "checking the object", async {
-        let opts = GetOptions {
-            head: true,
-            ..GetOptions::default()
-        };
-        client
-            .get_opts(path, opts)
+        crate::remote::head(client.as_ref(), path)
             .await
             .map_err(|e| Error::remote("head", e))
     });

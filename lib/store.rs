@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use object_store::path::Path as ObjectPath;
-use object_store::{Attribute, Attributes, GetOptions, ObjectStore};
+use object_store::{Attribute, Attributes, ObjectStore};
 
 use crate::cancel::{Deadline, Shutdown};
 use crate::config::StoreConfig;
@@ -475,13 +475,9 @@ async fn stored_matches(
     size: u64,
     sha256: &str,
 ) -> bool {
-    let opts = GetOptions {
-        head: true,
-        ..GetOptions::default()
-    };
     let lookup = tokio::time::timeout(
         std::time::Duration::from_secs(15),
-        client.get_opts(path, opts),
+        crate::remote::head(client.as_ref(), path),
     )
     .await;
     match lookup {
@@ -511,12 +507,7 @@ pub(crate) async fn confirm(
 ) -> Result<()> {
     let head = deadline
         .run(&Shutdown::never(), "confirming the stored object", async {
-            let opts = GetOptions {
-                head: true,
-                ..GetOptions::default()
-            };
-            client
-                .get_opts(path, opts)
+            crate::remote::head(client.as_ref(), path)
                 .await
                 .map_err(|e| Error::remote(format!("reading back {location}"), e))
         })
