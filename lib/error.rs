@@ -252,6 +252,12 @@ fn classify(e: &object_store::Error) -> (ErrorClass, &'static str) {
         E::NotFound { .. } => return (ErrorClass::NotFound, "not found"),
         E::PermissionDenied { .. } => return (ErrorClass::Denied, "access denied"),
         E::Unauthenticated { .. } => return (ErrorClass::Denied, "not authenticated"),
+        E::Precondition { .. } | E::AlreadyExists { .. } => {
+            return (
+                ErrorClass::Temporary,
+                "another writer changed or created the object first; nothing of theirs was overwritten",
+            );
+        }
         _ => {}
     }
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);

@@ -67,6 +67,10 @@ pub(crate) struct Target {
     max_retries: usize,
     /// Recorded as `x-amz-meta-snapjob-cluster` with the object.
     cluster: Option<String>,
+    /// Create the object only if the key is free (`If-None-Match: *` on the PUT
+    /// and on CompleteMultipartUpload): a backup name another writer took first
+    /// is refused (412), never overwritten.
+    create_only: bool,
     /// `s3://bucket/key`, for messages.
     location: String,
 }
@@ -141,6 +145,7 @@ impl Target {
             sign_payload: s3.sign_payload,
             max_retries: tuning.max_retries,
             cluster: None,
+            create_only: false,
             location: format!("s3://{}/{full_key}", s3.bucket),
         })
     }
@@ -148,6 +153,14 @@ impl Target {
     /// Records `cluster` with the object (config checked it is header-safe).
     pub(crate) fn with_cluster(self, cluster: Option<String>) -> Target {
         Target { cluster, ..self }
+    }
+
+    /// Writes the object only where nothing is at the key yet.
+    pub(crate) fn create_only(self) -> Target {
+        Target {
+            create_only: true,
+            ..self
+        }
     }
 
     /// Uploads the first `size` bytes of `file` with `sha256` recorded, in one
@@ -462,6 +475,11 @@ impl Target {
         if let Some(token) = &self.session_token {
             headers.push(("x-amz-security-token", token.expose().to_string()));
         }
+        let completing = method == Method::POST && query.starts_with("uploadId=");
+        let creating = (method == Method::PUT && query.is_empty()) || completing;
+        if self.create_only && creating {
+            headers.push(("if-none-match", "*".to_string()));
+        }
         // SigV4 signs headers sorted by name.
         headers.sort_by(|a, b| a.0.cmp(b.0));
         let authorization = authorization(&Signing {
@@ -478,7 +496,6 @@ impl Target {
         });
         let mut url = self.url.clone();
         url.set_query((!query.is_empty()).then_some(query));
-        let completing = method == Method::POST && query.starts_with("uploadId=");
         let client = if completing {
             &self.patient
         } else {

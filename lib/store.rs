@@ -116,7 +116,16 @@ async fn store_file(
     let size = before.len;
     let part_size = part_size_for(size, cfg.transfer.part_size as u64);
     let (client, path, target) = cfg.remote.connect_put(&cfg.key, deadline, shutdown).await?;
-    let target = target.map(|t| t.with_cluster(cfg.cluster.clone()));
+    let target = target.map(|t| {
+        let t = t.with_cluster(cfg.cluster.clone());
+        // An etcd-manager backup name is picked free; a writer that takes it
+        // in the same moment must not be overwritten.
+        if cfg.etcd_manager.is_some() {
+            t.create_only()
+        } else {
+            t
+        }
+    });
     let keep_meta = cfg.remote.keeps_metadata();
 
     let (sha256, parts, info) = if let Some(target) = target {

@@ -379,6 +379,18 @@ fn etcd_manager_stores_on_garage_write_the_meta_file_create_only() {
     for _ in 0..2 {
         run("store", &env, &[]).assert_code(0);
     }
+    // A multipart one: CompleteMultipartUpload carries the condition too.
+    let dir = tempfile::tempdir().unwrap();
+    let big = write_file(dir.path(), "big.db.gz", &gzip(&synthetic_snapshot(1600, 9)));
+    let parts = with(
+        &env,
+        &[
+            ("SNAPSHOT_FILE", big.to_str().unwrap()),
+            ("SINGLE_PUT_MAX", "0"),
+            ("PART_SIZE", "5MiB"),
+        ],
+    );
+    run("store", &parts, &[]).assert_code(0);
     let r = run("restore", &env, &["list-backups"]);
     r.assert_code(0);
     let listed: Vec<&str> = r
@@ -386,11 +398,59 @@ fn etcd_manager_stores_on_garage_write_the_meta_file_create_only() {
         .lines()
         .filter(|l| l.ends_with(char::is_numeric))
         .collect();
-    assert_eq!(
-        listed.len(),
-        2,
-        "two stores, two listed backups:\n{}",
-        r.all()
+    assert_eq!(listed.len(), 3, "three stores, three backups:\n{}", r.all());
+    assert!(listed[0] != listed[1] && listed[1] != listed[2]);
+}
+
+#[test]
+fn an_etcd_manager_backup_name_taken_in_the_same_moment_is_not_overwritten() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
+    let server = S3Server::start();
+    // The server says the key was created by someone else first (412), as S3
+    // answers `If-None-Match: *` on a key that exists.
+    let proxy = Proxy::start(
+        server.port,
+        vec![Rule::once(Op::PutObject, 1, Fault::Status(412))],
     );
-    assert_ne!(listed[0], listed[1]);
+    let snap = fixture("etcd-3.4-small.db.gz");
+    let endpoint = format!("127.0.0.1:{}", proxy.port);
+    let store = format!("s3://{BUCKET}/kops/backups/etcd/main");
+    let env = with(
+        &without(&server.job_env(), &["BUCKET_NAME", "CLUSTER"]),
+        &[
+            ("ENDPOINT", &endpoint),
+            ("BACKUP_STORE", &store),
+            ("SNAPSHOT_FILE", snap.to_str().unwrap()),
+            ("ETCD_VERSION", "3.5.1"),
+        ],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(75);
+    assert!(r.stderr.contains("another writer"), "{}", r.stderr);
+    let put = proxy
+        .heads()
+        .into_iter()
+        .find(|h| h.starts_with("PUT "))
+        .unwrap();
+    assert!(
+        put.to_ascii_lowercase().contains("if-none-match: *"),
+        "the data PUT is create-only: {put}"
+    );
+    // An ordinary store is not: the controller's key is its own to overwrite.
+    let plain = with(
+        &server.job_env(),
+        &[
+            ("ENDPOINT", &endpoint),
+            ("BACKUP_TO_CREATE", "b.db.gz"),
+            ("SNAPSHOT_FILE", snap.to_str().unwrap()),
+        ],
+    );
+    run("store", &plain, &[]).assert_code(0);
+    let put = proxy
+        .heads()
+        .into_iter()
+        .filter(|h| h.starts_with("PUT "))
+        .last()
+        .unwrap();
+    assert!(!put.to_ascii_lowercase().contains("if-none-match"), "{put}");
 }
