@@ -449,8 +449,7 @@ fn an_etcd_manager_backup_name_taken_in_the_same_moment_is_not_overwritten() {
     let put = proxy
         .heads()
         .into_iter()
-        .filter(|h| h.starts_with("PUT "))
-        .last()
+        .rfind(|h| h.starts_with("PUT "))
         .unwrap();
     assert!(!put.to_ascii_lowercase().contains("if-none-match"), "{put}");
 }
