@@ -48,14 +48,15 @@ fn etcd(bin: &Path, ctl: &Path, dir: &Path, big: usize, tls: Option<&[String]>) 
 }
 
 fn etcdctl_save(ctl: &Path, endpoint: &str, out: &Path, tls: &[String]) {
-    let o = std::process::Command::new(ctl)
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoint])
-        .args(tls)
-        .args(["snapshot", "save"])
-        .arg(out)
-        .output()
-        .unwrap();
+    let o = output_within(
+        std::process::Command::new(ctl)
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", endpoint])
+            .args(tls)
+            .args(["snapshot", "save"])
+            .arg(out),
+        "etcdctl",
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -129,12 +130,13 @@ fn snapshot_and_store_equal_etcdctl_on_etcd_3_4_and_3_5() {
         let out = dir.path().join("restored.db");
         let env = with(&server.job_env(), &[("BACKUP_TO_RESTORE", "live.db.gz")]);
         run("restore", &env, &["--output", out.to_str().unwrap()]).assert_code(0);
-        let status = std::process::Command::new(&ctl)
-            .env("ETCDCTL_API", "3")
-            .args(["snapshot", "status"])
-            .arg(&out)
-            .output()
-            .unwrap();
+        let status = output_within(
+            std::process::Command::new(&ctl)
+                .env("ETCDCTL_API", "3")
+                .args(["snapshot", "status"])
+                .arg(&out),
+            "etcdctl",
+        );
         assert!(
             status.status.success(),
             "{}",
@@ -180,13 +182,14 @@ fn tls_with_client_certificates() {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let reference = dir.path().join("ref.db");
     loop {
-        let o = std::process::Command::new(&ctl)
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &endpoint])
-            .args(&ctl_tls)
-            .args(["put", "/tls", "yes"])
-            .output()
-            .unwrap();
+        let o = output_within(
+            std::process::Command::new(&ctl)
+                .env("ETCDCTL_API", "3")
+                .args(["--endpoints", &endpoint])
+                .args(&ctl_tls)
+                .args(["put", "/tls", "yes"]),
+            "etcdctl",
+        );
         if o.status.success() {
             break;
         }

@@ -155,12 +155,13 @@ fn a_backup_restores_straight_into_a_data_dir() {
     let mut args = vec!["--backup-store", url.as_str(), "--backup", GOOD];
     args.extend(member_args(&ok_s, peer, &cluster));
     run("restore", &[], &args).assert_code(0);
-    let status = std::process::Command::new(etcd34("etcdctl"))
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "status", "-w", "json"])
-        .arg(ok.join("member/snap/db"))
-        .output()
-        .unwrap();
+    let status = output_within(
+        std::process::Command::new(etcd34("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "status", "-w", "json"])
+            .arg(ok.join("member/snap/db")),
+        "etcdctl",
+    );
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["revision"], 208);
 

@@ -227,13 +227,14 @@ fn a_terminal_gets_a_progress_bar() {
         ],
     );
     // `script` runs the binary on a pseudo-terminal (util-linux).
-    let out = std::process::Command::new("script")
-        .args(["-qfec", env!("CARGO_BIN_EXE_store"), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
+    let out = output_within(
+        std::process::Command::new("script")
+            .args(["-qfec", env!("CARGO_BIN_EXE_store"), "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .envs(env.iter().map(|(k, v)| (k, v))),
+        "script",
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(!text.contains(SECRET_KEY));

@@ -189,7 +189,10 @@ fn a_corrupt_multipart_snapshot_is_aborted_with_nothing_left() {
 #[test]
 fn a_signal_mid_upload_aborts_it_and_exits_143_or_130() {
     use common::proxy::{Fault, Op, Proxy, Rule};
-    for (signal, code, name) in [("-TERM", 143, "SIGTERM"), ("-INT", 130, "SIGINT")] {
+    for (sig, code, name) in [
+        (Signal::SIGTERM, 143, "SIGTERM"),
+        (Signal::SIGINT, 130, "SIGINT"),
+    ] {
         let server = S3Server::start();
         // The second part never gets an answer, so an upload is surely in progress.
         let proxy = Proxy::start(
@@ -208,6 +211,7 @@ fn a_signal_mid_upload_aborts_it_and_exits_143_or_130() {
             ],
         );
         let mut child = command("store", &env, &[])
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -217,11 +221,8 @@ fn a_signal_mid_upload_aborts_it_and_exits_143_or_130() {
             assert!(child.try_wait().unwrap().is_none(), "store ended early");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        std::process::Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        signal(&child, sig);
+        let out = wait_within(child, "store");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(stderr.contains(&format!("stopped by {name}")), "{stderr}");
