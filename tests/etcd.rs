@@ -145,8 +145,20 @@ fn snapshot_and_store_equal_etcdctl_on_etcd_3_4_and_3_5() {
     }
 }
 
-#[test]
-fn tls_with_client_certificates() {
+/// An etcd 3.5 member that requires client certificates, up and holding `/tls`:
+/// the member, its endpoint, the temp dir, the CA file, and etcdctl's TLS flags
+/// (with a client certificate the CA issued).
+struct TlsEtcd {
+    _etcd: Etcd,
+    endpoint: String,
+    dir: tempfile::TempDir,
+    ca_file: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+    ctl_tls: Vec<String>,
+}
+
+fn tls_etcd() -> TlsEtcd {
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new("etcd test CA");
     let (server_cert, server_key) = ca.issue();
@@ -170,8 +182,8 @@ fn tls_with_client_certificates() {
         s(&ca_file),
     ];
     let (bin, ctl) = (etcd35("etcd"), etcd35("etcdctl"));
-    let (_etcd, endpoint) = etcd(&bin, &ctl, dir.path(), 0, Some(&tls));
-    let ctl_tls = [
+    let (etcd, endpoint) = etcd(&bin, &ctl, dir.path(), 0, Some(&tls));
+    let ctl_tls = vec![
         "--cacert".to_string(),
         s(&ca_file),
         "--cert".into(),
@@ -180,7 +192,6 @@ fn tls_with_client_certificates() {
         s(&ck),
     ];
     let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let reference = dir.path().join("ref.db");
     loop {
         let o = output_within(
             std::process::Command::new(&ctl)
@@ -199,17 +210,32 @@ fn tls_with_client_certificates() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    etcdctl_save(&ctl, &endpoint, &reference, &ctl_tls);
-    let out = dir.path().join("ours.db");
+    TlsEtcd {
+        _etcd: etcd,
+        endpoint,
+        dir,
+        ca_file,
+        client_cert: cc,
+        client_key: ck,
+        ctl_tls,
+    }
+}
+
+#[test]
+fn tls_with_client_certificates() {
+    let e = tls_etcd();
+    let reference = e.dir.path().join("ref.db");
+    etcdctl_save(&etcd35("etcdctl"), &e.endpoint, &reference, &e.ctl_tls);
+    let out = e.dir.path().join("ours.db");
     let args = [
         "--etcd-endpoints",
-        &endpoint,
+        &e.endpoint,
         "--etcd-ca-file",
-        ca_file.to_str().unwrap(),
+        e.ca_file.to_str().unwrap(),
         "--etcd-client-cert-file",
-        cc.to_str().unwrap(),
+        e.client_cert.to_str().unwrap(),
         "--etcd-client-key-file",
-        ck.to_str().unwrap(),
+        e.client_key.to_str().unwrap(),
         "--compress",
         "none",
         "--file",
@@ -217,19 +243,30 @@ fn tls_with_client_certificates() {
     ];
     run("snapshot", &[], &args).assert_code(0);
     assert!(std::fs::read(&out).unwrap() == std::fs::read(&reference).unwrap());
+}
 
-    // Without the client certificate etcd refuses; nothing is written.
-    let refused = dir.path().join("refused.db");
+/// Without the client certificate etcd refuses the connection: access denied (77,
+/// the README's table), one error line, nothing written.
+#[test]
+#[ignore = "defect: exits 75 ('operation was canceled'), not 77. Under TLS 1.3 the \
+            client's handshake completes before etcd checks the client certificate; \
+            etcd then sends a bad_certificate alert ('client didn't provide a \
+            certificate'), which ends the HTTP/2 connection task whose error \
+            lib/etcd.rs drops (tokio::spawn(conn)), so the request fails as \
+            canceled and is classed Temporary"]
+fn a_refused_client_certificate_is_access_denied() {
+    let e = tls_etcd();
+    let refused = e.dir.path().join("refused.db");
     let args = [
         "--etcd-endpoints",
-        &endpoint,
+        &e.endpoint,
         "--etcd-ca-file",
-        ca_file.to_str().unwrap(),
+        e.ca_file.to_str().unwrap(),
         "--file",
         refused.to_str().unwrap(),
     ];
     let r = run("snapshot", &[], &args);
-    assert_ne!(r.code, 0, "{}", r.all());
+    r.assert_code(77);
     assert_eq!(r.error_lines().len(), 1, "{}", r.stderr);
     assert!(!refused.exists());
 }
