@@ -1,7 +1,7 @@
 //! Verifying an etcd snapshot as its bytes stream past, gzip'd or raw.
 //!
 //! An etcd v3 snapshot taken through the Maintenance API is `db ‖ SHA-256(db)`,
-//! so its length is `k*512 + 32` (ETCD-RESTORE.md §1.1). [`Verifier`] takes the
+//! so its length is `k*512 + 32` (docs/ETCD-RESTORE.md §1.1). [`Verifier`] takes the
 //! object's bytes in chunks of any size, detects gzip by its magic bytes (never by
 //! the file name), decompresses on the fly, checks the bbolt magic of the first
 //! page and the trailing SHA-256, and optionally hashes the input bytes (the
