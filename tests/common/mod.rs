@@ -11,7 +11,7 @@ pub mod garage;
 pub mod proxy;
 pub mod tls;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -37,28 +37,49 @@ pub struct S3Server {
 }
 
 impl S3Server {
+    /// Starts s3s-fs on port 0: the kernel picks a free port as the server binds,
+    /// and the server's own log line says which (no port is freed and reused).
     pub fn start() -> S3Server {
         let bin = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = under_timeout(900)
-                .args([&bin, "--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(root.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot start {bin} (run scripts/test.sh to install it): {e}")
-                });
-            if wait_port(&mut child, port) {
-                return S3Server { root, port, child };
+        let mut child = under_timeout(900)
+            .args([&bin, "--host", "127.0.0.1", "--port", "0"])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .env("RUST_LOG", "s3s_fs=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} (run scripts/test.sh to install it): {e}")
+            });
+        let log = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the log until the server ends (a full pipe would stall it); sends
+        // the port of "server is running at http://127.0.0.1:PORT" once.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(log).lines() {
+                let Ok(line) = line else { break };
+                let port = line
+                    .split_once("server is running at http://127.0.0.1:")
+                    .and_then(|(_, p)| p.trim().parse::<u16>().ok());
+                if let Some(port) = port
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
             }
-            stop(&mut child);
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(port) => S3Server { root, port, child },
+            Err(_) => {
+                stop(&mut child);
+                panic!("{bin} did not report its port")
+            }
         }
-        panic!("s3s-fs did not start");
     }
 
     pub fn endpoint(&self) -> String {
