@@ -161,32 +161,37 @@ impl Garage {
             .collect()
     }
 
-    /// The object's bytes, through s3cmd, or None when the server says it does not
-    /// exist (404 NoSuchKey). Any other failure of s3cmd (auth, server down, bad
-    /// config) fails the test: it says nothing about the object.
+    /// The object's bytes, through s3cmd, or None when the bucket's listing (which
+    /// must succeed) does not hold the key. Any failure of s3cmd (auth, server
+    /// down, bad config, missing bucket) fails the test: it says nothing about the
+    /// object. (`s3cmd get` cannot tell: a missing key and a missing bucket both
+    /// give "Parameter problem", exit 64.)
     pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let url = format!("s3://{BUCKET}/{key}");
+        let listed = self.s3cmd(&["ls", &url]);
+        assert!(
+            listed.status.success(),
+            "s3cmd ls {url} ({:?}): {}",
+            listed.status.code(),
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        // "DATE TIME SIZE s3://bucket/key" per object under the prefix.
+        let present = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some(url.as_str()));
+        if !present {
+            return None;
+        }
         let out_file: PathBuf = self.dir.path().join("got");
         let _ = std::fs::remove_file(&out_file);
-        let out = self.s3cmd(&[
-            "get",
-            "--force",
-            &format!("s3://{BUCKET}/{key}"),
-            out_file.to_str().unwrap(),
-        ]);
-        if out.status.success() {
-            return Some(std::fs::read(&out_file).unwrap());
-        }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        // s3cmd exits 12 (EX_NOTFOUND) on a 404; the bucket exists, so a 404 on a
-        // GET of the key is NoSuchKey.
+        let out = self.s3cmd(&["get", "--force", &url, out_file.to_str().unwrap()]);
         assert!(
-            out.status.code() == Some(12)
-                && stderr.contains("404")
-                && !stderr.contains("NoSuchBucket"),
-            "s3cmd get {key} failed, not with not-found ({:?}): {stderr}",
-            out.status.code()
+            out.status.success(),
+            "s3cmd get {url} ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
         );
-        None
+        Some(std::fs::read(&out_file).unwrap())
     }
 
     pub fn dir(&self) -> &Path {
