@@ -14,7 +14,9 @@ fn data_error(e: Error, at: &str) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&chunk, rest)) = data.split_first() else { return };
+    let Some((&chunk, rest)) = data.split_first() else {
+        return;
+    };
     let mut v = Verifier::new(std::io::sink(), true);
     for piece in rest.chunks(usize::from(chunk).max(1)) {
         if let Err(e) = v.update(piece) {
