@@ -44,7 +44,7 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    /// The process exit code for this class (CONTRACT.md's table).
+    /// The process exit code for this class (docs/CONTRACT.md's table).
     pub fn exit_code(self) -> u8 {
         match self {
             ErrorClass::General => 1,

@@ -5,7 +5,7 @@
 //! the client certificate the controller's snapshot container uses) instead of
 //! through a generated client: no protoc at build time, no tonic in the binary.
 //! The stream ends with a message whose blob is the SHA-256 of the db, so the bytes
-//! are exactly what `etcdctl snapshot save` writes (ETCD-RESTORE.md §3).
+//! are exactly what `etcdctl snapshot save` writes (docs/ETCD-RESTORE.md §3).
 
 use std::path::PathBuf;
 use std::sync::Arc;

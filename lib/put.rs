@@ -6,7 +6,7 @@
 //! in memory. Here a body is read from the file as it goes: a few MiB whatever
 //! the size or the part size. One PUT is one request, with no multipart upload a
 //! crash could leave behind; on a server that re-reads a multipart object to
-//! complete it (s3s-fs, `TEST-SERVERS.md`) it is also the fastest way in.
+//! complete it (s3s-fs, `docs/TEST-SERVERS.md`) it is also the fastest way in.
 //!
 //! The object's SHA-256 goes in `x-amz-meta-sha256`, computed before the request
 //! (S3 takes headers before the body). The payload itself is sent as
@@ -54,7 +54,7 @@ pub(crate) struct Target {
     /// Every request but Complete: a silence of `read_timeout` is a stall.
     client: reqwest::Client,
     /// CompleteMultipartUpload, which a server may answer only after re-reading
-    /// the whole object (s3s-fs: about 3.4 s per GiB, TEST-SERVERS.md); only the
+    /// the whole object (s3s-fs: about 3.4 s per GiB, docs/TEST-SERVERS.md); only the
     /// deadline bounds it.
     patient: reqwest::Client,
     url: reqwest::Url,

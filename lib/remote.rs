@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::settings::{Inputs, Secret};
 use object_store::path::Path as ObjectPath;
 
-/// Where the Job's CA bundle ConfigMap is mounted (CONTRACT.md).
+/// Where the Job's CA bundle ConfigMap is mounted (docs/CONTRACT.md).
 pub const DEFAULT_CA_BUNDLE: &str = "/etc/ca-bundle/ca-bundle.pem";
 
 /// A validated destination/source of snapshots.

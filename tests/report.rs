@@ -51,6 +51,50 @@ fn the_termination_message_summarises_success_and_failure() {
     assert!(failed["hint"].as_str().unwrap().contains("variable"));
 }
 
+#[test]
+fn a_long_error_is_cut_and_the_summary_fields_survive() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    // A path longer than PATH_MAX: opening it fails, and the error names it whole.
+    let long = dir.path().join("d/".repeat(2600)).join("snapshot.db.gz");
+    let env = with(
+        &server.job_env(),
+        &[
+            ("BACKUP_TO_CREATE", "long.db.gz"),
+            ("SNAPSHOT_FILE", long.to_str().unwrap()),
+            ("TERMINATION_LOG", log.to_str().unwrap()),
+        ],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(74);
+    assert!(
+        r.stderr.len() > 5000,
+        "the full error went to the log: {}",
+        r.stderr
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.len() <= 4096, "{} bytes", text.len());
+    let cut = termination(&log);
+    assert_eq!(cut["operation"], "store");
+    assert_eq!(cut["result"], "error");
+    assert_eq!(cut["exit_code"], 74);
+    let error = cut["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("{}/d/d/", dir.path().display())) && error.ends_with('…'),
+        "the error is cut at its end: {error}"
+    );
+    assert!(
+        error.len() > 3000,
+        "most of the room goes to the error: {}",
+        error.len()
+    );
+    assert!(
+        cut["hint"].as_str().is_some_and(|h| !h.is_empty()),
+        "{text}"
+    );
+}
+
 /// Accepts HTTP requests on loopback and sends (method, path, body) of each.
 fn receiver() -> (u16, mpsc::Receiver<(String, String, String)>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -227,13 +271,14 @@ fn a_terminal_gets_a_progress_bar() {
         ],
     );
     // `script` runs the binary on a pseudo-terminal (util-linux).
-    let out = std::process::Command::new("script")
-        .args(["-qfec", env!("CARGO_BIN_EXE_store"), "/dev/null"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .unwrap();
+    let out = output_within(
+        std::process::Command::new("script")
+            .args(["-qfec", env!("CARGO_BIN_EXE_store"), "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .envs(env.iter().map(|(k, v)| (k, v))),
+        "script",
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(!text.contains(SECRET_KEY));

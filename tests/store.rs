@@ -189,7 +189,10 @@ fn a_corrupt_multipart_snapshot_is_aborted_with_nothing_left() {
 #[test]
 fn a_signal_mid_upload_aborts_it_and_exits_143_or_130() {
     use common::proxy::{Fault, Op, Proxy, Rule};
-    for (signal, code, name) in [("-TERM", 143, "SIGTERM"), ("-INT", 130, "SIGINT")] {
+    for (sig, code, name) in [
+        (Signal::SIGTERM, 143, "SIGTERM"),
+        (Signal::SIGINT, 130, "SIGINT"),
+    ] {
         let server = S3Server::start();
         // The second part never gets an answer, so an upload is surely in progress.
         let proxy = Proxy::start(
@@ -208,6 +211,7 @@ fn a_signal_mid_upload_aborts_it_and_exits_143_or_130() {
             ],
         );
         let mut child = command("store", &env, &[])
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -217,11 +221,8 @@ fn a_signal_mid_upload_aborts_it_and_exits_143_or_130() {
             assert!(child.try_wait().unwrap().is_none(), "store ended early");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        std::process::Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        signal(&child, sig);
+        let out = wait_within(child, "store");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{stderr}");
         assert!(stderr.contains(&format!("stopped by {name}")), "{stderr}");
@@ -439,23 +440,85 @@ fn a_corrupt_streamed_snapshot_is_cut_before_its_last_byte() {
     assert!(!server.object_file(&format!("{CLUSTER}-bad.db.gz")).exists());
 }
 
+/// `SIGNED_PAYLOAD` on the wire: unsigned requests say `UNSIGNED-PAYLOAD`, signed
+/// ones carry the SHA-256 of the very body sent, and s3s-fs (which checks it)
+/// accepts them. A body altered in flight is refused by the server when signed;
+/// unsigned, the server stores it and only restore's recorded-digest check
+/// catches it.
 #[test]
-fn signed_payloads_are_accepted_by_a_server_that_checks_them() {
+fn a_signed_payload_carries_its_digest_and_an_altered_body_is_refused() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
     let server = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
     let gz = gzip(&synthetic_snapshot(3000, 4));
     let file = write_file(dir.path(), "snapshot.db.gz", &gz);
-    for (name, single_put_max) in [("signed-put.db.gz", "1GiB"), ("signed-parts.db.gz", "0")] {
-        let env = with(
-            &store_env(&server, name, &file),
-            &[
-                ("SIGNED_PAYLOAD", "true"),
-                ("PART_SIZE", "5MiB"),
-                ("SINGLE_PUT_MAX", single_put_max),
-            ],
-        );
-        run("store", &env, &[]).assert_code(0);
-        let stored = std::fs::read(server.object_file(&format!("{CLUSTER}-{name}"))).unwrap();
-        assert!(stored == gz, "{name}");
+    for (op, single_put_max) in [(Op::PutObject, "1GiB"), (Op::UploadPart, "0")] {
+        for signed in ["false", "true"] {
+            let name = format!("signed-{op:?}-{signed}.db.gz");
+            let env = |proxy: &Proxy| {
+                with(
+                    &store_env(&server, &name, &file),
+                    &[
+                        ("ENDPOINT", &format!("127.0.0.1:{}", proxy.port)),
+                        ("SIGNED_PAYLOAD", signed),
+                        ("PART_SIZE", "5MiB"),
+                        ("SINGLE_PUT_MAX", single_put_max),
+                    ],
+                )
+            };
+            let key = format!("{CLUSTER}-{name}");
+
+            let clean = Proxy::start(server.port, vec![]);
+            run("store", &env(&clean), &[]).assert_code(0);
+            let seen = clean.seen(op);
+            assert_eq!(seen.len(), if op == Op::PutObject { 1 } else { 3 });
+            for s in &seen {
+                let want = match signed {
+                    "true" => s.body_sha256.as_str(),
+                    _ => "UNSIGNED-PAYLOAD",
+                };
+                assert_eq!(s.content_sha256.as_deref(), Some(want), "{name}: {s:?}");
+            }
+            if op == Op::PutObject && signed == "true" {
+                assert_eq!(seen[0].body_sha256, sha256_hex(&gz), "the file's digest");
+            }
+            assert!(
+                std::fs::read(server.object_file(&key)).unwrap() == gz,
+                "{name}"
+            );
+            std::fs::remove_file(server.object_file(&key)).unwrap();
+
+            // Every try of the request has one body byte flipped on the way.
+            let altering = Proxy::start(server.port, vec![Rule::always(op, Fault::Corrupt(1000))]);
+            let r = run("store", &env(&altering), &[]);
+            assert_eq!(server.leftover_uploads(), Vec::<String>::new(), "{name}");
+            if signed == "true" {
+                r.assert_code(SIGNED_REFUSAL);
+                assert!(
+                    r.error_lines()[0].contains("status code: 500"),
+                    "{}",
+                    r.stderr
+                );
+                assert!(altering.count(op) > 1, "the refused request was retried");
+                assert!(!server.object_file(&key).exists(), "{name}: {}", r.stderr);
+            } else {
+                // The server cannot tell; the object is stored altered...
+                r.assert_code(0);
+                let stored = std::fs::read(server.object_file(&key)).unwrap();
+                assert!(stored.len() == gz.len() && stored != gz, "{name}");
+                // ...and only restore refuses it, as corrupt data.
+                let out = dir.path().join(format!("{name}.out"));
+                let renv = with(&server.job_env(), &[("BACKUP_TO_RESTORE", name.as_str())]);
+                run("restore", &renv, &["--output", out.to_str().unwrap()]).assert_code(65);
+                assert!(!out.exists());
+                std::fs::remove_file(server.object_file(&key)).unwrap();
+            }
+        }
     }
 }
+
+/// The exit code of a store whose signed body s3s-fs refused as altered: s3s-fs
+/// answers the payload-hash mismatch with 500 InternalError (AWS: 400
+/// XAmzContentSHA256Mismatch), which store retries and then reports as the
+/// server's failure.
+const SIGNED_REFUSAL: i32 = 15;

@@ -1,6 +1,6 @@
 //! A minimal bbolt reader/writer: just enough to rewrite the root-level buckets
 //! `members`, `members_removed` and `meta` of an etcd db in one copy-on-write
-//! transaction (ETCD-RESTORE.md §2.3, §3 "own minimal writer").
+//! transaction (docs/ETCD-RESTORE.md §2.3, §3 "own minimal writer").
 //!
 //! Layout used (Go bbolt 1.3, page size from the meta page, little-endian):
 //! - page header: `id u64 | flags u16 | count u16 | overflow u32` (16 bytes);

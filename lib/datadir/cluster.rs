@@ -1,5 +1,5 @@
 //! The new cluster's membership, as etcd computes it on restore
-//! (ETCD-RESTORE.md §2.1-2.2): initial-cluster parsing and checks, member and
+//! (docs/ETCD-RESTORE.md §2.1-2.2): initial-cluster parsing and checks, member and
 //! cluster IDs (SHA-1), and the member JSON stored in the db and the WAL.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Turning a snapshot into an etcd member data dir, in pure Rust: what
 //! `etcdutl snapshot restore` (3.5) and `etcdctl snapshot restore` (3.4) write,
-//! byte for byte for the WAL and `.snap` (ETCD-RESTORE.md).
+//! byte for byte for the WAL and `.snap` (docs/ETCD-RESTORE.md).
 //!
 //! Everything is checked before a byte is written (membership with etcd's rules,
 //! target directories, then the snapshot while it is copied). The member is built

@@ -1,7 +1,7 @@
 //! The few protobuf messages a restore writes, encoded by hand the way etcd's
 //! gogo-generated (proto2) code does: fields in ascending order, non-nullable
 //! zero values emitted, repeated `uint64` not packed. Hand code gives bytes
-//! identical to etcd's (ETCD-RESTORE.md §2.4-2.5); a proto3 library would not.
+//! identical to etcd's (docs/ETCD-RESTORE.md §2.4-2.5); a proto3 library would not.
 
 /// Appends a base-128 varint.
 pub fn varint(out: &mut Vec<u8>, mut v: u64) {
@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn golden_records_from_the_spec() {
-        // The crc record of a first WAL file (ETCD-RESTORE.md §2.4, record 1).
+        // The crc record of a first WAL file (docs/ETCD-RESTORE.md §2.4, record 1).
         assert_eq!(wal_record(4, 0, None), [0x08, 0x04, 0x10, 0x00]);
         // walpb.Snapshot{index 0, term 0}.
         assert_eq!(wal_snapshot(0, 0, None), [0x08, 0x00, 0x10, 0x00]);

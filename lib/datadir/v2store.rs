@@ -1,6 +1,6 @@
 //! The v2 store JSON inside a restored member's `.snap` file: what etcd 3.4/3.5's
 //! `v2store.Save()` writes after creating `/0/members/<hex>/raftAttributes` for each
-//! member in ID order (ETCD-RESTORE.md §2.5). Children maps are sorted as strings,
+//! member in ID order (docs/ETCD-RESTORE.md §2.5). Children maps are sorted as strings,
 //! as Go's `encoding/json` sorts map keys; the event queue has 1000 slots.
 
 use super::cluster::{Cluster, go_string, id_hex, raft_attributes_json};

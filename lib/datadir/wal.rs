@@ -1,5 +1,5 @@
 //! The first WAL segment of a restored member and its `.snap` file
-//! (ETCD-RESTORE.md §2.4-2.5), byte-identical to `etcdutl snapshot restore`.
+//! (docs/ETCD-RESTORE.md §2.4-2.5), byte-identical to `etcdutl snapshot restore`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -1,4 +1,4 @@
-//! garage, the most faithful S3 server of TEST-SERVERS.md here: it checks SigV4,
+//! garage, the most faithful S3 server of docs/TEST-SERVERS.md here: it checks SigV4,
 //! verifies per-part checksums and, unlike s3s-fs, answers ListMultipartUploads,
 //! so leftover uploads are checked through the S3 API itself (with s3cmd).
 //! One node on 127.0.0.1, configured and started per test, stopped on drop.
@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use super::{BUCKET, CLUSTER, SECRET_KEY, port, stop, wait_port};
+use super::{BUCKET, CLUSTER, SECRET_KEY, output_within, port, stop, under_timeout, wait_port};
 
 /// garage wants `GK` + 24 hex digits; the secret is the suite's.
 pub const GARAGE_KEY: &str = "GK5a6e61706a6f62746573740a";
@@ -22,13 +22,30 @@ fn bin() -> String {
 }
 
 impl Garage {
+    /// Starts a node and sets up its layout, key and bucket. A node that exits
+    /// before both its RPC and S3 ports accept connections (a port taken in the
+    /// meantime) is started again on new ports.
     pub fn start() -> Garage {
         let dir = tempfile::tempdir().unwrap();
+        for _ in 0..3 {
+            if let Some((child, port)) = Garage::try_start(&dir) {
+                return Garage { dir, port, child }.set_up();
+            }
+        }
+        panic!(
+            "garage did not start; its log:\n{}",
+            std::fs::read_to_string(dir.path().join("garage.log")).unwrap_or_default()
+        );
+    }
+
+    fn try_start(dir: &tempfile::TempDir) -> Option<(Child, u16)> {
         let (s3, rpc) = (port(), port());
         let cfg = dir.path().join("garage.toml");
         let secret: String = (0..64)
             .map(|i| b"0123456789abcdef"[(i * 7 + 3) % 16] as char)
             .collect();
+        let _ = std::fs::remove_dir_all(dir.path().join("meta"));
+        let _ = std::fs::remove_dir_all(dir.path().join("data"));
         std::fs::write(
             &cfg,
             format!(
@@ -40,8 +57,7 @@ impl Garage {
             ),
         )
         .unwrap();
-        let mut child = Command::new("timeout")
-            .arg("900")
+        let mut child = under_timeout(900)
             .arg(bin())
             .arg("-c")
             .arg(&cfg)
@@ -52,12 +68,16 @@ impl Garage {
             ))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start garage (run scripts/test.sh): {e}"));
-        assert!(wait_port(&mut child, rpc), "garage did not start");
-        let g = Garage {
-            dir,
-            port: s3,
-            child,
-        };
+        if wait_port(&mut child, rpc) && wait_port(&mut child, s3) {
+            return Some((child, s3));
+        }
+        stop(&mut child);
+        None
+    }
+
+    /// The layout, the suite's key and the bucket.
+    fn set_up(self) -> Garage {
+        let g = self;
         let status = g.cli(&["status"]);
         let node = String::from_utf8_lossy(&status.stdout)
             .lines()
@@ -79,12 +99,13 @@ impl Garage {
 
     /// Runs the garage CLI against this node; panics on failure.
     fn cli(&self, args: &[&str]) -> Output {
-        let out = Command::new(bin())
-            .arg("-c")
-            .arg(self.dir.path().join("garage.toml"))
-            .args(args)
-            .output()
-            .unwrap();
+        let out = output_within(
+            Command::new(bin())
+                .arg("-c")
+                .arg(self.dir.path().join("garage.toml"))
+                .args(args),
+            "garage",
+        );
         assert!(
             out.status.success(),
             "garage {args:?}: {}",
@@ -120,12 +141,8 @@ impl Garage {
             ),
         )
         .unwrap();
-        Command::new("s3cmd")
-            .arg("-c")
-            .arg(&cfg)
-            .args(args)
-            .output()
-            .unwrap()
+        let bin = std::env::var("S3CMD").unwrap_or_else(|_| "s3cmd".into());
+        output_within(Command::new(bin).arg("-c").arg(&cfg).args(args), "s3cmd")
     }
 
     /// In-progress multipart uploads, from ListMultipartUploads (`s3cmd multipart`).
@@ -144,19 +161,37 @@ impl Garage {
             .collect()
     }
 
-    /// The object's bytes, through s3cmd, or None when it does not exist.
+    /// The object's bytes, through s3cmd, or None when the bucket's listing (which
+    /// must succeed) does not hold the key. Any failure of s3cmd (auth, server
+    /// down, bad config, missing bucket) fails the test: it says nothing about the
+    /// object. (`s3cmd get` cannot tell: a missing key and a missing bucket both
+    /// give "Parameter problem", exit 64.)
     pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let url = format!("s3://{BUCKET}/{key}");
+        let listed = self.s3cmd(&["ls", &url]);
+        assert!(
+            listed.status.success(),
+            "s3cmd ls {url} ({:?}): {}",
+            listed.status.code(),
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        // "DATE TIME SIZE s3://bucket/key" per object under the prefix.
+        let present = String::from_utf8_lossy(&listed.stdout)
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some(url.as_str()));
+        if !present {
+            return None;
+        }
         let out_file: PathBuf = self.dir.path().join("got");
         let _ = std::fs::remove_file(&out_file);
-        let out = self.s3cmd(&[
-            "get",
-            "--force",
-            &format!("s3://{BUCKET}/{key}"),
-            out_file.to_str().unwrap(),
-        ]);
-        out.status
-            .success()
-            .then(|| std::fs::read(&out_file).unwrap())
+        let out = self.s3cmd(&["get", "--force", &url, out_file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "s3cmd get {url} ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(std::fs::read(&out_file).unwrap())
     }
 
     pub fn dir(&self) -> &Path {

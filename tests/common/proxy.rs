@@ -1,9 +1,11 @@
 //! A misbehaving HTTP proxy between the binaries and the S3 server, for fault
 //! injection (loopback only, stops with the test). It reads each request's head,
 //! tells the S3 operation apart, counts it, and either forwards it or applies the
-//! first matching [`Rule`]: answer a status, reset mid-body, stall, or forward and
-//! then drop the response. Each connection carries one request (`Connection: close`
-//! is forced), so counting is exact.
+//! first matching [`Rule`]: answer a status, reset mid-body, stall, forward and
+//! then drop the response, or forward with one body byte altered. Each connection
+//! carries one request (`Connection: close` is forced), so counting is exact. For
+//! each forwarded request it records the `x-amz-content-sha256` header and the
+//! SHA-256 of the body as the client sent it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,20 @@ pub enum Fault {
     /// Answer this status with an S3 error body carrying this error code,
     /// without forwarding.
     Error(u16, &'static str),
+    /// Forward the request with the body byte at this offset flipped (XOR 1),
+    /// and its answer: a body altered in flight.
+    Corrupt(usize),
+}
+
+/// A request the proxy forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub op: Op,
+    /// Its `x-amz-content-sha256` header, if any.
+    pub content_sha256: Option<String>,
+    /// Hex SHA-256 of its body as the client sent it (before any alteration).
+    pub body_sha256: String,
+    pub body_len: usize,
 }
 
 /// Applies `fault` to the `first`-th (1-based) request of `op` and the `times - 1`
@@ -74,6 +90,7 @@ impl Rule {
 struct State {
     counts: HashMap<Op, usize>,
     heads: Vec<String>,
+    seen: Vec<Seen>,
 }
 
 /// A running proxy on 127.0.0.1.
@@ -114,6 +131,12 @@ impl Proxy {
     /// The head (request line and headers) of every request that arrived, in order.
     pub fn heads(&self) -> Vec<String> {
         self.state.lock().unwrap().heads.clone()
+    }
+
+    /// The forwarded requests of `op`, in the order they were read.
+    pub fn seen(&self, op: Op) -> Vec<Seen> {
+        let st = self.state.lock().unwrap();
+        st.seen.iter().filter(|s| s.op == op).cloned().collect()
     }
 }
 
@@ -165,11 +188,15 @@ async fn handle(
     );
     let op = classify(method, target);
     let mut body_len = 0usize;
+    let mut content_sha256 = None;
     let mut rewritten = format!("{}\r\n", text.split("\r\n").next().unwrap_or(""));
     for line in lines.filter(|l| !l.is_empty()) {
         let lower = line.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("content-length:") {
             body_len = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("x-amz-content-sha256:") {
+            content_sha256 = line.split_once(':').map(|(_, v)| v.trim().to_string());
         }
         if !lower.starts_with("connection:") {
             rewritten.push_str(line);
@@ -238,13 +265,49 @@ async fn handle(
             drop(client);
             Ok(())
         }
-        None => {
+        None | Some(Fault::Corrupt(_)) => {
+            let flip = match fault {
+                Some(Fault::Corrupt(at)) => Some(at),
+                _ => None,
+            };
             let mut up = TcpStream::connect(("127.0.0.1", upstream)).await?;
             up.write_all(rewritten.as_bytes()).await?;
-            let mut limited = (&mut client).take(body_len as u64);
-            tokio::io::copy(&mut limited, &mut up).await?;
+            let body_sha256 = forward_body(&mut client, &mut up, body_len, flip).await?;
+            state.lock().unwrap().seen.push(Seen {
+                op,
+                content_sha256,
+                body_sha256,
+                body_len,
+            });
             tokio::io::copy(&mut up, &mut client).await?;
             client.shutdown().await
         }
     }
+}
+
+/// Copies `len` body bytes from `client` to `up`, flipping the byte at offset
+/// `flip`; returns the hex SHA-256 of the bytes as they came from the client.
+async fn forward_body(
+    client: &mut TcpStream,
+    up: &mut TcpStream,
+    len: usize,
+    flip: Option<usize>,
+) -> std::io::Result<String> {
+    let mut hash = snapjob::digest::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = 0;
+    while at < len {
+        let want = buf.len().min(len - at);
+        let n = client.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        hash.update(&buf[..n]);
+        if let Some(f) = flip.filter(|f| (at..at + n).contains(f)) {
+            buf[f - at] ^= 1;
+        }
+        up.write_all(&buf[..n]).await?;
+        at += n;
+    }
+    Ok(hex::encode(hash.finalize()))
 }
