@@ -26,7 +26,7 @@ use crate::config::{SnapshotConfig, StoreConfig};
 use crate::error::{Error, Result};
 use crate::etcd::{self, EtcdSource};
 use crate::progress::Progress;
-use crate::snapshot::{SnapshotInfo, Verifier};
+use crate::snapshot::{NamedSink, SnapshotInfo, Verifier};
 use crate::store::{StoreReport, mib_per_s};
 use crate::upload;
 
@@ -148,15 +148,16 @@ pub async fn snapshot_to_file(cfg: &SnapshotConfig, shutdown: &Shutdown) -> Resu
     let mut stream = deadline
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
+    // What a killed run left beside the file (a live one holds its lock).
+    crate::atomic::sweep(file, &["tmp"]);
     let (temp, out) = TempFile::create(file)?;
     let (tx, rx) = mpsc::channel(16);
     let path = file.to_path_buf();
-    let pipeline = spawn_pipeline(
-        rx,
-        BufWriter::with_capacity(1 << 20, out),
-        compress,
-        move |w| crate::atomic::flush_sync(w, &path).map(|_| ()),
-    );
+    // Write errors name the file (74), a full disk included.
+    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, out), temp.path.clone());
+    let pipeline = spawn_pipeline(rx, sink, compress, move |w: NamedSink<_>| {
+        crate::atomic::flush_sync(w.into_inner(), &path).map(|_| ())
+    });
     let pumped = deadline
         .run(
             shutdown,
