@@ -453,3 +453,140 @@ fn an_etcd_manager_backup_name_taken_in_the_same_moment_is_not_overwritten() {
         .unwrap();
     assert!(!put.to_ascii_lowercase().contains("if-none-match"), "{put}");
 }
+
+/// Every variable of the README's table, set to values a Secret or ConfigMap
+/// mistake produces: never a panic, always a code of the table with one error
+/// line (or success), and nothing contacted but the closed port. The variables
+/// that name where to connect (`ENDPOINT`, `STORAGE_URL`, ...) are left out: a
+/// blank one means AWS, and a test contacts nothing beyond loopback; their
+/// parsing has unit tests of its own.
+#[test]
+fn no_value_of_any_variable_panics() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
+    let dir = tempfile::tempdir().unwrap();
+    // A run that gets past its configuration meets a server that refuses at
+    // once (403, never retried), so each case takes milliseconds.
+    let ops = [
+        Op::PutObject,
+        Op::CreateUpload,
+        Op::UploadPart,
+        Op::Complete,
+        Op::Abort,
+        Op::Get,
+        Op::Head,
+        Op::Delete,
+        Op::Other,
+    ];
+    let refusing = Proxy::start(
+        closed_port(),
+        ops.map(|op| Rule::always(op, Fault::Status(403))).to_vec(),
+    );
+    let endpoint = format!("127.0.0.1:{}", refusing.port);
+    let env = with(&offline_env(dir.path()), &[("ENDPOINT", &endpoint)]);
+    let vars = [
+        "ACCESS_KEY_ID",
+        "SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "BUCKET_NAME",
+        "INSECURE",
+        "REGION",
+        "AWS_DEFAULT_REGION",
+        "CA_BUNDLE",
+        "CLUSTER",
+        "BACKUP_TO_CREATE",
+        "BACKUP_TO_DELETE",
+        "BACKUP_TO_RESTORE",
+        "OBJECT_KEY",
+        "SNAPSHOT_FILE",
+        "OUTPUT_FILE",
+        "ETCD_DATA_DIR",
+        "ETCD_NAME",
+        "ETCD_INITIAL_CLUSTER",
+        "ETCD_INITIAL_CLUSTER_TOKEN",
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        "ETCD_WAL_DIR",
+        "SKIP_HASH_CHECK",
+        "ETCD_V34",
+        "ETCD_VERSION",
+        "MEMBER_COUNT",
+        "RESTORE_PRESET",
+        "POD_NAME",
+        "NAMESPACE",
+        "CLUSTER_SIZE",
+        "FROM_ETCD",
+        "ETCD_CA_FILE",
+        "ETCD_CLIENT_CERT_FILE",
+        "ETCD_CLIENT_KEY_FILE",
+        "ETCD_DIAL_TIMEOUT",
+        "ETCD_STREAM_TIMEOUT",
+        "COMPRESS",
+        "COMPRESS_LEVEL",
+        "SINGLE_PUT_MAX",
+        "PART_SIZE",
+        "CONCURRENCY",
+        "SIGNED_PAYLOAD",
+        "DEADLINE",
+        "KEEP_LAST",
+        "RETENTION_PREFIX",
+        "PROGRESS_INTERVAL",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+    ];
+    let values = [
+        "x\n",
+        "-1",
+        "18446744073709551616h",
+        "💥/../\u{7f}",
+        &"a".repeat(5000),
+    ];
+    let cases: Vec<(&str, &str, &str)> = vars
+        .iter()
+        .flat_map(|v| values.iter().map(move |x| (*v, *x)))
+        .flat_map(|(v, x)| ["store", "delete", "restore"].map(|b| (b, v, x)))
+        .collect();
+    // Four at a time: each run is a process that fails in milliseconds.
+    std::thread::scope(|scope| {
+        for share in cases.chunks(cases.len().div_ceil(4)) {
+            let (env, dir) = (&env, dir.path());
+            scope.spawn(move || {
+                for (bin, var, value) in share {
+                    check_no_panic(bin, env, dir, var, value);
+                }
+            });
+        }
+    });
+}
+
+fn check_no_panic(
+    bin: &str,
+    env: &[(String, String)],
+    dir: &std::path::Path,
+    var: &str,
+    value: &str,
+) {
+    // In a scratch directory: relative paths land there.
+    let out = command(bin, &with(env, &[(var, value)]), &[])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let at = format!(
+        "{bin} {var}={:?}",
+        value.chars().take(40).collect::<String>()
+    );
+    assert!(!r.all().contains(SECRET_KEY), "{at}: secret printed");
+    assert!(!r.stderr.contains("panicked"), "{at}: {}", r.stderr);
+    assert!(
+        [0, 1, 12, 15, 64, 65, 74, 75, 77, 78, 111].contains(&r.code),
+        "{at}: exit {}\n{}",
+        r.code,
+        r.stderr
+    );
+    if r.code != 0 && r.code != 64 {
+        assert_eq!(r.error_lines().len(), 1, "{at}: {}", r.stderr);
+    }
+}
