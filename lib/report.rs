@@ -285,7 +285,20 @@ mod tests {
         let err: Result<(), Error> = Err(Error::Other("é".repeat(5000)));
         let line = Summary::of("store", &err, 0.0).to_line();
         assert!(line.len() <= 4096, "{}", line.len());
-        assert!(serde_json::from_str::<serde_json::Value>(&line).is_ok());
+        // What must survive the cut: the run's identity and outcome, and as much
+        // of the error as fits, cut at its end on a character boundary.
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["operation"], "store");
+        assert_eq!(v["result"], "error");
+        assert_eq!(v["exit_code"], 1);
+        assert!(v["hint"].is_string());
+        let kept = v["error"].as_str().unwrap();
+        assert!(
+            kept.len() > 3000,
+            "most of the error is kept: {}",
+            kept.len()
+        );
+        assert!(kept.trim_end_matches(['.', '…']).chars().all(|c| c == 'é'));
     }
 
     #[test]
