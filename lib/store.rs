@@ -322,18 +322,57 @@ async fn put_streaming(
         ));
         checked
     });
+    // A signal either cuts the PUT before its last byte (no object) or, once
+    // that byte was let out (the object may exist), waits for the answer: the
+    // run then reports what the server did. Decided once, under one lock.
+    #[derive(Default)]
+    struct Finish {
+        released: bool,
+        stopped: bool,
+    }
+    let finish = Arc::new(std::sync::Mutex::new(Finish::default()));
     let file = cfg.file.clone();
-    let last: crate::put::LastCheck = Arc::new(move || match file_state(&file) {
-        Ok(now) if now == before => Ok(()),
-        _ => Err(changed(&file).to_string()),
-    });
-    let sent = deadline
-        .run(
-            shutdown,
-            "uploading the snapshot",
-            target.put_file(&cfg.file, before.len, sha256, (&gate, &last), cfg.progress),
-        )
-        .await;
+    let last: crate::put::LastCheck = {
+        let finish = finish.clone();
+        Arc::new(move || {
+            let mut f = finish.lock().expect("not poisoned");
+            if f.stopped {
+                return Err("the upload was stopped by a signal".to_string());
+            }
+            match file_state(&file) {
+                Ok(now) if now == before => {
+                    f.released = true;
+                    Ok(())
+                }
+                _ => Err(changed(&file).to_string()),
+            }
+        })
+    };
+    let stop = async {
+        let reason = shutdown.wait().await;
+        {
+            let mut f = finish.lock().expect("not poisoned");
+            if !f.released {
+                f.stopped = true;
+                return reason;
+            }
+        }
+        tracing::warn!(
+            signal = %reason,
+            "stop requested after the whole snapshot was sent; waiting for the server's answer"
+        );
+        std::future::pending().await
+    };
+    let unstoppable = Shutdown::never();
+    let put = deadline.run(
+        &unstoppable,
+        "uploading the snapshot",
+        target.put_file(&cfg.file, before.len, sha256, (&gate, &last), cfg.progress),
+    );
+    let sent = tokio::select! {
+        reason = stop => Err(Error::Cancelled(reason)),
+        sent = put => sent,
+    };
     match sent {
         Ok(()) => checker
             .await

@@ -590,3 +590,77 @@ fn check_no_panic(
         assert_eq!(r.error_lines().len(), 1, "{at}: {}", r.stderr);
     }
 }
+
+/// A SIGTERM that arrives after a store's PUT was sent whole (the server has
+/// the object; its answer is on the way) waits for that answer and reports what
+/// the server did, instead of exiting 143 over a stored backup (found by the
+/// invariant harness's long run).
+#[test]
+fn a_signal_after_the_whole_put_was_sent_waits_for_the_answer() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
+    use std::io::BufRead;
+    let server = S3Server::start();
+    let proxy = Proxy::start(
+        server.port,
+        vec![Rule::once(Op::PutObject, 1, Fault::HoldResponse)],
+    );
+    let snap = fixture("etcd-3.4-small.db.gz");
+    let env = with(
+        &server.job_env(),
+        &[
+            ("ENDPOINT", &format!("127.0.0.1:{}", proxy.port)),
+            ("BACKUP_TO_CREATE", "held.db.gz"),
+            ("SNAPSHOT_FILE", snap.to_str().unwrap()),
+        ],
+    );
+    let key = format!("{CLUSTER}-held.db.gz");
+    let mut child = command("store", &env, &[])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            let _ = tx.send(line);
+        }
+    });
+    // The whole PUT reached the server (the object exists); its answer is held.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !server.object_file(&key).exists() {
+        assert!(std::time::Instant::now() < until, "the PUT never arrived");
+        assert!(child.try_wait().unwrap().is_none(), "store ended early");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the store says it saw the signal");
+        let done = line.contains("stop requested");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    proxy.release();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    seen.extend(lines.try_iter());
+    let stderr = seen.join("\n");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("waiting for the server's answer"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(server.object_file(&key)).unwrap(),
+        std::fs::read(&snap).unwrap()
+    );
+}

@@ -38,6 +38,9 @@ pub enum Fault {
     Stall,
     /// Forward the request, wait for the whole answer, then close without it.
     DropResponse,
+    /// Forward the request, wait for the whole answer, and hold it until
+    /// [`Proxy::release`] is called; then send it.
+    HoldResponse,
     /// Answer this status with an S3 error body carrying this error code,
     /// without forwarding.
     Error(u16, &'static str),
@@ -88,6 +91,9 @@ impl Rule {
 
 #[derive(Default)]
 struct State {
+    /// Set by [`Proxy::release`]: held answers go out.
+    released: Option<Arc<tokio::sync::Notify>>,
+    released_now: bool,
     counts: HashMap<Op, usize>,
     heads: Vec<String>,
     seen: Vec<Seen>,
@@ -121,6 +127,19 @@ impl Proxy {
             state,
             _runtime: runtime,
         }
+    }
+
+    /// Sends every held answer ([`Fault::HoldResponse`]), now and later.
+    pub fn release(&self) {
+        let notify = self
+            .state
+            .lock()
+            .unwrap()
+            .released
+            .get_or_insert_with(Default::default)
+            .clone();
+        self.state.lock().unwrap().released_now = true;
+        notify.notify_waiters();
     }
 
     /// How many requests of `op` arrived.
@@ -252,6 +271,27 @@ async fn handle(
             let _held = client;
             std::future::pending::<()>().await;
             Ok(())
+        }
+        Some(Fault::HoldResponse) => {
+            let mut up = TcpStream::connect(("127.0.0.1", upstream)).await?;
+            up.write_all(rewritten.as_bytes()).await?;
+            let mut body = vec![0u8; body_len];
+            client.read_exact(&mut body).await?;
+            up.write_all(&body).await?;
+            let mut answer = Vec::new();
+            up.read_to_end(&mut answer).await?;
+            let notify = state
+                .lock()
+                .unwrap()
+                .released
+                .get_or_insert_with(Default::default)
+                .clone();
+            let waiting = notify.notified();
+            if !state.lock().unwrap().released_now {
+                waiting.await;
+            }
+            client.write_all(&answer).await?;
+            client.shutdown().await
         }
         Some(Fault::DropResponse) => {
             let mut up = TcpStream::connect(("127.0.0.1", upstream)).await?;
