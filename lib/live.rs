@@ -148,29 +148,15 @@ pub async fn snapshot_to_file(cfg: &SnapshotConfig, shutdown: &Shutdown) -> Resu
     let mut stream = deadline
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
-    // What a killed run left beside the file (a live one holds its lock).
-    crate::atomic::sweep(file, &["tmp"]);
-    let (temp, out) = TempFile::create(file)?;
-    let (tx, rx) = mpsc::channel(16);
-    let path = file.to_path_buf();
-    // Write errors name the file (74), a full disk included.
-    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, out), temp.path.clone());
-    let pipeline = spawn_pipeline(rx, sink, compress, move |w: NamedSink<_>| {
-        crate::atomic::flush_sync(w.into_inner(), &path).map(|_| ())
-    });
-    let pumped = deadline
-        .run(
-            shutdown,
-            "streaming the snapshot",
-            pump(&mut stream, tx, progress),
-        )
-        .await;
-    let finished = pipeline
-        .await
-        .map_err(|e| Error::Other(format!("snapshot task failed: {e}")));
-    pumped?;
-    let (info, ()) = finished??;
-    temp.persist(file)?;
+    let (info, _) = stream_to_file(
+        &mut stream,
+        file,
+        "tmp",
+        (compress, progress),
+        shutdown,
+        &deadline,
+    )
+    .await?;
     let report = SnapshotReport {
         file: file.to_path_buf(),
         endpoint: stream.endpoint.clone(),
@@ -185,6 +171,68 @@ pub async fn snapshot_to_file(cfg: &SnapshotConfig, shutdown: &Shutdown) -> Resu
         "snapshot written"
     );
     Ok(report)
+}
+
+/// Streams `stream`, verified and compressed, into a locked temporary file
+/// `.<file>.snapjob-<id>.<suffix>` and renames it into place once whole; what a
+/// killed run left there first is swept. Returns what was verified and the
+/// SHA-256 and size of the file written.
+async fn stream_to_file(
+    stream: &mut etcd::SnapshotStream,
+    file: &std::path::Path,
+    suffix: &str,
+    (compress, progress): (Compress, Duration),
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<(SnapshotInfo, (String, u64))> {
+    // What a killed run left beside the file (a live one holds its lock).
+    crate::atomic::sweep(file, &[suffix]);
+    let (temp, out) = TempFile::beside(file, suffix)?;
+    let (tx, rx) = mpsc::channel(16);
+    let path = file.to_path_buf();
+    // Write errors name the file (74), a full disk included.
+    let sink = Hashing {
+        inner: NamedSink::new(BufWriter::with_capacity(1 << 20, out), temp.path.clone()),
+        hash: Sha256::new(),
+        total: 0,
+    };
+    let pipeline = spawn_pipeline(rx, sink, compress, move |w: Hashing<NamedSink<_>>| {
+        crate::atomic::flush_sync(w.inner.into_inner(), &path)?;
+        Ok((hex::encode(w.hash.finalize()), w.total))
+    });
+    let pumped = deadline
+        .run(
+            shutdown,
+            "streaming the snapshot",
+            pump(stream, tx, progress),
+        )
+        .await;
+    let finished = pipeline
+        .await
+        .map_err(|e| Error::Other(format!("snapshot task failed: {e}")));
+    pumped?;
+    let done = finished??;
+    temp.persist(file)?;
+    Ok(done)
+}
+
+/// A writer that hashes and counts what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    total: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.hash.update(&data[..n]);
+        self.total += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Cuts the compressed stream into parts for the uploader and hashes it.
@@ -247,6 +295,33 @@ pub async fn store_from_etcd(
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
     let (client, path) = cfg.remote.connect(&cfg.key, deadline, shutdown).await?;
+    if let crate::remote::Remote::Local { root } = &cfg.remote {
+        // A local directory: the same locked temporary file and rename as a
+        // file's store, never object_store's staging file that no run sweeps.
+        let (info, (sha256, bytes)) = stream_to_file(
+            &mut stream,
+            &root.join(&cfg.key),
+            "upload",
+            (compress, cfg.progress),
+            shutdown,
+            deadline,
+        )
+        .await?;
+        crate::store::confirm(&client, &path, &what, bytes, None, deadline).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(key = %cfg.key, location = %what, endpoint = %stream.endpoint, bytes,
+            snapshot_bytes = info.snapshot_bytes, sha256 = %sha256,
+            seconds = crate::progress::round_to(seconds, 3), "stored from etcd");
+        return Ok(StoreReport {
+            location: what,
+            bytes,
+            sha256,
+            sha256_recorded: false,
+            parts: 1,
+            snapshot: info,
+            seconds,
+        });
+    }
     // Not cut by a signal: the server may create the upload before we learn its
     // id, and only the id lets us abort it. The deadline bounds it.
     let mut upload = deadline

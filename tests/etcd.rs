@@ -126,6 +126,35 @@ fn snapshot_and_store_equal_etcdctl_on_etcd_3_4_and_3_5() {
         );
         assert!(server.leftover_uploads().is_empty());
 
+        // The same to a local directory: the file written whole, nothing beside it.
+        let local = dir.path().join("local");
+        let env = [
+            (
+                "STORAGE_URL".to_string(),
+                format!("file://{}", local.display()),
+            ),
+            ("CLUSTER".to_string(), CLUSTER.to_string()),
+            ("BACKUP_TO_CREATE".to_string(), "live.db.gz".to_string()),
+            ("ETCD_ENDPOINTS".to_string(), endpoint.clone()),
+        ];
+        run("store", &env, &["--from-etcd"]).assert_code(0);
+        let names: Vec<_> = std::fs::read_dir(&local)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [format!("{CLUSTER}-live.db.gz")],
+            "{}",
+            bin.display()
+        );
+        let stored = std::fs::read(local.join(&names[0])).unwrap();
+        assert!(
+            gunzip(&stored) == want,
+            "{}: file:// from etcd",
+            bin.display()
+        );
+
         // etcdctl accepts what restore makes of the object.
         let out = dir.path().join("restored.db");
         let env = with(&server.job_env(), &[("BACKUP_TO_RESTORE", "live.db.gz")]);
