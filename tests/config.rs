@@ -5,26 +5,6 @@ mod common;
 
 use common::*;
 
-/// The controller's environment with an endpoint where nothing listens: a
-/// configuration error must be reported before any connection is tried.
-fn offline_env() -> Vec<(String, String)> {
-    [
-        ("ACCESS_KEY_ID", ACCESS_KEY),
-        ("SECRET_ACCESS_KEY", SECRET_KEY),
-        ("BUCKET_NAME", BUCKET),
-        ("ENDPOINT", "127.0.0.1:9"),
-        ("INSECURE", "true"),
-        ("CLUSTER", CLUSTER),
-        ("BACKUP_TO_CREATE", "b.db.gz"),
-        ("BACKUP_TO_DELETE", "b.db.gz"),
-        ("BACKUP_TO_RESTORE", "b.db.gz"),
-        ("OUTPUT_FILE", "/tmp/snapjob-never-written.db"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
 fn assert_config_error(bin: &str, env: &[(String, String)], names: &str) {
     let r = run(bin, env, &[]);
     r.assert_code(78);

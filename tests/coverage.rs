@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -167,55 +167,6 @@ fn stall_after(upstream: u16, pass: usize) -> u16 {
         }
     });
     port
-}
-
-/// Accepts HTTP requests on loopback and sends (method, path, body) of each: a
-/// stand-in Pushgateway.
-fn pushgateway() -> (u16, std::sync::mpsc::Receiver<(String, String, String)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let mut parts = line.split_whitespace();
-            let (method, path) = (
-                parts.next().unwrap_or("").to_string(),
-                parts.next().unwrap_or("").to_string(),
-            );
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                reader.read_line(&mut h).unwrap();
-                if h.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let mut conn = conn;
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send((method, path, String::from_utf8(body).unwrap()));
-        }
-    });
-    (port, rx)
-}
-
-/// Sets the last-modified time s3s-fs reports for `key` to `hours_ago` hours ago.
-fn age(server: &S3Server, key: &str, hours_ago: u64) {
-    let t = std::time::SystemTime::now() - Duration::from_secs(hours_ago * 3600);
-    std::fs::File::options()
-        .write(true)
-        .open(server.object_file(key))
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -724,7 +675,7 @@ fn exit_74_when_the_output_is_not_writable() {
 #[test]
 fn the_pushgateway_body_never_holds_the_secret() {
     let server = S3Server::start();
-    let (port, pushes) = pushgateway();
+    let (port, pushes) = http_receiver();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.db");
     let url = format!("http://127.0.0.1:{port}");
@@ -1076,7 +1027,7 @@ fn retention_prefix_narrows_keep() {
             ],
         );
         run("store", &env, &[]).assert_code(0);
-        age(&server, &format!("prod-{backup}"), hours);
+        server.age(&format!("prod-{backup}"), hours);
     }
     let exists = |b: &str| server.object_file(&format!("prod-{b}")).exists();
     let env = with(

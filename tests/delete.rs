@@ -117,18 +117,6 @@ fn store_as(server: &S3Server, cluster: &str, backup: &str) {
     run("store", &env, &[]).assert_code(0);
 }
 
-/// Sets the last-modified time s3s-fs reports for `key` to `hours_ago` hours ago,
-/// so age need not follow the order of creation (or of names).
-fn age(server: &S3Server, key: &str, hours_ago: u64) {
-    let t = std::time::SystemTime::now() - std::time::Duration::from_secs(hours_ago * 3600);
-    std::fs::File::options()
-        .write(true)
-        .open(server.object_file(key))
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
-}
-
 #[test]
 fn keep_counts_only_this_clusters_backups_newest_by_age_not_name() {
     let server = S3Server::start();
@@ -136,13 +124,13 @@ fn keep_counts_only_this_clusters_backups_newest_by_age_not_name() {
     for n in 1..=5 {
         let backup = format!("daily-{n}");
         store_as(&server, "prod", &backup);
-        age(&server, &format!("prod-{backup}"), 10 + n);
+        server.age(&format!("prod-{backup}"), 10 + n);
     }
     // Another cluster whose name starts with "prod-", and its backups are newer.
     for n in 1..=2 {
         let backup = format!("daily-{n}");
         store_as(&server, "prod-eu", &backup);
-        age(&server, &format!("prod-eu-{backup}"), n);
+        server.age(&format!("prod-eu-{backup}"), n);
     }
     // Objects no store of ours wrote: a note, and an old s3cmd-era backup.
     let tmp = tempfile::tempdir().unwrap();
@@ -155,7 +143,7 @@ fn keep_counts_only_this_clusters_backups_newest_by_age_not_name() {
         ]);
         assert!(out.status.success(), "{out:?}");
     }
-    age(&server, "prod-daily-0", 100);
+    server.age("prod-daily-0", 100);
     let prod = with(&server.job_env(), &[("CLUSTER", "prod")]);
     let r = run("delete", &prod, &["--keep", "2"]);
     r.assert_code(0);

@@ -9,28 +9,16 @@ mod common;
 
 use common::*;
 
-/// The controller's environment with nothing listening at the endpoint: every
-/// case here must fail before any connection.
-fn offline_env(dir: &std::path::Path) -> Vec<(String, String)> {
-    [
-        ("ACCESS_KEY_ID", ACCESS_KEY),
-        ("SECRET_ACCESS_KEY", SECRET_KEY),
-        ("BUCKET_NAME", BUCKET),
-        ("ENDPOINT", "127.0.0.1:9"),
-        ("INSECURE", "true"),
-        ("CLUSTER", CLUSTER),
-        ("BACKUP_TO_CREATE", "b.db.gz"),
-        ("BACKUP_TO_DELETE", "b.db.gz"),
-        ("BACKUP_TO_RESTORE", "b.db.gz"),
-        ("OUTPUT_FILE", "/tmp/snapjob-never-written.db"),
-        (
+/// The controller's environment with nothing listening at the endpoint (every
+/// case here must fail before any connection), its termination message in `dir`.
+fn offline_env_in(dir: &std::path::Path) -> Vec<(String, String)> {
+    with(
+        &offline_env(),
+        &[(
             "TERMINATION_LOG",
             dir.join("termination-log").to_str().unwrap(),
-        ),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+        )],
+    )
 }
 
 /// The run exited 78 with exactly one error line naming `var`, no panic text, and
@@ -50,7 +38,7 @@ fn assert_named_config_error(r: &Run, dir: &std::path::Path, bin: &str, var: &st
 #[test]
 fn a_trailing_newline_in_a_credential_or_region_is_named_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let env = offline_env(dir.path());
+    let env = offline_env_in(dir.path());
     for (var, value) in [
         ("ACCESS_KEY_ID", format!("{ACCESS_KEY}\n")),
         ("SECRET_ACCESS_KEY", format!("{SECRET_KEY}\n")),
@@ -68,7 +56,7 @@ fn a_trailing_newline_in_a_credential_or_region_is_named_not_a_panic() {
 #[test]
 fn an_absurd_deadline_is_named_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let env = offline_env(dir.path());
+    let env = offline_env_in(dir.path());
     for value in ["18446744073709551615", "9999999999h"] {
         for bin in ["store", "delete", "restore"] {
             let r = run(bin, &with(&env, &[("DEADLINE", value)]), &[]);
@@ -80,7 +68,7 @@ fn an_absurd_deadline_is_named_not_a_panic() {
 #[test]
 fn an_unknown_log_level_is_an_error_and_the_error_line_is_never_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let env = offline_env(dir.path());
+    let env = offline_env_in(dir.path());
     for level in ["verbose", "fatal", "loud"] {
         // A missing bucket besides: whichever is reported, a line must be there.
         let r = run("delete", &with(&env, &[("LOG_LEVEL", level)]), &[]);
@@ -109,7 +97,7 @@ fn an_unknown_log_level_is_an_error_and_the_error_line_is_never_lost() {
 #[test]
 fn a_local_snapshot_and_a_backup_name_together_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let env = offline_env(dir.path());
+    let env = offline_env_in(dir.path());
     let snap = fixture("etcd-3.4-small.db.gz");
     let out = dir.path().join("out.db");
     let r = run(
@@ -482,7 +470,7 @@ fn no_value_of_any_variable_panics() {
         ops.map(|op| Rule::always(op, Fault::Status(403))).to_vec(),
     );
     let endpoint = format!("127.0.0.1:{}", refusing.port);
-    let env = with(&offline_env(dir.path()), &[("ENDPOINT", &endpoint)]);
+    let env = with(&offline_env_in(dir.path()), &[("ENDPOINT", &endpoint)]);
     let vars = [
         "ACCESS_KEY_ID",
         "SECRET_ACCESS_KEY",

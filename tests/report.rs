@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::sync::mpsc;
-
 use common::*;
 
 fn termination(path: &std::path::Path) -> serde_json::Value {
@@ -95,47 +92,10 @@ fn a_long_error_is_cut_and_the_summary_fields_survive() {
     );
 }
 
-/// Accepts HTTP requests on loopback and sends (method, path, body) of each.
-fn receiver() -> (u16, mpsc::Receiver<(String, String, String)>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let mut parts = line.split_whitespace();
-            let (method, path) = (
-                parts.next().unwrap_or("").to_string(),
-                parts.next().unwrap_or("").to_string(),
-            );
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                reader.read_line(&mut h).unwrap();
-                if h.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            let mut conn = conn;
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send((method, path, String::from_utf8(body).unwrap()));
-        }
-    });
-    (port, rx)
-}
-
 #[test]
 fn metrics_are_pushed_and_a_dead_pushgateway_only_warns() {
     let server = S3Server::start();
-    let (port, pushes) = receiver();
+    let (port, pushes) = http_receiver();
     let file = fixture("etcd-3.4-small.db.gz");
     let env = with(
         &server.job_env(),

@@ -103,6 +103,18 @@ impl S3Server {
         .collect()
     }
 
+    /// Sets the last-modified time s3s-fs reports for `key` to `hours_ago` hours
+    /// ago, so age need not follow the order of creation (or of names).
+    pub fn age(&self, key: &str, hours_ago: u64) {
+        let t = std::time::SystemTime::now() - Duration::from_secs(hours_ago * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(self.object_file(key))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
     /// Where s3s-fs keeps the object `key`.
     pub fn object_file(&self, key: &str) -> PathBuf {
         self.root.path().join(BUCKET).join(key)
@@ -674,4 +686,63 @@ pub fn wait_healthy(ctl: &Path, endpoints: &str) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Accepts HTTP requests on loopback and sends (method, path, body) of each,
+/// answering 200: a stand-in Pushgateway.
+pub fn http_receiver() -> (u16, std::sync::mpsc::Receiver<(String, String, String)>) {
+    use std::io::{BufRead, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut parts = line.split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap_or("").to_string(),
+                parts.next().unwrap_or("").to_string(),
+            );
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            reader.read_exact(&mut body).unwrap();
+            let mut conn = conn;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send((method, path, String::from_utf8(body).unwrap()));
+        }
+    });
+    (port, rx)
+}
+
+/// The controller's environment with an endpoint where nothing listens: a
+/// configuration error must be reported before any connection is tried.
+pub fn offline_env() -> Vec<(String, String)> {
+    [
+        ("ACCESS_KEY_ID", ACCESS_KEY),
+        ("SECRET_ACCESS_KEY", SECRET_KEY),
+        ("BUCKET_NAME", BUCKET),
+        ("ENDPOINT", "127.0.0.1:9"),
+        ("INSECURE", "true"),
+        ("CLUSTER", CLUSTER),
+        ("BACKUP_TO_CREATE", "b.db.gz"),
+        ("BACKUP_TO_DELETE", "b.db.gz"),
+        ("BACKUP_TO_RESTORE", "b.db.gz"),
+        ("OUTPUT_FILE", "/tmp/snapjob-never-written.db"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
