@@ -34,6 +34,8 @@ summary() {
   exit "$rc"
 }
 trap summary EXIT
+# A set-up step that stops the script says which one.
+trap 'echo "set-up step failed (line $LINENO): $BASH_COMMAND" >&2' ERR
 
 # Runs one stage ("name" command...); a failure is counted and the script goes on.
 stage() {
@@ -65,8 +67,8 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
 fi
 # The tests rely on etcd 3.4's behaviour (its restore, its snapshot status); Debian 12
 # ships 3.4.23. A different /usr/bin/etcd would make them prove something else.
-etcd34_version=$(/usr/bin/etcd --version | head -n 1)
-etcdctl34_version=$(ETCDCTL_API=3 /usr/bin/etcdctl version | head -n 1)
+etcd34_version=$(/usr/bin/etcd --version | sed -n 1p)
+etcdctl34_version=$(ETCDCTL_API=3 /usr/bin/etcdctl version | sed -n 1p)
 case "$etcd34_version|$etcdctl34_version" in
   "etcd Version: 3.4."*"|etcdctl version: 3.4."*) ;;
   *)
