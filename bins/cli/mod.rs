@@ -321,7 +321,15 @@ where
     // A panic on another thread (a task, a worker) surfaces as some other
     // error; the defect is what the run must report.
     let result = match result {
-        Err(_) if PANICKED.lock().is_ok_and(|p| p.is_some()) => Err(Error::Internal(last_panic())),
+        Err(e)
+            if !matches!(e, Error::Internal(_)) && PANICKED.lock().is_ok_and(|p| p.is_some()) =>
+        {
+            Err(Error::Internal(format!(
+                "{} (the run then failed: {})",
+                last_panic(),
+                e.chain()
+            )))
+        }
         other => other,
     };
     clear_bar();
