@@ -20,25 +20,8 @@ use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-const ALL_OPS: [Op; 9] = [
-    Op::PutObject,
-    Op::CreateUpload,
-    Op::UploadPart,
-    Op::Complete,
-    Op::Abort,
-    Op::Get,
-    Op::Head,
-    Op::Delete,
-    Op::Other,
-];
-
-/// `fault` on every request, whatever its operation.
-fn on_every_request(fault: Fault) -> Vec<Rule> {
-    ALL_OPS.iter().map(|&op| Rule::always(op, fault)).collect()
-}
-
 fn requests(proxy: &Proxy) -> usize {
-    ALL_OPS.iter().map(|&op| proxy.count(op)).sum()
+    Op::ALL.iter().map(|&op| proxy.count(op)).sum()
 }
 
 /// Stores the small fixture as `$CLUSTER-$backup` with the real `store`.
@@ -77,18 +60,7 @@ fn job(server: &S3Server, bin: &str, backup: &str, out: &Path) -> Vec<(String, S
 
 /// Waits for a spawned child and checks its output like `common::run` does.
 fn finish(child: Child) -> Run {
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.all().contains(SECRET_KEY),
-        "the secret was printed:\n{}",
-        run.all()
-    );
-    run
+    Run::of(child.wait_with_output().unwrap())
 }
 
 /// Polls `ready` (a condition, not a timer) while `child` runs.
@@ -230,7 +202,7 @@ fn exit_1_for_any_other_failure() {
     for bin in ["store", "delete", "restore"] {
         let proxy = Proxy::start(
             server.port,
-            on_every_request(Fault::Error(400, "InvalidRequest")),
+            Rule::on_every_request(Fault::Error(400, "InvalidRequest")),
         );
         let backup = if bin == "store" {
             "new.db.gz"
@@ -295,7 +267,7 @@ fn exit_15_when_the_service_stays_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.db");
     for bin in ["delete", "restore"] {
-        let proxy = Proxy::start(server.port, on_every_request(Fault::Status(503)));
+        let proxy = Proxy::start(server.port, Rule::on_every_request(Fault::Status(503)));
         let env = with(
             &job(&server, bin, "busy.db.gz", &out),
             &[
@@ -479,7 +451,7 @@ fn signalled(
 ) -> (Run, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.db");
-    let proxy = Proxy::start(server.port, on_every_request(Fault::Stall));
+    let proxy = Proxy::start(server.port, Rule::on_every_request(Fault::Stall));
     let etcd = silent();
     let etcd_env = [
         ("ETCD_ENDPOINTS", format!("http://127.0.0.1:{}", etcd.port)),

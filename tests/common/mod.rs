@@ -261,6 +261,21 @@ pub struct Run {
 }
 
 impl Run {
+    /// A finished run; fails the test if the secret was printed.
+    pub fn of(out: Output) -> Run {
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert!(
+            !run.all().contains(SECRET_KEY),
+            "the secret was printed:\n{}",
+            run.all()
+        );
+        run
+    }
+
     /// Everything printed.
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
@@ -284,18 +299,7 @@ impl Run {
 /// Runs `bin` (store, delete, restore) with exactly `env` (plus PATH) and `args`,
 /// within [`time_limit`].
 pub fn run(bin: &str, env: &[(String, String)], args: &[&str]) -> Run {
-    let out = output_within(&mut command(bin, env, args), bin);
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.all().contains(SECRET_KEY),
-        "the secret was printed:\n{}",
-        run.all()
-    );
-    run
+    Run::of(output_within(&mut command(bin, env, args), bin))
 }
 
 /// How long any one process a test runs may take: `SNAPJOB_TEST_TIMEOUT`

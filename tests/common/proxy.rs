@@ -27,6 +27,21 @@ pub enum Op {
     Other,
 }
 
+impl Op {
+    /// Every operation, for rules that apply to all requests.
+    pub const ALL: [Op; 9] = [
+        Op::PutObject,
+        Op::CreateUpload,
+        Op::UploadPart,
+        Op::Complete,
+        Op::Abort,
+        Op::Get,
+        Op::Head,
+        Op::Delete,
+        Op::Other,
+    ];
+}
+
 /// What to do to a matching request.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
@@ -78,6 +93,10 @@ impl Rule {
             times: 1,
             fault,
         }
+    }
+    /// `fault` on every request, whatever its operation.
+    pub fn on_every_request(fault: Fault) -> Vec<Rule> {
+        Op::ALL.iter().map(|&op| Rule::always(op, fault)).collect()
     }
     pub fn always(op: Op, fault: Fault) -> Rule {
         Rule {
