@@ -47,16 +47,7 @@ fn delete_removes_an_object_s3cmd_uploaded() {
     let server = S3Server::start();
     let key = format!("{CLUSTER}-old-s3cmd.db.gz");
     let file = fixture("etcd-3.4-small.db.gz");
-    let put = server.s3cmd(&[
-        "put",
-        file.to_str().unwrap(),
-        &format!("s3://{BUCKET}/{key}"),
-    ]);
-    assert!(
-        put.status.success(),
-        "{}",
-        String::from_utf8_lossy(&put.stderr)
-    );
+    server.s3cmd_put(&file, &key);
     run("delete", &delete_env(&server, "old-s3cmd.db.gz"), &[]).assert_code(0);
     assert!(!server.object_file(&key).exists());
 }
@@ -136,12 +127,7 @@ fn keep_counts_only_this_clusters_backups_newest_by_age_not_name() {
     let tmp = tempfile::tempdir().unwrap();
     let note = write_file(tmp.path(), "note", b"not a backup");
     for key in ["prod-notes.txt", "prod-daily-0"] {
-        let out = server.s3cmd(&[
-            "put",
-            note.to_str().unwrap(),
-            &format!("s3://{BUCKET}/{key}"),
-        ]);
-        assert!(out.status.success(), "{out:?}");
+        server.s3cmd_put(&note, key);
     }
     server.age("prod-daily-0", 100);
     let prod = with(&server.job_env(), &[("CLUSTER", "prod")]);

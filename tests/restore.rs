@@ -17,19 +17,6 @@ fn restore_env(server: &S3Server, backup: &str, out: &std::path::Path) -> Vec<(S
     )
 }
 
-fn s3cmd_put(server: &S3Server, file: &std::path::Path, key: &str) {
-    let put = server.s3cmd(&[
-        "put",
-        file.to_str().unwrap(),
-        &format!("s3://{BUCKET}/{key}"),
-    ]);
-    assert!(
-        put.status.success(),
-        "s3cmd put: {}",
-        String::from_utf8_lossy(&put.stderr)
-    );
-}
-
 #[test]
 fn store_then_restore_round_trip_checks_the_recorded_sha256() {
     let server = S3Server::start();
@@ -61,7 +48,7 @@ fn objects_uploaded_by_s3cmd_restore_single_and_multipart() {
     for (name, pages) in [("one-mib.db.gz", 256), ("forty-mib.db.gz", 10_240)] {
         let raw = synthetic_snapshot(pages, pages as u64);
         let file = write_file(dir.path(), name, &gzip(&raw));
-        s3cmd_put(&server, &file, &format!("{CLUSTER}-{name}"));
+        server.s3cmd_put(&file, &format!("{CLUSTER}-{name}"));
         let out = dir.path().join(format!("{name}.out"));
         let r = run("restore", &restore_env(&server, name, &out), &[]);
         r.assert_code(0);
@@ -84,9 +71,8 @@ fn raw_objects_are_detected_by_content_not_name() {
     let raw = std::fs::read(fixture("etcd-3.4-small.db")).unwrap();
     // A raw snapshot under a .gz name, and a gzip one under a .db name.
     let raw_file = write_file(dir.path(), "a", &raw);
-    s3cmd_put(&server, &raw_file, &format!("{CLUSTER}-misnamed.db.gz"));
-    s3cmd_put(
-        &server,
+    server.s3cmd_put(&raw_file, &format!("{CLUSTER}-misnamed.db.gz"));
+    server.s3cmd_put(
         &fixture("etcd-3.4-small.db.gz"),
         &format!("{CLUSTER}-misnamed.db"),
     );
@@ -104,7 +90,7 @@ fn corrupt_objects_exit_65_and_leave_the_output_alone() {
     let out = dir.path().join("snapshot.db");
     std::fs::write(&out, b"previous contents").unwrap();
     for name in ["broken-trailer.db.gz", "truncated.db.gz", "empty.db.gz"] {
-        s3cmd_put(&server, &fixture(name), &format!("{CLUSTER}-{name}"));
+        server.s3cmd_put(&fixture(name), &format!("{CLUSTER}-{name}"));
         let r = run("restore", &restore_env(&server, name, &out), &[]);
         r.assert_code(65);
         assert_eq!(r.error_lines().len(), 1, "{}", r.stderr);

@@ -22,19 +22,6 @@ fn restore_env(server: &S3Server, backup: &str, out: &Path) -> Vec<(String, Stri
     )
 }
 
-fn s3cmd_put(server: &S3Server, file: &Path, key: &str) {
-    let put = server.s3cmd(&[
-        "put",
-        file.to_str().unwrap(),
-        &format!("s3://{BUCKET}/{key}"),
-    ]);
-    assert!(
-        put.status.success(),
-        "s3cmd put: {}",
-        String::from_utf8_lossy(&put.stderr)
-    );
-}
-
 /// What a killed run leaves: a file of `len` bytes, nobody holding its lock.
 fn stale_file(dir: &Path, name: &str, len: usize) -> PathBuf {
     write_file(dir, name, &vec![7u8; len])
@@ -62,8 +49,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 fn a_restore_removes_what_killed_runs_left_beside_the_output_but_not_a_live_runs() {
     let server = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
-    s3cmd_put(
-        &server,
+    server.s3cmd_put(
         &fixture("etcd-3.4-small.db.gz"),
         &format!("{CLUSTER}-small.db.gz"),
     );
@@ -255,7 +241,7 @@ fn a_full_disk_while_inflating_exits_74_naming_the_file() {
     let server = S3Server::start();
     let src = tempfile::tempdir().unwrap();
     let gz = write_file(src.path(), "small.db.gz", &gzip(&compressible_snapshot()));
-    s3cmd_put(&server, &gz, &format!("{CLUSTER}-full.db.gz"));
+    server.s3cmd_put(&gz, &format!("{CLUSTER}-full.db.gz"));
     let out = disk.path().join("out.db");
     std::fs::write(&out, b"previous contents").unwrap();
 
@@ -597,8 +583,7 @@ fn a_restore_killed_mid_download_leaves_files_the_next_run_removes() {
 #[test]
 fn a_data_dir_restored_from_an_object_leaves_nothing_beside_it() {
     let server = S3Server::start();
-    s3cmd_put(
-        &server,
+    server.s3cmd_put(
         &fixture("etcd-3.4-small.db.gz"),
         &format!("{CLUSTER}-small.db.gz"),
     );

@@ -131,6 +131,21 @@ impl S3Server {
             .collect()
     }
 
+    /// Uploads `file` to `key` with s3cmd, as the old snippet did; fails the test
+    /// if s3cmd fails.
+    pub fn s3cmd_put(&self, file: &Path, key: &str) {
+        let put = self.s3cmd(&[
+            "put",
+            file.to_str().unwrap(),
+            &format!("s3://{BUCKET}/{key}"),
+        ]);
+        assert!(
+            put.status.success(),
+            "s3cmd put: {}",
+            String::from_utf8_lossy(&put.stderr)
+        );
+    }
+
     /// Runs s3cmd against this server with a config file (no keys on its command line).
     pub fn s3cmd(&self, args: &[&str]) -> Output {
         let dir = self
