@@ -90,10 +90,8 @@ pub struct StoreConfig {
 /// A backup in a kops etcd-manager store.
 #[derive(Debug, Clone)]
 pub struct EtcdManagerBackup {
-    /// `<RFC 3339>-000000`; `store` takes the first sequence of that second
-    /// that the store does not hold yet.
-    pub name: String,
-    /// Unix seconds, for the meta file.
+    /// Unix seconds: the name's second (`store` takes the first sequence of it
+    /// that the store does not hold yet) and the meta file's timestamp.
     pub unix_secs: i64,
     /// etcd version for the meta file (else the store's cluster spec's).
     pub etcd_version: Option<String>,
@@ -150,19 +148,22 @@ impl StoreConfig {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
-                let name = crate::etcd_manager::name_at(now, 0);
                 let member_count = match &i.member_count {
                     Some(raw) => Some(parse_count(raw, "MEMBER_COUNT", 1, 9)? as i32),
                     None => None,
                 };
                 let backup = EtcdManagerBackup {
-                    name: name.clone(),
                     unix_secs: now as i64,
                     etcd_version: i.etcd_version.clone(),
                     member_count,
                 };
                 (
-                    format!("{name}/{}", crate::etcd_manager::DATA_FILE),
+                    // Provisional: `store` names the backup against the store.
+                    format!(
+                        "{}/{}",
+                        crate::etcd_manager::name_at(now, 0),
+                        crate::etcd_manager::DATA_FILE
+                    ),
                     remote,
                     Some(backup),
                 )
