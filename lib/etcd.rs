@@ -127,18 +127,33 @@ async fn open_one(
         })?;
         let name = rustls::pki_types::ServerName::try_from(host.clone())
             .map_err(|e| Error::Config(format!("ETCD_ENDPOINTS: {ep}: {e}")))?;
+        // Without a client certificate, note whether the server asks for one.
+        let asked = Arc::new(CertificateAsked::default());
+        let tls = if tls.client_auth_cert_resolver.has_certs() {
+            tls
+        } else {
+            let mut own = (*tls).clone();
+            own.client_auth_cert_resolver = asked.clone();
+            Arc::new(own)
+        };
         let stream = tokio_rustls::TlsConnector::from(tls)
             .connect(name, tcp)
             .await
             .map_err(|e| {
+                let hint = if asked.0.load(std::sync::atomic::Ordering::Relaxed) {
+                    NO_CERTIFICATE
+                } else {
+                    ""
+                };
                 etcd_error(
                     ErrorClass::Denied,
-                    format!("etcd {ep}: TLS handshake failed: {e}"),
+                    format!("etcd {ep}: TLS handshake failed{hint}: {e}"),
                 )
             })?;
-        send(ep, stream, request).await?
+        let asked = asked.0.load(std::sync::atomic::Ordering::Relaxed);
+        send(ep, stream, request, asked).await?
     } else {
-        send(ep, tcp, request).await?
+        send(ep, tcp, request, false).await?
     };
     let mut s = SnapshotStream {
         endpoint: ep.to_string(),
@@ -158,15 +173,29 @@ async fn open_one(
     Ok(s)
 }
 
-async fn send<I>(ep: &str, io: I, request: hyper::Request<Full<Bytes>>) -> Result<Incoming>
+/// Sends the one request. `asked_for_certificate`: the server asked for a client
+/// certificate in the TLS handshake and none was configured.
+async fn send<I>(
+    ep: &str,
+    io: I,
+    request: hyper::Request<Full<Bytes>>,
+    asked_for_certificate: bool,
+) -> Result<Incoming>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    // With TLS 1.3 a refused client certificate arrives as the server's alert on
-    // the first read, after the handshake "succeeded": that is a denial (77), not
-    // a broken connection to retry later.
+    // With TLS 1.3 a refused client certificate arrives after the handshake
+    // "succeeded": as the server's alert on the first read, or, when our first
+    // write meets the closed socket before we read the alert, as a broken pipe or a
+    // reset. Either way it is a denial (77), not a broken connection to retry later.
     let broken = |e: hyper::Error| {
         let text = crate::error::chain_text(&e).replace(" | ", ": ");
+        if asked_for_certificate {
+            return etcd_error(
+                ErrorClass::Denied,
+                format!("etcd {ep}: the connection failed{NO_CERTIFICATE}: {text}"),
+            );
+        }
         let class = if text.contains("received fatal alert") {
             ErrorClass::Denied
         } else {
@@ -365,6 +394,29 @@ fn varint(b: &mut Bytes) -> Option<u64> {
         }
     }
     None
+}
+
+/// Said of a failed TLS connection when the server asked for a client certificate.
+const NO_CERTIFICATE: &str = " (etcd asked for a client certificate; none is configured: ETCD_CLIENT_CERT_FILE, ETCD_CLIENT_KEY_FILE)";
+
+/// Stands in for a client certificate when none is configured: offers none, and
+/// records that the server asked for one.
+#[derive(Debug, Default)]
+struct CertificateAsked(std::sync::atomic::AtomicBool);
+
+impl rustls::client::ResolvesClientCert for CertificateAsked {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
 }
 
 /// The TLS client settings: the CA file as the only roots, the client

@@ -289,6 +289,11 @@ fn refused_client_certificate(bin: &Path, ctl: &Path) {
     let r = run("snapshot", &[], &args);
     r.assert_code(77);
     assert_eq!(r.error_lines().len(), 1, "{}", r.stderr);
+    assert!(
+        r.error_lines()[0].contains("ETCD_CLIENT_CERT_FILE"),
+        "the error names the missing setting: {}",
+        r.stderr
+    );
     assert!(!refused.exists());
 }
 
