@@ -93,7 +93,7 @@ pub fn main() -> std::process::ExitCode {
         let inputs = env.overlay(flags);
         if !args.command.is_empty() {
             let cfg = snapjob::CtlConfig::from_inputs(&inputs, args.command)?;
-            let out = snapjob::etcd_manager::ctl(&cfg, &shutdown).await?;
+            let out = snapjob::ctl(&cfg, &shutdown).await?;
             if !out.is_empty() {
                 println!("{out}");
             }

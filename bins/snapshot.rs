@@ -30,6 +30,6 @@ pub fn main() -> std::process::ExitCode {
         flags.deadline = args.deadline;
         args.etcd.apply(&mut flags);
         let cfg = SnapshotConfig::from_inputs(&env.overlay(flags))?;
-        snapjob::live::snapshot_to_file(&cfg, &shutdown).await
+        snapjob::snapshot_to_file(&cfg, &shutdown).await
     })
 }

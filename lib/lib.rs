@@ -1,61 +1,59 @@
-//! snapjob moves etcd snapshots between Kubernetes Job containers and
-//! S3-compatible object storage, on the etcd backup controller's contract
-//! (`$BUCKET_NAME`, `$CLUSTER-$BACKUP_TO_*`, sysexits-style exit codes).
+//! snapjob moves etcd snapshots between Kubernetes Job containers and object
+//! storage, on the etcd backup controller's contract (`$BUCKET_NAME`,
+//! `$CLUSTER-$BACKUP_TO_*`, sysexits-style exit codes).
 //!
-//! # Layout
-//! - [`settings`]: raw settings (env vars via envy, flags), secrets kept opaque.
-//! - [`config`]: typed, validated configuration of each operation; object keys.
-//! - [`remote`]: where objects live (S3 or a local directory) and the client for it.
-//! - [`snapshot`]: streaming verification of a snapshot (gzip, bbolt magic, etcd
-//!   SHA-256 trailer), with an optional hash of the input bytes.
-//! - `upload` (private): `store`'s hash pass, the verification beside the upload,
-//!   and object_store's multipart engine (local stores, `--from-etcd`).
-//! - `put` (private): streaming uploads to S3 (one PUT, or parts read from the
-//!   file as they are sent), signed with our own SigV4, bodies unsigned by default.
-//! - [`digest`]: SHA-256 (aws-lc-rs).
-//! - [`etcd`]: the snapshot stream of a live etcd (Maintenance/Snapshot over HTTP/2).
-//! - [`etcd_manager`]: kops etcd-manager backup stores (etcd-manager-ctl's commands).
-//! - [`live`]: a live etcd's snapshot streamed to a file or to a multipart upload.
-//! - [`store`], [`delete`], [`restore`]: the three operations, one function each.
-//! - [`datadir`]: a snapshot into an etcd member data dir (pure-Rust `etcdutl
-//!   snapshot restore`): membership, bbolt rewrite, WAL, `.snap`.
-//! - [`report`]: the run's JSON summary (termination message) and Pushgateway metrics.
-//! - [`progress`]: progress lines for long transfers.
-//! - [`cancel`]: shutdown signalling and deadlines passed into the operations.
-//! - [`error`]: the one error type, its classes and the exit-code table.
+//! # Layout: six layers, dependencies point down only
+//! ```text
+//! base  <-  formats  <-  transport  <-  config  <-  ops  <-  report  <-  bins/
+//! ```
+//! - [`base`]: the error type and exit codes, shutdown and deadlines, raw settings
+//!   (env via envy, secrets opaque), SHA-256, progress lines, time, file helpers
+//!   (locked temporary files, atomic rename, fsync). Uses nothing of ours.
+//! - [`formats`]: bytes with no network: the snapshot verifier, compression, the
+//!   stage pipeline (verify -> compress -> sink), kops etcd-manager's store layout,
+//!   the etcd member data dir (bbolt, WAL, `.snap`).
+//! - [`transport`]: where bytes come from and go to: a live etcd's snapshot
+//!   stream, object stores (S3 and local directories through object_store; S3
+//!   streaming uploads), the object contract (metadata, read-back), the multipart
+//!   engine.
+//! - [`config`]: each operation's typed, validated configuration from the inputs.
+//! - [`ops`]: the operations, `store`, `snapshot`, `delete`, `restore`, `ctl`. An
+//!   operation never imports another: what two share moves a layer down.
+//! - [`report`]: the run's JSON summary (termination message) and Pushgateway
+//!   metrics.
+//!
+//! `scripts/layers.sh` (run by the test command) fails on an upward import
+//! between these folders, printing the line.
+//!
+//! # Where a change goes
+//! - A new backend (Azure, GCS): `transport/<name>`, opened in
+//!   `transport::remote` (the one place that builds clients).
+//! - A new stage (encryption): its format in `formats/`, chained in
+//!   `formats::pipeline`.
+//! - A new check of snapshot bytes: `formats::snapshot`.
+//! - A new env var: `base::settings`, then `config`.
+//! - A new operation: `ops/<name>` and a thin binary in `bins/`.
 //!
 //! The library never reads the environment and never exits the process; the
 //! binaries in `bins/` parse flags and env, install logging and signal handling,
 //! call one operation and map its error class to the exit code.
 
-mod atomic;
-pub mod cancel;
+pub mod base;
 pub mod config;
-pub mod datadir;
-pub mod delete;
-pub mod digest;
-pub mod error;
-pub mod etcd;
-pub mod etcd_manager;
-mod landing;
-pub mod live;
-pub mod progress;
-mod put;
-pub mod remote;
+pub mod formats;
+pub mod ops;
 pub mod report;
-pub mod restore;
-pub mod settings;
-pub mod snapshot;
-pub mod store;
-mod upload;
+pub mod transport;
 
-pub use cancel::{Deadline, Shutdown, ShutdownTrigger, StopReason};
+pub use base::cancel::{Deadline, Shutdown, ShutdownTrigger};
+pub use base::error::{Error, ErrorClass, Result, StopReason};
+pub use base::settings::{Inputs, Secret};
 pub use config::{
     CtlConfig, DeleteConfig, RestoreConfig, Retention, SnapshotConfig, StoreConfig, Transfer,
 };
-pub use delete::{DeleteOutcome, delete};
-pub use error::{Error, ErrorClass, Result};
-pub use remote::Remote;
-pub use restore::{RestoreReport, restore};
-pub use settings::{Inputs, Secret};
-pub use store::{StoreReport, store};
+pub use ops::ctl::ctl;
+pub use ops::delete::{DeleteOutcome, delete};
+pub use ops::restore::{RestoreReport, restore};
+pub use ops::snapshot::{SnapshotReport, snapshot_to_file};
+pub use ops::store::{StoreReport, store};
+pub use transport::remote::Remote;

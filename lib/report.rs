@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::{Error, ErrorClass};
+use crate::base::error::{Error, ErrorClass};
 
 /// The termination message is cut by Kubernetes at 4096 bytes; stay below.
 const TERMINATION_LIMIT: usize = 4096;
@@ -55,7 +55,7 @@ impl<T: Outcome> Outcome for Option<T> {
     }
 }
 
-impl Outcome for crate::StoreReport {
+impl Outcome for crate::ops::store::StoreReport {
     fn fill(&self, s: &mut Summary) {
         s.key = Some(self.location.clone());
         s.bytes = Some(self.bytes);
@@ -63,16 +63,16 @@ impl Outcome for crate::StoreReport {
     }
 }
 
-impl Outcome for crate::DeleteOutcome {}
+impl Outcome for crate::ops::delete::DeleteOutcome {}
 
-impl Outcome for crate::RestoreReport {
+impl Outcome for crate::ops::restore::RestoreReport {
     fn fill(&self, s: &mut Summary) {
         s.key = Some(self.source.clone());
         s.bytes = self.snapshot.as_ref().map(|i| i.input_bytes);
     }
 }
 
-impl Outcome for crate::live::SnapshotReport {
+impl Outcome for crate::ops::snapshot::SnapshotReport {
     fn fill(&self, s: &mut Summary) {
         s.key = Some(self.file.display().to_string());
         s.bytes = Some(self.snapshot_bytes);
@@ -233,7 +233,7 @@ pub async fn push_metrics(
         label("operation", &summary.operation)
     );
     // Credentials in the URL (`https://user:pw@host`) are never shown.
-    let shown = crate::remote::redact_userinfo(&target);
+    let shown = crate::transport::remote::redact_userinfo(&target);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -248,7 +248,7 @@ pub async fn push_metrics(
             let e = e.without_url();
             format!(
                 "POST {shown}: {}",
-                crate::error::chain_text(&e).replace(" | ", ": ")
+                crate::base::error::chain_text(&e).replace(" | ", ": ")
             )
         })?;
     if response.status().is_success() {

@@ -102,6 +102,8 @@ export ETCD35_DIR
 
 stage "cargo fmt --check" cargo fmt --check
 stage "cargo clippy" cargo clippy --all-targets --locked --quiet -- -D warnings
+stage "layers: the check refuses an upward import (scripts/layers.sh --self-test)" bash scripts/layers.sh --self-test
+stage "layers: lib/ imports point down only (scripts/layers.sh)" bash scripts/layers.sh
 stage "Kubernetes manifests (images/)" "$venv/bin/python" images/check_manifests.py images/*.yaml
 
 echo "== cargo test (every test binary, even after a failure)"

@@ -185,7 +185,7 @@ fn two_etcd_manager_stores_in_one_second_keep_both_backups() {
         .unwrap()
         .as_secs();
     let taken: Vec<String> = (0..10)
-        .map(|s| snapjob::etcd_manager::name_at(now + s, 0))
+        .map(|s| snapjob::formats::etcd_manager::name_at(now + s, 0))
         .collect();
     for name in &taken {
         let d = store_dir.join(name);

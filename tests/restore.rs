@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use object_store::{Attribute, Attributes, ObjectStore, PutOptions, path::Path as ObjectPath};
-use snapjob::{Inputs, Remote, remote::ClientTuning};
+use snapjob::{Inputs, Remote, transport::remote::ClientTuning};
 
 fn restore_env(server: &S3Server, backup: &str, out: &std::path::Path) -> Vec<(String, String)> {
     with(

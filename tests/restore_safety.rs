@@ -213,7 +213,7 @@ impl Drop for SmallDisk {
 fn compressible_snapshot() -> Vec<u8> {
     let mut db = vec![0u8; 2048 * 4096];
     db[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
-    let sum = snapjob::digest::Sha256::digest(&db);
+    let sum = snapjob::base::digest::Sha256::digest(&db);
     db.extend_from_slice(&sum);
     db
 }
@@ -341,7 +341,7 @@ fn a_local_file_that_is_not_bbolt_is_refused_at_its_first_page() {
 #[test]
 fn an_object_that_is_not_bbolt_is_refused_before_most_of_it_is_fetched() {
     use object_store::{ObjectStore, PutOptions, path::Path as ObjectPath};
-    use snapjob::{Inputs, Remote, remote::ClientTuning};
+    use snapjob::{Inputs, Remote, transport::remote::ClientTuning};
     let server = S3Server::start();
     // 20 ranges of 8 MiB; eight are fetched at once.
     const RANGES: usize = 20;
@@ -473,7 +473,7 @@ impl Gate {
 
 fn put_object(server: &S3Server, key: &str, body: Vec<u8>) {
     use object_store::{ObjectStore, PutOptions, path::Path as ObjectPath};
-    use snapjob::{Inputs, Remote, remote::ClientTuning};
+    use snapjob::{Inputs, Remote, transport::remote::ClientTuning};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = Remote::from_inputs(&Inputs::from_env_vars(server.job_env()))

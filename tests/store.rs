@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use common::*;
 use object_store::{Attribute, GetOptions, ObjectStore, path::Path as ObjectPath};
-use snapjob::{Inputs, Remote, remote::ClientTuning};
+use snapjob::transport::remote::ClientTuning;
+use snapjob::{Inputs, Remote};
 
 fn store_env(server: &S3Server, backup: &str, file: &std::path::Path) -> Vec<(String, String)> {
     with(

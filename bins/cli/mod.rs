@@ -188,7 +188,7 @@ fn clear_bar() {
     }
 }
 
-/// Draws the library's progress events (target `snapjob::progress`) as one bar
+/// Draws the library's progress events (target `snapjob::base::progress`) as one bar
 /// line on a terminal, redrawn in place, instead of a log line each time.
 struct ProgressBar;
 
@@ -252,7 +252,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ProgressBar {
 }
 
 /// Where the library's progress events come from.
-const PROGRESS_TARGET: &str = "snapjob::progress";
+const PROGRESS_TARGET: &str = "snapjob::base::progress";
 
 /// Turns SIGTERM and SIGINT into a [`Shutdown`] request. The handlers are
 /// installed before this returns, so before the operation's first request: a

@@ -7,8 +7,8 @@
 use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
-use snapjob::datadir::bolt::Db;
-use snapjob::error::{Error, ErrorClass};
+use snapjob::formats::datadir::bolt::Db;
+use snapjob::base::error::{Error, ErrorClass};
 
 /// Panics unless `e` is a data error.
 fn data_error(e: Error, at: &str) {

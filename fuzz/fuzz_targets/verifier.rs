@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snapjob::error::{Error, ErrorClass};
-use snapjob::snapshot::Verifier;
+use snapjob::base::error::{Error, ErrorClass};
+use snapjob::formats::snapshot::Verifier;
 
 /// Panics unless `e` is a data error: corrupt input may give nothing else.
 fn data_error(e: Error, at: &str) {

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{DEFAULT_SNAPSHOT_FILE, deadline, parse_count, parse_duration, progress};
-use crate::error::{Error, Result};
-use crate::etcd::EtcdSource;
-use crate::live::Compress;
-use crate::settings::Inputs;
+use crate::base::error::{Error, Result};
+use crate::base::settings::Inputs;
+use crate::formats::compress::Compress;
+use crate::transport::etcd::EtcdSource;
 
 /// Default gzip level for snapshots taken from etcd (see benches/RESULTS.md).
 pub const DEFAULT_GZIP_LEVEL: u32 = 3;

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use object_store::path::Path as ObjectPath;
 
-use crate::error::{Error, Result};
-use crate::etcd::EtcdSource;
-use crate::live::Compress;
-use crate::remote::{Remote, parse_bool};
-use crate::settings::Inputs;
+use crate::base::error::{Error, Result};
+use crate::base::settings::Inputs;
+use crate::formats::compress::Compress;
+use crate::transport::etcd::EtcdSource;
+use crate::transport::remote::{Remote, parse_bool};
 
 mod etcd;
 mod restore;
@@ -161,8 +161,8 @@ impl StoreConfig {
                     // Provisional: `store` names the backup against the store.
                     format!(
                         "{}/{}",
-                        crate::etcd_manager::name_at(now, 0),
-                        crate::etcd_manager::DATA_FILE
+                        crate::formats::etcd_manager::name_at(now, 0),
+                        crate::formats::etcd_manager::DATA_FILE
                     ),
                     remote,
                     Some(backup),
@@ -180,7 +180,7 @@ impl StoreConfig {
             cluster: i
                 .cluster
                 .clone()
-                .filter(|c| crate::remote::header_safe(c, "CLUSTER", false).is_ok()),
+                .filter(|c| crate::transport::remote::header_safe(c, "CLUSTER", false).is_ok()),
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             transfer: Transfer {
                 part_size: match &i.part_size {
@@ -196,7 +196,7 @@ impl StoreConfig {
                         raw,
                         "SINGLE_PUT_MAX",
                         0,
-                        crate::put::MAX_SINGLE_PUT as usize,
+                        crate::transport::put::MAX_SINGLE_PUT as usize,
                     )? as u64,
                     None => DEFAULT_SINGLE_PUT_MAX,
                 },
@@ -228,7 +228,7 @@ impl DeleteConfig {
                             .into(),
                     )
                 })?;
-                crate::remote::header_safe(&cluster, "CLUSTER", false).map_err(|e| {
+                crate::transport::remote::header_safe(&cluster, "CLUSTER", false).map_err(|e| {
                     Error::Config(format!("{e} (KEEP_LAST matches it to object metadata)"))
                 })?;
                 if !remote.keeps_metadata() {

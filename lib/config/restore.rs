@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{backup_store, deadline, object_key, parse_count, progress};
-use crate::datadir::{DataDirSpec, Flavor};
-use crate::error::{Error, Result};
-use crate::remote::{Remote, parse_bool};
-use crate::settings::Inputs;
+use crate::base::error::{Error, Result};
+use crate::base::settings::Inputs;
+use crate::formats::datadir::{DataDirSpec, Flavor};
+use crate::transport::remote::{Remote, parse_bool};
 
 /// `restore --backup-store URL COMMAND [NAME]`: etcd-manager-ctl's commands.
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ impl RestoreConfig {
                 let name = i.backup_to_restore.clone().ok_or_else(|| {
                     Error::Usage("--backup-store needs --backup NAME (BACKUP_TO_RESTORE)".into())
                 })?;
-                crate::etcd_manager::check_backup_name(&name)?;
+                crate::formats::etcd_manager::check_backup_name(&name)?;
                 RestoreSource::EtcdManager {
                     remote: Box::new(remote),
                     name,

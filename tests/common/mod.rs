@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use snapjob::digest::Sha256;
+use snapjob::base::digest::Sha256;
 
 pub const ACCESS_KEY: &str = "AKIASNAPJOBTEST";
 /// Unique enough to grep for in any output.

@@ -352,7 +352,7 @@ async fn forward_body(
     len: usize,
     flip: Option<usize>,
 ) -> std::io::Result<String> {
-    let mut hash = snapjob::digest::Sha256::new();
+    let mut hash = snapjob::base::digest::Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut at = 0;
     while at < len {

@@ -12,16 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
-
-/// Why the process was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    /// SIGINT (Ctrl-C): exit code 130.
-    Interrupt,
-    /// SIGTERM (Kubernetes' Job deadline or pod deletion): exit code 143.
-    Terminate,
-}
+use crate::base::error::{Error, Result, StopReason};
 
 /// The receiving half: cheap to clone, handed to library calls.
 #[derive(Debug, Clone)]

@@ -15,9 +15,9 @@ use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
-use crate::cancel::{Deadline, Shutdown};
-use crate::error::{Error, Result};
-use crate::settings::{Inputs, Secret};
+use crate::base::cancel::{Deadline, Shutdown};
+use crate::base::error::{Error, Result};
+use crate::base::settings::{Inputs, Secret};
 use object_store::path::Path as ObjectPath;
 
 /// Where the Job's CA bundle ConfigMap is mounted (docs/CONTRACT.md).
@@ -375,7 +375,11 @@ impl Remote {
         key: &str,
         deadline: &Deadline,
         shutdown: &Shutdown,
-    ) -> Result<(Arc<dyn ObjectStore>, ObjectPath, Option<crate::put::Target>)> {
+    ) -> Result<(
+        Arc<dyn ObjectStore>,
+        ObjectPath,
+        Option<crate::transport::put::Target>,
+    )> {
         let s = match self {
             Remote::S3(s) => s,
             _ => {
@@ -394,7 +398,7 @@ impl Remote {
             ..s.clone()
         });
         let (client, path) = resolved.connect(key, deadline, shutdown).await?;
-        let target = crate::put::Target::new(s, &region, key, &tuning)?;
+        let target = crate::transport::put::Target::new(s, &region, key, &tuning)?;
         Ok((client, path, Some(target)))
     }
 }

@@ -18,7 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls;
 
-use crate::error::{Error, ErrorClass, Result};
+use crate::base::error::{Error, ErrorClass, Result};
+
+pub mod to_file;
 
 /// Where and how to reach etcd.
 #[derive(Debug, Clone)]
@@ -189,7 +191,7 @@ where
     // write meets the closed socket before we read the alert, as a broken pipe or a
     // reset. Either way it is a denial (77), not a broken connection to retry later.
     let broken = |e: hyper::Error| {
-        let text = crate::error::chain_text(&e).replace(" | ", ": ");
+        let text = crate::base::error::chain_text(&e).replace(" | ", ": ");
         if asked_for_certificate {
             return etcd_error(
                 ErrorClass::Denied,

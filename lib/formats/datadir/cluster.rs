@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sha1::{Digest, Sha1};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// One member of the restored cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cancel::StopReason;
+/// Why the process was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// SIGINT (Ctrl-C): exit code 130.
+    Interrupt,
+    /// SIGTERM (Kubernetes' Job deadline or pod deletion): exit code 143.
+    Terminate,
+}
 
 /// What kind of failure an [`Error`] is; decides the exit code and whether a retry
 /// by the Job could help.

@@ -26,10 +26,10 @@ use std::sync::{Condvar, Mutex};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::atomic::TempFile;
-use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::snapshot::{GZIP_MAGIC, NamedSink, SnapshotInfo, Verifier};
+use crate::base::error::{Error, Result};
+use crate::base::fs::TempFile;
+use crate::base::progress::Progress;
+use crate::formats::snapshot::{GZIP_MAGIC, NamedSink, SnapshotInfo, Verifier};
 
 /// Bytes read back from the file at a time, for verification.
 const READ_BACK: usize = 1 << 20;
@@ -160,7 +160,7 @@ fn land(plan: Plan, mut chunks: mpsc::Receiver<Chunk>) -> Result<Landed> {
             })
         }
         Some((temp, out)) => {
-            crate::atomic::flush_sync(out, &temp.path)?;
+            crate::base::fs::flush_sync(out, &temp.path)?;
             Ok(Landed {
                 info,
                 received,
@@ -427,7 +427,7 @@ impl Write for Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::tests::{gzip, synthetic};
+    use crate::formats::snapshot::tests::{gzip, synthetic};
 
     /// Lands `object` cut into `range`-sized ranges of `chunk`-sized chunks,
     /// the ranges sent in `order`.
@@ -469,7 +469,7 @@ mod tests {
             let (landed, dest) = land_in(dir.path(), &object, 20_000, 3_000, &order).unwrap();
             assert_eq!(landed.received, object.len() as u64);
             assert_eq!(landed.info.gzip, object != db);
-            let sha = hex::encode(crate::digest::Sha256::digest(&object));
+            let sha = hex::encode(crate::base::digest::Sha256::digest(&object));
             assert_eq!(landed.info.input_sha256.as_deref(), Some(sha.as_str()));
             landed.persist(&dest).unwrap();
             assert_eq!(std::fs::read(&dest).unwrap(), db);

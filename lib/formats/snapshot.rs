@@ -10,9 +10,9 @@
 
 use std::io::{self, Write};
 
-use crate::digest::Sha256;
+use crate::base::digest::Sha256;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// The gzip magic bytes.
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];

@@ -15,7 +15,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
+use crate::base::time::rfc3339;
 
 /// The snapshot of a backup (gzip of `etcdctl snapshot save`).
 pub const DATA_FILE: &str = "etcd.backup.gz";
@@ -161,27 +162,6 @@ pub async fn names_in_use(store: &dyn ObjectStore) -> Result<Vec<String>> {
         .iter()
         .filter_map(|p| p.filename().map(str::to_string))
         .collect())
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, proleptic Gregorian).
-pub fn rfc3339(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let rem = unix_secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// A backup name must be one path component (etcd-manager's `validateBackupName`).
@@ -388,38 +368,6 @@ pub async fn write_backup_info(
              moment; its meta file was left as it is"
         ))),
         Err(e) => Err(Error::remote(format!("writing {key}"), e)),
-    }
-}
-
-/// Runs one of etcd-manager-ctl's commands against the store; returns what to print.
-pub async fn ctl(cfg: &crate::config::CtlConfig, shutdown: &crate::Shutdown) -> Result<String> {
-    let deadline = crate::Deadline::after(std::time::Duration::from_secs(300));
-    let (client, _) = cfg.remote.connect(SPEC_FILE, &deadline, shutdown).await?;
-    let store = client.as_ref();
-    let args: Vec<&str> = cfg.args.iter().map(String::as_str).collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64);
-    match args.as_slice() {
-        ["list-backups"] => Ok(list_backups(store).await?.join("\n")),
-        ["restore-backup", name] => {
-            let key = queue_restore(store, name, now).await?;
-            Ok(format!("added restore-backup command for {name}: {key}"))
-        }
-        ["list-commands"] => Ok(list_commands(store)
-            .await?
-            .iter()
-            .map(|(key, c)| format!("{key} {}", serde_json::to_string(c).expect("serialises")))
-            .collect::<Vec<_>>()
-            .join("\n")),
-        ["delete-command", name] => {
-            let n = delete_commands(store, name).await?;
-            Ok(format!("deleted {n} command(s) for {name}"))
-        }
-        _ => Err(Error::Usage(format!(
-            "unknown backup-store command {:?}: use list-backups, restore-backup NAME, list-commands or delete-command NAME",
-            cfg.args.join(" ")
-        ))),
     }
 }
 

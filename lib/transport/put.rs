@@ -28,11 +28,11 @@ use reqwest::Method;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::digest::Sha256;
-use crate::error::{Error, Result};
-use crate::progress::Progress;
-use crate::remote::{ClientTuning, S3Settings};
-use crate::settings::Secret;
+use crate::base::digest::Sha256;
+use crate::base::error::{Error, Result};
+use crate::base::progress::Progress;
+use crate::base::settings::Secret;
+use crate::transport::remote::{ClientTuning, S3Settings};
 
 /// How a body is read from the file: bytes per read, and reads queued ahead of
 /// the socket; about `(queued + 2) * chunk` bytes are in memory per request.
@@ -531,7 +531,7 @@ struct Failure {
 impl Failure {
     fn transport(e: reqwest::Error) -> Failure {
         // TLS spoken to a plain-HTTP endpoint fails the same way every time.
-        let retryable = !crate::error::plain_http_answer(&crate::error::chain_text(&e));
+        let retryable = !crate::base::error::plain_http_answer(&crate::base::error::chain_text(&e));
         Failure {
             retryable,
             error: object_store::Error::Generic {
@@ -803,7 +803,7 @@ fn amz_dates(t: SystemTime) -> (String, String) {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let stamp: String = crate::etcd_manager::rfc3339(secs)
+    let stamp: String = crate::base::time::rfc3339(secs)
         .chars()
         .filter(|c| !matches!(c, '-' | ':'))
         .collect();

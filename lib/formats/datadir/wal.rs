@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::cluster::{Cluster, member_json};
 use super::pb;
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// etcd's WAL segment size: the first file is preallocated to this.
 pub const SEGMENT_BYTES: u64 = 64 * 1000 * 1000;

@@ -9,11 +9,11 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, ObjectStore, ObjectStoreExt};
 
-use crate::cancel::{Deadline, Shutdown};
+use crate::base::cancel::{Deadline, Shutdown};
+use crate::base::error::{Error, Result};
 use crate::config::{DeleteConfig, Retention};
-use crate::error::{Error, Result};
-use crate::remote::Remote;
-use crate::store::CLUSTER_METADATA;
+use crate::transport::object::CLUSTER_METADATA;
+use crate::transport::remote::Remote;
 
 /// What `delete` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +131,7 @@ async fn belongs_to(
     location: &ObjectPath,
     cluster: &str,
 ) -> object_store::Result<bool> {
-    match crate::remote::head(client, location).await {
+    match crate::transport::remote::head(client, location).await {
         Ok(head) => Ok(head
             .attributes
             .get(&Attribute::Metadata(CLUSTER_METADATA.into()))
@@ -178,7 +178,9 @@ async fn delete_one(
             }
             DeleteOutcome::BucketMissing
         }
-        Err(e) if e.class() == crate::ErrorClass::NotFound => DeleteOutcome::AlreadyAbsent,
+        Err(e) if e.class() == crate::base::error::ErrorClass::NotFound => {
+            DeleteOutcome::AlreadyAbsent
+        }
         Err(e) => return Err(e),
     };
     match outcome {

@@ -15,21 +15,20 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
-use object_store::{Attribute, Attributes, ObjectStore};
 
-use crate::cancel::{Deadline, Shutdown};
+use crate::base::cancel::{Deadline, Shutdown};
+use crate::base::error::{Error, Result};
+use crate::base::time::mib_per_s;
 use crate::config::StoreConfig;
-use crate::error::{Error, Result};
-use crate::remote::Remote;
-use crate::snapshot::{self, SnapshotInfo};
-use crate::upload;
+use crate::formats::snapshot::{self, SnapshotInfo};
+use crate::transport::object::{confirm, stored_matches};
+use crate::transport::remote::Remote;
 
-/// The user-metadata name of the object's SHA-256 (`x-amz-meta-sha256` on S3).
-pub const SHA256_METADATA: &str = "sha256";
-/// The user-metadata name of the cluster a backup belongs to
-/// (`x-amz-meta-snapjob-cluster`): what retention trusts, never the key prefix.
-pub const CLUSTER_METADATA: &str = "snapjob-cluster";
+mod from_etcd;
+mod verify;
+
 /// S3 allows at most this many parts.
 const MAX_PARTS: u64 = 10_000;
 
@@ -61,7 +60,7 @@ pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport
     let meta = match &cfg.etcd_manager {
         Some(backup) => {
             let (client, _) = cfg.remote.connect(&cfg.key, &deadline, shutdown).await?;
-            let info = crate::etcd_manager::new_backup_info(
+            let info = crate::formats::etcd_manager::new_backup_info(
                 client.as_ref(),
                 backup.unix_secs,
                 backup.etcd_version.as_deref(),
@@ -70,10 +69,10 @@ pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport
             .await?;
             // The name is picked now, against what the store holds: another
             // store in the same second must not get the same one.
-            let in_use = crate::etcd_manager::names_in_use(client.as_ref()).await?;
-            let name = crate::etcd_manager::unused_name(&in_use, backup.unix_secs as u64);
+            let in_use = crate::formats::etcd_manager::names_in_use(client.as_ref()).await?;
+            let name = crate::formats::etcd_manager::unused_name(&in_use, backup.unix_secs as u64);
             let mut c = cfg.clone();
-            c.key = format!("{name}/{}", crate::etcd_manager::DATA_FILE);
+            c.key = format!("{name}/{}", crate::formats::etcd_manager::DATA_FILE);
             named = Some(c);
             Some((name, client, info))
         }
@@ -82,13 +81,14 @@ pub async fn store(cfg: &StoreConfig, shutdown: &Shutdown) -> Result<StoreReport
     let cfg = named.as_ref().unwrap_or(cfg);
     let report = match &cfg.etcd {
         Some((src, compress)) => {
-            crate::live::store_from_etcd(cfg, src, *compress, shutdown, &deadline).await?
+            crate::ops::store::from_etcd::store_from_etcd(cfg, src, *compress, shutdown, &deadline)
+                .await?
         }
         None => store_file(cfg, shutdown, &deadline).await?,
     };
     if let Some((name, client, info)) = meta {
         // The meta file last: etcd-manager lists a backup only once it exists.
-        crate::etcd_manager::write_backup_info(client.as_ref(), &name, &info).await?;
+        crate::formats::etcd_manager::write_backup_info(client.as_ref(), &name, &info).await?;
         tracing::info!(
             backup = %name,
             etcd_version = %info.etcd_version,
@@ -130,8 +130,13 @@ async fn store_file(
 
     let (sha256, parts, info) = if let Some(target) = target {
         // S3: requests that stream from the file (put.rs).
-        let (sha256, verification) = upload::hash_and_verify(&cfg.file, shutdown, deadline).await?;
-        if size <= cfg.transfer.single_put_max.min(crate::put::MAX_SINGLE_PUT) {
+        let (sha256, verification) = verify::hash_and_verify(&cfg.file, shutdown, deadline).await?;
+        if size
+            <= cfg
+                .transfer
+                .single_put_max
+                .min(crate::transport::put::MAX_SINGLE_PUT)
+        {
             let info = put_streaming(
                 cfg,
                 &target,
@@ -189,16 +194,11 @@ async fn store_file(
         bytes = report.bytes,
         sha256 = %report.sha256,
         parts = report.parts,
-        seconds = crate::progress::round_to(seconds, 3),
-        mib_per_s = crate::progress::round_to(mib_per_s(size, seconds), 1),
+        seconds = crate::base::progress::round_to(seconds, 3),
+        mib_per_s = crate::base::progress::round_to(mib_per_s(size, seconds), 1),
         "stored"
     );
     Ok(report)
-}
-
-/// MiB per second, for reports.
-pub fn mib_per_s(bytes: u64, seconds: f64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0) / seconds.max(1e-9)
 }
 
 /// The part size actually used: the configured one, grown when the file would
@@ -227,32 +227,6 @@ fn file_state(path: &Path) -> Result<FileState> {
     })
 }
 
-/// The metadata a stored backup carries, where the store keeps metadata: its
-/// SHA-256 (when known before the upload) and its cluster.
-pub(crate) fn backup_attributes(
-    sha256: Option<&str>,
-    cluster: Option<&str>,
-    keep_meta: bool,
-) -> Attributes {
-    let mut attrs = Attributes::new();
-    if !keep_meta {
-        return attrs;
-    }
-    if let Some(sum) = sha256 {
-        attrs.insert(
-            Attribute::Metadata(SHA256_METADATA.into()),
-            sum.to_string().into(),
-        );
-    }
-    if let Some(c) = cluster {
-        attrs.insert(
-            Attribute::Metadata(CLUSTER_METADATA.into()),
-            c.to_string().into(),
-        );
-    }
-    attrs
-}
-
 /// A local directory (`file://`): the file is copied into a locked temporary
 /// file beside the destination while it is hashed and verified, synced, and
 /// renamed into place only when verification passed and the file did not change.
@@ -268,8 +242,8 @@ async fn store_local(
     let (src, dest) = (cfg.file.clone(), root.join(&cfg.key));
     let (stop, limit) = (shutdown.clone(), *deadline);
     tokio::task::spawn_blocking(move || {
-        crate::atomic::sweep(&dest, &["upload"]);
-        let (temp, file) = crate::atomic::TempFile::beside(&dest, "upload")?;
+        crate::base::fs::sweep(&dest, &["upload"]);
+        let (temp, file) = crate::base::fs::TempFile::beside(&dest, "upload")?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut input = std::fs::File::open(&src)
             .map_err(|e| Error::io(&src, "cannot open snapshot file", e))?;
@@ -291,7 +265,7 @@ async fn store_local(
             .finish()
             .map_err(|e| e.about(format_args!("snapshot file {}", src.display())))?;
         unchanged(&src, before, &info)?;
-        crate::atomic::flush_sync(out, &dest)?;
+        crate::base::fs::flush_sync(out, &dest)?;
         limit.check(&stop, "storing the snapshot")?;
         temp.persist(&dest)?;
         let sha256 = info.input_sha256.clone().unwrap_or_default();
@@ -306,7 +280,7 @@ async fn store_local(
 #[allow(clippy::too_many_arguments)]
 async fn put_streaming(
     cfg: &StoreConfig,
-    target: &crate::put::Target,
+    target: &crate::transport::put::Target,
     sha256: &str,
     verification: tokio::task::JoinHandle<Result<SnapshotInfo>>,
     before: FileState,
@@ -332,7 +306,7 @@ async fn put_streaming(
     }
     let finish = Arc::new(std::sync::Mutex::new(Finish::default()));
     let file = cfg.file.clone();
-    let last: crate::put::LastCheck = {
+    let last: crate::transport::put::LastCheck = {
         let finish = finish.clone();
         Arc::new(move || {
             let mut f = finish.lock().expect("not poisoned");
@@ -397,7 +371,11 @@ async fn put_streaming(
 #[allow(clippy::too_many_arguments)]
 async fn put_parts_streaming(
     cfg: &StoreConfig,
-    (target, client, path): (&crate::put::Target, &Arc<dyn ObjectStore>, &ObjectPath),
+    (target, client, path): (
+        &crate::transport::put::Target,
+        &Arc<dyn ObjectStore>,
+        &ObjectPath,
+    ),
     sha256: &str,
     part_size: u64,
     verification: tokio::task::JoinHandle<Result<SnapshotInfo>>,
@@ -516,78 +494,9 @@ fn unchanged(file: &Path, before: FileState, info: &SnapshotInfo) -> Result<()> 
     Ok(())
 }
 
-/// Whether the object at `path` has `size` bytes and records `sha256`.
-async fn stored_matches(
-    client: &Arc<dyn ObjectStore>,
-    path: &ObjectPath,
-    size: u64,
-    sha256: &str,
-) -> bool {
-    let lookup = tokio::time::timeout(
-        std::time::Duration::from_secs(15),
-        crate::remote::head(client.as_ref(), path),
-    )
-    .await;
-    match lookup {
-        Ok(Ok(head)) => {
-            head.meta.size == size
-                && head
-                    .attributes
-                    .get(&Attribute::Metadata(SHA256_METADATA.into()))
-                    .is_some_and(|v| v.as_ref() == sha256)
-        }
-        _ => false,
-    }
-}
-
-/// Reads the stored object back: the size must match, and so must the recorded
-/// digest when the store keeps metadata. A mismatching object is reported and
-/// left alone: what we sent was verified before it became visible, so a
-/// different object there is another writer's (a retried Job beside its
-/// predecessor), and it may be a backup that writer already reported stored.
-pub(crate) async fn confirm(
-    client: &Arc<dyn ObjectStore>,
-    path: &ObjectPath,
-    location: &str,
-    size: u64,
-    sha256: Option<&str>,
-    deadline: &Deadline,
-) -> Result<()> {
-    let head = deadline
-        .run(&Shutdown::never(), "confirming the stored object", async {
-            crate::remote::head(client.as_ref(), path)
-                .await
-                .map_err(|e| Error::remote(format!("reading back {location}"), e))
-        })
-        .await?;
-    let recorded = head
-        .attributes
-        .get(&Attribute::Metadata(SHA256_METADATA.into()))
-        .map(|v| v.as_ref().to_string());
-    let problem = if head.meta.size != size {
-        Some(format!("has {} bytes, expected {size}", head.meta.size))
-    } else {
-        match (sha256, recorded.as_deref()) {
-            (Some(want), Some(got)) if want != got => {
-                Some(format!("records sha256 {got}, expected {want}"))
-            }
-            (Some(_), None) => Some("was stored without its sha256 metadata".to_string()),
-            _ => None,
-        }
-    };
-    match problem {
-        None => Ok(()),
-        Some(why) => Err(Error::Data(format!(
-            "the object now at {location} {why}: another writer stored to the same key \
-             after us; it was left as it is"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::{ObjectStoreExt, PutPayload};
 
     #[test]
     fn part_size_grows_past_ten_thousand_parts() {
@@ -598,35 +507,6 @@ mod tests {
         let grown = part_size_for(big, 16 * m);
         assert!(big.div_ceil(grown) <= MAX_PARTS);
         assert_eq!(grown % m, 0);
-    }
-
-    #[tokio::test]
-    async fn a_foreign_object_at_the_key_is_reported_and_left_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let client: Arc<dyn ObjectStore> =
-            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-        let path = ObjectPath::from("c-backup.db.gz");
-        // Another writer's backup, 5 bytes, where we stored 7.
-        client.put(&path, PutPayload::from("other")).await.unwrap();
-        let deadline = Deadline::after(std::time::Duration::from_secs(10));
-        let err = confirm(
-            &client,
-            &path,
-            "file:///x/c-backup.db.gz",
-            7,
-            None,
-            &deadline,
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err.exit_code(), 65);
-        assert!(err.to_string().contains("left as it is"), "{err}");
-        let kept = client.get(&path).await.unwrap().bytes().await.unwrap();
-        assert_eq!(
-            kept.as_ref(),
-            b"other",
-            "the other writer's object must stay"
-        );
     }
 
     #[test]
@@ -663,10 +543,5 @@ mod tests {
         };
         let err = unchanged(&file, before, &info).unwrap_err();
         assert_eq!(err.exit_code(), 65);
-    }
-
-    #[test]
-    fn throughput_figure() {
-        assert!((mib_per_s(10 << 20, 2.0) - 5.0).abs() < 1e-9);
     }
 }

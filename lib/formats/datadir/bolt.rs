@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 const MAGIC: u32 = 0xED0C_DAED;
 const VERSION: u32 = 2;

@@ -5,11 +5,11 @@
 //! order as it fills, hashes the object's bytes, detects gzip by content,
 //! decompresses, checks the etcd SHA-256 trailer and writes the raw snapshot
 //! (trailer included, so `etcdutl snapshot restore` can check it too) into a
-//! temporary file beside the output (crate::landing). Only when the size, the
+//! temporary file beside the output (crate::ops::restore::landing). Only when the size, the
 //! recorded SHA-256 (objects written by `store`; s3cmd's carry none) and the
 //! trailer all match is the file fsynced and renamed into place. On any failure
 //! the temporary files are removed and an existing output file is left as it was;
-//! those of runs that were killed are removed by the next run (crate::atomic::sweep).
+//! those of runs that were killed are removed by the next run (crate::base::fs::sweep).
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -22,14 +22,14 @@ use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, GetOptions, ObjectStore};
 use tokio::sync::mpsc;
 
-use crate::atomic::TempFile;
-use crate::cancel::{Deadline, Shutdown};
+use crate::base::cancel::{Deadline, Shutdown};
+use crate::base::error::{Error, ErrorClass, Result};
+use crate::base::fs::TempFile;
 use crate::config::{RestoreConfig, RestoreSource};
-use crate::datadir::{self, DataDirReport};
-use crate::error::{Error, ErrorClass, Result};
-use crate::landing;
-use crate::snapshot::{NamedSink, SnapshotInfo, Verifier};
-use crate::store::SHA256_METADATA;
+use crate::formats::datadir::{self, DataDirReport};
+mod landing;
+use crate::formats::snapshot::{NamedSink, SnapshotInfo, Verifier};
+use crate::transport::object::SHA256_METADATA;
 
 /// What `restore` did.
 #[derive(Debug, Clone)]
@@ -88,15 +88,16 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         source @ (RestoreSource::Object { .. } | RestoreSource::EtcdManager { .. }) => {
             let (remote, key) = match source {
                 RestoreSource::Object { remote, key } => (remote, key.clone()),
-                RestoreSource::EtcdManager { remote, name } => {
-                    (remote, format!("{name}/{}", crate::etcd_manager::DATA_FILE))
-                }
+                RestoreSource::EtcdManager { remote, name } => (
+                    remote,
+                    format!("{name}/{}", crate::formats::etcd_manager::DATA_FILE),
+                ),
                 RestoreSource::File(_) => unreachable!("matched above"),
             };
             let (client, path) = remote.connect(&key, &deadline, shutdown).await?;
             if let RestoreSource::EtcdManager { name, .. } = source {
                 // etcd-manager lists a backup only once its meta file exists.
-                crate::etcd_manager::backup_info(client.as_ref(), name).await?;
+                crate::formats::etcd_manager::backup_info(client.as_ref(), name).await?;
             }
             let location = remote.describe(&key);
             report.source = location.clone();
@@ -156,21 +157,21 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
 
 /// Removes what killed runs left beside the output and the data dir (and the WAL
 /// dir): their temporary files and staging directories, never a live run's
-/// (crate::atomic::sweep).
+/// (crate::base::fs::sweep).
 fn sweep_stale(cfg: &RestoreConfig) {
     if let Some(out) = &cfg.output {
-        crate::atomic::sweep(out, &["download", "tmp"]);
+        crate::base::fs::sweep(out, &["download", "tmp"]);
     }
     if let Some(spec) = &cfg.member {
-        crate::atomic::sweep(&spec.data_dir, &["download", "tmp", datadir::STAGING]);
+        crate::base::fs::sweep(&spec.data_dir, &["download", "tmp", datadir::STAGING]);
         if let Some(wal) = &spec.wal_dir {
-            crate::atomic::sweep(wal, &[datadir::STAGING]);
+            crate::base::fs::sweep(wal, &[datadir::STAGING]);
         }
     }
 }
 
 /// Objects are fetched in ranges of this size, [`RANGES_IN_FLIGHT`] at once, each
-/// written at its offset as it arrives (crate::landing), so neither costs memory
+/// written at its offset as it arrives (crate::ops::restore::landing), so neither costs memory
 /// beyond the chunks queued for the landing thread (benches/RESULTS.md).
 const RANGE: u64 = 8 << 20;
 const RANGES_IN_FLIGHT: usize = 8;
@@ -253,7 +254,7 @@ async fn etag_now(
     deadline: &Deadline,
 ) -> Option<String> {
     let head = deadline.run(shutdown, "checking the object", async {
-        crate::remote::head(client.as_ref(), path)
+        crate::transport::remote::head(client.as_ref(), path)
             .await
             .map_err(|e| Error::remote("head", e))
     });
@@ -283,7 +284,7 @@ async fn fetch(
         dest: dest.to_path_buf(),
         size: expected_size,
         range: RANGE,
-        progress: crate::progress::Progress::new("downloading", Some(expected_size), every),
+        progress: crate::base::progress::Progress::new("downloading", Some(expected_size), every),
     };
     let landing = landing::spawn(plan, rx);
     let etag = got.meta.e_tag.clone();
@@ -427,8 +428,8 @@ async fn send(
 fn copy_verified(src: &Path, dest: &Path) -> Result<SnapshotInfo> {
     let (temp, file) = TempFile::create(dest)?;
     let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, file), &temp.path);
-    let (info, out) = crate::snapshot::verify_file(src, Verifier::new(sink, true))?;
-    crate::atomic::flush_sync(out.into_inner(), &temp.path)?;
+    let (info, out) = crate::formats::snapshot::verify_file(src, Verifier::new(sink, true))?;
+    crate::base::fs::flush_sync(out.into_inner(), &temp.path)?;
     temp.persist(dest)?;
     Ok(info)
 }

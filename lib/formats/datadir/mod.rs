@@ -27,9 +27,9 @@ use std::io::BufWriter;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::atomic::TempDir;
-use crate::error::{Error, Result};
-use crate::snapshot::{NamedSink, Verifier};
+use crate::base::error::{Error, Result};
+use crate::base::fs::TempDir;
+use crate::formats::snapshot::{NamedSink, Verifier};
 use bolt::{Db, Item};
 use cluster::{Cluster, id_hex, member_json};
 pub use wal::Flavor;
@@ -230,7 +230,7 @@ fn copy_db(snapshot: &Path, db: &Path, check_trailer: bool) -> Result<u64> {
         .open(db)
         .map_err(io(db, "cannot create db"))?;
     let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, out), db);
-    let (info, out) = crate::snapshot::verify_file(
+    let (info, out) = crate::formats::snapshot::verify_file(
         snapshot,
         Verifier::with_trailer_check(sink, false, check_trailer),
     )?;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 /// `<dir of path>/.<name of path>.snapjob-<pid>.<suffix>`: this process's own name
 /// for a file beside `path`, hidden, in the same directory (so a rename is atomic).

@@ -1,0 +1,144 @@
+//! The object contract every store honours: the metadata a backup carries (its
+//! SHA-256 and its cluster), and the read-back that confirms what is at a key.
+
+use std::sync::Arc;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{Attribute, Attributes, ObjectStore};
+
+use crate::base::cancel::{Deadline, Shutdown};
+use crate::base::error::{Error, Result};
+
+/// The user-metadata name of the object's SHA-256 (`x-amz-meta-sha256` on S3).
+pub const SHA256_METADATA: &str = "sha256";
+/// The user-metadata name of the cluster a backup belongs to
+/// (`x-amz-meta-snapjob-cluster`): what retention trusts, never the key prefix.
+pub const CLUSTER_METADATA: &str = "snapjob-cluster";
+/// The metadata a stored backup carries, where the store keeps metadata: its
+/// SHA-256 (when known before the upload) and its cluster.
+pub fn backup_attributes(
+    sha256: Option<&str>,
+    cluster: Option<&str>,
+    keep_meta: bool,
+) -> Attributes {
+    let mut attrs = Attributes::new();
+    if !keep_meta {
+        return attrs;
+    }
+    if let Some(sum) = sha256 {
+        attrs.insert(
+            Attribute::Metadata(SHA256_METADATA.into()),
+            sum.to_string().into(),
+        );
+    }
+    if let Some(c) = cluster {
+        attrs.insert(
+            Attribute::Metadata(CLUSTER_METADATA.into()),
+            c.to_string().into(),
+        );
+    }
+    attrs
+}
+
+/// Whether the object at `path` has `size` bytes and records `sha256`.
+pub async fn stored_matches(
+    client: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    size: u64,
+    sha256: &str,
+) -> bool {
+    let lookup = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        crate::transport::remote::head(client.as_ref(), path),
+    )
+    .await;
+    match lookup {
+        Ok(Ok(head)) => {
+            head.meta.size == size
+                && head
+                    .attributes
+                    .get(&Attribute::Metadata(SHA256_METADATA.into()))
+                    .is_some_and(|v| v.as_ref() == sha256)
+        }
+        _ => false,
+    }
+}
+
+/// Reads the stored object back: the size must match, and so must the recorded
+/// digest when the store keeps metadata. A mismatching object is reported and
+/// left alone: what we sent was verified before it became visible, so a
+/// different object there is another writer's (a retried Job beside its
+/// predecessor), and it may be a backup that writer already reported stored.
+pub async fn confirm(
+    client: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    location: &str,
+    size: u64,
+    sha256: Option<&str>,
+    deadline: &Deadline,
+) -> Result<()> {
+    let head = deadline
+        .run(&Shutdown::never(), "confirming the stored object", async {
+            crate::transport::remote::head(client.as_ref(), path)
+                .await
+                .map_err(|e| Error::remote(format!("reading back {location}"), e))
+        })
+        .await?;
+    let recorded = head
+        .attributes
+        .get(&Attribute::Metadata(SHA256_METADATA.into()))
+        .map(|v| v.as_ref().to_string());
+    let problem = if head.meta.size != size {
+        Some(format!("has {} bytes, expected {size}", head.meta.size))
+    } else {
+        match (sha256, recorded.as_deref()) {
+            (Some(want), Some(got)) if want != got => {
+                Some(format!("records sha256 {got}, expected {want}"))
+            }
+            (Some(_), None) => Some("was stored without its sha256 metadata".to_string()),
+            _ => None,
+        }
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(Error::Data(format!(
+            "the object now at {location} {why}: another writer stored to the same key \
+             after us; it was left as it is"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    #[tokio::test]
+    async fn a_foreign_object_at_the_key_is_reported_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let client: Arc<dyn ObjectStore> =
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let path = ObjectPath::from("c-backup.db.gz");
+        // Another writer's backup, 5 bytes, where we stored 7.
+        client.put(&path, PutPayload::from("other")).await.unwrap();
+        let deadline = Deadline::after(std::time::Duration::from_secs(10));
+        let err = confirm(
+            &client,
+            &path,
+            "file:///x/c-backup.db.gz",
+            7,
+            None,
+            &deadline,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 65);
+        assert!(err.to_string().contains("left as it is"), "{err}");
+        let kept = client.get(&path).await.unwrap().bytes().await.unwrap();
+        assert_eq!(
+            kept.as_ref(),
+            b"other",
+            "the other writer's object must stay"
+        );
+    }
+}
