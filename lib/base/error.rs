@@ -250,9 +250,10 @@ pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
     out
 }
 
-/// Derives the class and a short reason from an object_store error: its variant
-/// first, then what the HTTP layer left in the source chain (connection refused,
-/// timeouts, TLS failures, S3 error codes, status codes).
+/// Derives the class and a short reason from an object_store error, from what is
+/// typed first: its variant, then the source chain (I/O error kinds, the TLS
+/// error, object_store's `HttpError::kind()`), then the S3 error code and HTTP
+/// status the server answered. Text is matched only where nothing typed exists.
 fn classify(e: &object_store::Error) -> (ErrorClass, &'static str) {
     use object_store::Error as E;
     match e {
@@ -267,20 +268,117 @@ fn classify(e: &object_store::Error) -> (ErrorClass, &'static str) {
         }
         _ => {}
     }
+    let mut http_kind = None;
     let mut source: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(s) = source {
+        if let Some(found) = classify_typed(s) {
+            return found;
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    return (ErrorClass::ConnectionRefused, "connection refused");
-                }
-                std::io::ErrorKind::TimedOut => return (ErrorClass::Temporary, "timed out"),
-                _ => {}
+            // An io::Error's source() skips the error it wraps: look at it here.
+            if let Some(found) = io.get_ref().and_then(|inner| classify_typed(inner)) {
+                return found;
             }
+        }
+        if let Some(h) = s.downcast_ref::<object_store::client::HttpError>() {
+            http_kind.get_or_insert(h.kind());
         }
         source = s.source();
     }
-    classify_text(&chain_text(e))
+    let text = chain_text(e);
+    if let Some(found) = s3_code(&text).and_then(classify_s3_code) {
+        return found;
+    }
+    if let Some(found) = http_status(&text).and_then(classify_status) {
+        return found;
+    }
+    use object_store::client::HttpErrorKind as K;
+    match http_kind {
+        Some(K::Timeout) => (ErrorClass::Temporary, "timed out, after retries"),
+        Some(K::Connect) if !plain_http_answer(&text) => (
+            ErrorClass::Temporary,
+            "cannot reach the endpoint, after retries",
+        ),
+        _ => classify_text(&text),
+    }
+}
+
+/// The class of one typed error in a source chain, if its type says it.
+fn classify_typed(e: &(dyn StdError + 'static)) -> Option<(ErrorClass, &'static str)> {
+    use tokio_rustls::rustls::Error as Tls;
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        return match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                Some((ErrorClass::ConnectionRefused, "connection refused"))
+            }
+            std::io::ErrorKind::TimedOut => Some((ErrorClass::Temporary, "timed out")),
+            _ => None,
+        };
+    }
+    match e.downcast_ref::<Tls>()? {
+        Tls::InvalidCertificate(_) => Some((
+            ErrorClass::Denied,
+            "the server's TLS certificate is not trusted (check CA_BUNDLE)",
+        )),
+        Tls::InvalidMessage(tokio_rustls::rustls::InvalidMessage::InvalidContentType) => Some((
+            ErrorClass::Config,
+            "the endpoint answered plain HTTP: set INSECURE=true or use http:// in ENDPOINT",
+        )),
+        _ => None,
+    }
+}
+
+/// The S3 error code in a response body the error carries (`<Code>...</Code>`).
+pub(crate) fn s3_code(text: &str) -> Option<&str> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(&text[start..start + len])
+}
+
+/// The class of an S3 error code; `None` for codes that say nothing more than
+/// their HTTP status.
+fn classify_s3_code(code: &str) -> Option<(ErrorClass, &'static str)> {
+    Some(match code {
+        "AccessDenied"
+        | "SignatureDoesNotMatch"
+        | "InvalidAccessKeyId"
+        | "InvalidToken"
+        | "ExpiredToken"
+        | "TokenRefreshRequired"
+        | "AllAccessDisabled"
+        | "AccountProblem" => (
+            ErrorClass::Denied,
+            "access denied (check ACCESS_KEY_ID and SECRET_ACCESS_KEY)",
+        ),
+        "NoSuchBucket" => (ErrorClass::NotFound, "the bucket does not exist"),
+        "SlowDown" | "ServiceUnavailable" | "RequestLimitExceeded" | "Throttling" => (
+            ErrorClass::Unavailable,
+            "service unavailable or throttling, after retries",
+        ),
+        "InternalError" => (ErrorClass::Unavailable, "server error, after retries"),
+        "RequestTimeout" | "RequestTimeTooSkewed" => {
+            (ErrorClass::Temporary, "the server gave up on the request")
+        }
+        _ => return None,
+    })
+}
+
+/// The HTTP status object_store reports ("status code: 503 ...").
+fn http_status(text: &str) -> Option<u16> {
+    let start = text.find("status code: ")? + "status code: ".len();
+    text.get(start..start + 3)?.parse().ok()
+}
+
+fn classify_status(status: u16) -> Option<(ErrorClass, &'static str)> {
+    match status {
+        429 | 503 => Some((
+            ErrorClass::Unavailable,
+            "service unavailable or throttling, after retries",
+        )),
+        500..=599 => Some((ErrorClass::Unavailable, "server error, after retries")),
+        401 | 403 => Some((ErrorClass::Denied, "access denied")),
+        _ => None,
+    }
 }
 
 /// Whether a TLS handshake was answered in plain HTTP (rustls reads the HTTP
@@ -290,7 +388,8 @@ pub(crate) fn plain_http_answer(text: &str) -> bool {
     text.contains("InvalidContentType")
 }
 
-/// The text part of [`classify`], kept apart so it can be tested on real messages.
+/// The text part of [`classify`], for what carries no type: kept apart so it can
+/// be tested on real messages.
 fn classify_text(text: &str) -> (ErrorClass, &'static str) {
     let has = |needle: &str| text.contains(needle);
     if plain_http_answer(text) {
@@ -426,6 +525,48 @@ mod tests {
         for (text, code) in cases {
             assert_eq!(classify_text(text).0.exit_code(), code, "{text}");
         }
+    }
+
+    #[test]
+    fn s3_codes_and_statuses_are_read_from_the_answer() {
+        let body = "Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\
+                    <Error><Code>ExpiredToken</Code><Message>x</Message></Error>";
+        assert_eq!(s3_code(body), Some("ExpiredToken"));
+        assert_eq!(http_status(body), Some(403));
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: body.into(),
+        };
+        assert_eq!(Error::remote("put", e).exit_code(), 77);
+        // A code that says no more than its status falls back to the status.
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: "status code: 502 Bad Gateway: <Code>BadGateway</Code>".into(),
+        };
+        assert_eq!(Error::remote("put", e).exit_code(), 15);
+        assert_eq!(s3_code("no code here <Code>open"), None);
+        assert_eq!(http_status("status code: 5"), None);
+    }
+
+    #[test]
+    fn typed_tls_errors_are_classified_by_their_type() {
+        use tokio_rustls::rustls;
+        let untrusted = std::io::Error::other(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(untrusted),
+        };
+        assert_eq!(Error::remote("put", e).exit_code(), 77);
+        let plain = std::io::Error::other(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        let e = object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(plain),
+        };
+        assert_eq!(Error::remote("put", e).exit_code(), 78);
     }
 
     #[test]
