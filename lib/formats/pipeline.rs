@@ -1,6 +1,11 @@
 //! The stages between a source of snapshot bytes and where they are written:
-//! verify (etcd's trailer required), compress, then the sink, on one blocking
-//! thread. A new stage (encryption) goes here, between the encoder and the sink.
+//! verify (etcd's trailer required), then each of [`Stages`] in order, then the
+//! sink, on one blocking thread.
+//!
+//! The seam for a new stage (encryption): a field in [`Stages`], a layer in
+//! [`Chain`] (built in [`Stages::chain`], ended in [`Chain::finish`], innermost
+//! last). The verifier always sees the plaintext, before every stage; callers do
+//! not change.
 
 use std::io::Write;
 
@@ -12,13 +17,53 @@ use crate::base::error::{Error, Result};
 use crate::formats::compress::{Compress, Encoder};
 use crate::formats::snapshot::{SnapshotInfo, Verifier};
 
-/// Runs the verifier (trailer required) and encoder over the chunks on a
+/// What happens to verified bytes before they reach the sink, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stages {
+    /// First: compression (or none).
+    pub compress: Compress,
+}
+
+impl Stages {
+    /// Wraps `sink` in the stages: what is written to the chain goes through
+    /// each in order and then to `sink`.
+    pub fn chain<W: Write>(self, sink: W) -> Chain<W> {
+        Chain {
+            encoder: Encoder::new(sink, self.compress),
+        }
+    }
+}
+
+/// A sink wrapped in the stages.
+pub struct Chain<W: Write> {
+    encoder: Encoder<W>,
+}
+
+impl<W: Write> Chain<W> {
+    /// Ends each stage (a gzip trailer, ...) and returns the sink.
+    pub fn finish(self) -> Result<W> {
+        self.encoder
+            .finish()
+            .map_err(|e| Error::Other(format!("finishing the compressed stream: {e}")))
+    }
+}
+
+impl<W: Write> Write for Chain<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.encoder.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.encoder.flush()
+    }
+}
+
+/// Runs the verifier (trailer required) and the stages over the chunks on a
 /// blocking thread, then `done` on the finished sink (on that thread too: it may
 /// block); returns what was verified and what `done` returned.
 pub fn spawn_pipeline<W, T, F>(
     mut chunks: mpsc::Receiver<Bytes>,
     sink: W,
-    compress: Compress,
+    stages: Stages,
     done: F,
 ) -> tokio::task::JoinHandle<Result<(SnapshotInfo, T)>>
 where
@@ -27,16 +72,13 @@ where
     F: FnOnce(W) -> Result<T> + Send + 'static,
 {
     tokio::task::spawn_blocking(move || {
-        let mut v = Verifier::new(Encoder::new(sink, compress), false);
+        let mut v = Verifier::new(stages.chain(sink), false);
         while let Some(chunk) = chunks.blocking_recv() {
             v.update(&chunk)
                 .map_err(|e| e.about("the snapshot from etcd"))?;
         }
-        let (info, enc) = v.finish().map_err(|e| e.about("the snapshot from etcd"))?;
-        let sink = enc
-            .finish()
-            .map_err(|e| Error::Other(format!("finishing the compressed stream: {e}")))?;
-        Ok((info, done(sink)?))
+        let (info, chain) = v.finish().map_err(|e| e.about("the snapshot from etcd"))?;
+        Ok((info, done(chain.finish()?)?))
     })
 }
 
@@ -56,5 +98,34 @@ impl<W: Write> Write for Hashing<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn the_chain_compresses_and_finishes_to_the_sink() {
+        let plain = b"etcd snapshot bytes, several times over; ".repeat(100);
+        let mut chain = Stages {
+            compress: Compress::Gzip(6),
+        }
+        .chain(Vec::new());
+        chain.write_all(&plain).unwrap();
+        let gz = chain.finish().unwrap();
+        assert!(gz.len() < plain.len(), "compressed");
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, plain);
+        let mut chain = Stages {
+            compress: Compress::None,
+        }
+        .chain(Vec::new());
+        chain.write_all(&plain).unwrap();
+        assert_eq!(chain.finish().unwrap(), plain);
     }
 }

@@ -26,7 +26,7 @@ use crate::base::progress::Progress;
 use crate::base::time::mib_per_s;
 use crate::config::StoreConfig;
 use crate::formats::compress::Compress;
-use crate::formats::pipeline::spawn_pipeline;
+use crate::formats::pipeline::{Stages, spawn_pipeline};
 use crate::transport::etcd::to_file::{pump, stream_to_file};
 use crate::transport::etcd::{self, EtcdSource};
 use crate::transport::multipart;
@@ -152,7 +152,7 @@ pub async fn store_from_etcd(
         hash: Sha256::new(),
         total: 0,
     };
-    let pipeline = spawn_pipeline(raw_rx, sink, compress, |sink: PartSink| {
+    let pipeline = spawn_pipeline(raw_rx, sink, Stages { compress }, |sink: PartSink| {
         sink.finish()
             .map_err(|e| Error::Other(format!("finishing the upload stream: {e}")))
     });

@@ -14,7 +14,7 @@ use crate::base::error::{Error, Result};
 use crate::base::fs::TempFile;
 use crate::base::progress::Progress;
 use crate::formats::compress::Compress;
-use crate::formats::pipeline::{Hashing, spawn_pipeline};
+use crate::formats::pipeline::{Hashing, Stages, spawn_pipeline};
 use crate::formats::snapshot::{NamedSink, SnapshotInfo};
 use crate::transport::etcd;
 
@@ -59,10 +59,15 @@ pub async fn stream_to_file(
         hash: Sha256::new(),
         total: 0,
     };
-    let pipeline = spawn_pipeline(rx, sink, compress, move |w: Hashing<NamedSink<_>>| {
-        crate::base::fs::flush_sync(w.inner.into_inner(), &path)?;
-        Ok((hex::encode(w.hash.finalize()), w.total))
-    });
+    let pipeline = spawn_pipeline(
+        rx,
+        sink,
+        Stages { compress },
+        move |w: Hashing<NamedSink<_>>| {
+            crate::base::fs::flush_sync(w.inner.into_inner(), &path)?;
+            Ok((hex::encode(w.hash.finalize()), w.total))
+        },
+    );
     let pumped = deadline
         .run(
             shutdown,
