@@ -27,6 +27,7 @@ use crate::transport::object::{confirm, stored_matches};
 use crate::transport::remote::Remote;
 
 mod from_etcd;
+mod generic;
 mod verify;
 
 /// S3 allows at most this many parts.
@@ -166,7 +167,9 @@ async fn store_file(
         let (sha256, info) = store_local(cfg, root, before, shutdown, deadline).await?;
         (sha256, 1, info)
     } else {
-        return Err(Error::Other("no upload target for this store".into()));
+        // Any other store: object_store's multipart upload, through its traits.
+        generic::store_multipart(cfg, (&client, &path), before, part_size, shutdown, deadline)
+            .await?
     };
 
     confirm(
