@@ -7,4 +7,5 @@ pub mod compress;
 pub mod datadir;
 pub mod etcd_manager;
 pub mod pipeline;
+pub mod retention;
 pub mod snapshot;
