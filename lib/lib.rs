@@ -52,7 +52,7 @@ pub use config::{
     CtlConfig, DeleteConfig, RestoreConfig, Retention, SnapshotConfig, StoreConfig, Transfer,
 };
 pub use ops::ctl::ctl;
-pub use ops::delete::{DeleteOutcome, delete};
+pub use ops::delete::{DeleteOutcome, DeleteReport, PruneReport, delete};
 pub use ops::restore::{RestoreReport, restore};
 pub use ops::snapshot::{SnapshotReport, snapshot_to_file};
 pub use ops::store::{StoreReport, store};

@@ -37,6 +37,24 @@ pub struct Summary {
     /// What to look at first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// What `delete`'s retention did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// What retention did, in the summary and the metrics.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Retention {
+    /// Backups of the cluster kept.
+    pub kept: usize,
+    /// Backups deleted (a dry run: to be deleted).
+    pub deleted: usize,
+    /// Backups the store refused to delete.
+    pub skipped: usize,
+    /// Bytes of the deleted backups.
+    pub bytes_freed: u64,
+    /// Nothing was deleted.
+    pub dry_run: bool,
 }
 
 /// Reports implement this to fill in their part of the summary.
@@ -63,7 +81,17 @@ impl Outcome for crate::ops::store::StoreReport {
     }
 }
 
-impl Outcome for crate::ops::delete::DeleteOutcome {}
+impl Outcome for crate::ops::delete::DeleteReport {
+    fn fill(&self, s: &mut Summary) {
+        s.retention = self.retention.as_ref().map(|r| Retention {
+            kept: r.kept,
+            deleted: r.deleted,
+            skipped: r.skipped,
+            bytes_freed: r.bytes_freed,
+            dry_run: r.dry_run,
+        });
+    }
+}
 
 impl Outcome for crate::ops::restore::RestoreReport {
     fn fill(&self, s: &mut Summary) {
@@ -168,6 +196,28 @@ impl Summary {
             "Exit code of the last run.",
             self.exit_code.to_string(),
         );
+        if let Some(r) = self.retention.as_ref().filter(|r| !r.dry_run) {
+            gauge(
+                "snapjob_retention_kept",
+                "Backups of the cluster retention kept.",
+                r.kept.to_string(),
+            );
+            gauge(
+                "snapjob_retention_deleted",
+                "Backups retention deleted.",
+                r.deleted.to_string(),
+            );
+            gauge(
+                "snapjob_retention_skipped",
+                "Backups the store refused to delete (object lock, legal hold, policy).",
+                r.skipped.to_string(),
+            );
+            gauge(
+                "snapjob_retention_bytes_freed",
+                "Bytes of the backups retention deleted.",
+                r.bytes_freed.to_string(),
+            );
+        }
         if self.result == "ok" {
             gauge(
                 "snapjob_last_success_timestamp_seconds",
@@ -299,6 +349,31 @@ mod tests {
             kept.len()
         );
         assert!(kept.trim_end_matches(['.', '…']).chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn retention_is_summarised_and_measured_unless_a_dry_run() {
+        use crate::ops::delete::{DeleteOutcome, DeleteReport, PruneReport};
+        let mut report = DeleteReport {
+            outcome: DeleteOutcome::Deleted,
+            retention: Some(PruneReport {
+                kept: 3,
+                deleted: 2,
+                skipped: 1,
+                bytes_freed: 4096,
+                dry_run: false,
+            }),
+        };
+        let s = Summary::of("delete", &Ok::<_, Error>(report.clone()), 1.0);
+        let v: serde_json::Value = serde_json::from_str(&s.to_line()).unwrap();
+        assert_eq!(v["retention"]["deleted"], 2);
+        assert_eq!(v["retention"]["bytes_freed"], 4096);
+        let text = s.metrics(1);
+        assert!(text.contains("snapjob_retention_deleted 2\n"), "{text}");
+        assert!(text.contains("snapjob_retention_skipped 1\n"), "{text}");
+        report.retention.as_mut().unwrap().dry_run = true;
+        let s = Summary::of("delete", &Ok::<_, Error>(report), 1.0);
+        assert!(!s.metrics(1).contains("snapjob_retention"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::proxy::{Fault, Op, Proxy, Rule};
 use common::*;
 
 fn delete_env(server: &S3Server, backup: &str) -> Vec<(String, String)> {
@@ -184,4 +185,153 @@ fn keep_is_refused_on_a_store_without_metadata() {
     r.assert_code(78);
     assert!(r.stderr.contains("KEEP_LAST"), "{}", r.stderr);
     assert!(dir.path().join("prod-daily-1").exists());
+}
+
+/// Unix seconds of `YYYY-MM-DD HH:MM` UTC (for backups dated in the past).
+fn utc(s: &str) -> u64 {
+    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    // Days from civil (proleptic Gregorian).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    (days * 86_400 + n(11..13) * 3600 + n(14..16) * 60) as u64
+}
+
+#[test]
+fn a_policy_keeps_by_period_a_dry_run_deletes_nothing_and_a_refused_deletion_is_skipped() {
+    let server = S3Server::start();
+    // prod's backups over two ISO weeks (17 and 18 of 2025); names say nothing.
+    let dates = [
+        ("b1", "2025-05-02 23:00"),
+        ("b2", "2025-05-02 11:00"),
+        ("b3", "2025-05-01 11:00"),
+        ("b4", "2025-04-29 11:00"),
+        ("b5", "2025-04-25 23:00"),
+        ("b6", "2025-04-21 11:00"),
+    ];
+    for (backup, date) in dates {
+        store_as(&server, "prod", backup);
+        server.dated(&format!("prod-{backup}"), utc(date));
+    }
+    store_as(&server, "prod-eu", "old");
+    server.dated("prod-eu-old", utc("2020-01-01 00:00"));
+    let exists = |k: &str| server.object_file(k).exists();
+    let all_there = || dates.iter().all(|(b, _)| exists(&format!("prod-{b}")));
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = tmp.path().join("termination-log");
+    let prod = with(
+        &server.job_env(),
+        &[
+            ("CLUSTER", "prod"),
+            ("TERMINATION_LOG", summary.to_str().unwrap()),
+        ],
+    );
+    // daily 2: b1 (05-02), b3 (05-01); weekly 2: b1 (week 18), b5 (week 17).
+    let policy = ["--keep-daily", "2", "--keep-weekly", "2"];
+    let plan = |r: &Run, key: &str| -> String {
+        r.stderr
+            .lines()
+            .find(|l| l.contains("\"plan\"") && l.contains(&format!("\"key\":\"{key}\"")))
+            .unwrap_or_else(|| panic!("no plan line for {key}: {}", r.stderr))
+            .to_string()
+    };
+
+    let r = run("delete", &prod, &[&policy[..], &["--dry-run"]].concat());
+    r.assert_code(0);
+    assert!(all_there(), "a dry run deletes nothing");
+    for (key, action) in [
+        ("prod-b1", "keep"),
+        ("prod-b2", "delete"),
+        ("prod-b3", "keep"),
+        ("prod-b4", "delete"),
+        ("prod-b5", "keep"),
+        ("prod-b6", "delete"),
+    ] {
+        let line = plan(&r, key);
+        assert!(
+            line.contains(&format!("\"action\":\"{action}\"")),
+            "{key}: {line}"
+        );
+    }
+    assert!(plan(&r, "prod-b1").contains("newest, daily, weekly"));
+    assert!(plan(&r, "prod-b5").contains("\"rules\":\"weekly\""));
+    assert!(
+        !r.stderr.contains("prod-eu-old"),
+        "not prod's: {}",
+        r.stderr
+    );
+
+    // The store refuses the first deletion (an object lock, a legal hold, a
+    // bucket policy: here a 403 AccessDenied): it is skipped, the others go, the
+    // run succeeds and says so.
+    let refuse = || {
+        Proxy::start(
+            server.port,
+            vec![Rule::once(Op::Delete, 1, Fault::Error(403, "AccessDenied"))],
+        )
+    };
+    let proxy = refuse();
+    let via = |proxy: &Proxy| with(&prod, &[("ENDPOINT", &format!("127.0.0.1:{}", proxy.port))]);
+    let r = run("delete", &via(&proxy), &policy);
+    r.assert_code(0);
+    assert!(r.stderr.contains("refused to delete"), "{}", r.stderr);
+    assert!(exists("prod-b2"), "refused: still there");
+    assert!(!exists("prod-b4") && !exists("prod-b6"), "{}", r.stderr);
+    for kept in ["prod-b1", "prod-b3", "prod-b5", "prod-eu-old"] {
+        assert!(exists(kept), "{kept}");
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["retention"]["deleted"], 2, "{s}");
+    assert_eq!(s["retention"]["skipped"], 1, "{s}");
+    assert_eq!(s["retention"]["kept"], 3, "{s}");
+    // With --strict the refusal fails the run (77), after trying the rest.
+    let proxy = refuse();
+    run(
+        "delete",
+        &via(&proxy),
+        &[&policy[..], &["--strict"]].concat(),
+    )
+    .assert_code(77);
+    assert!(exists("prod-b2"));
+    // Once the store allows it, it goes.
+    run("delete", &prod, &policy).assert_code(0);
+    assert!(!exists("prod-b2"));
+    for kept in ["prod-b1", "prod-b3", "prod-b5", "prod-eu-old"] {
+        assert!(exists(kept), "{kept}");
+    }
+}
+
+#[test]
+fn bad_policy_settings_are_named_and_delete_nothing() {
+    let server = S3Server::start();
+    store_as(&server, "prod", "b1");
+    store_as(&server, "prod", "b2");
+    server.age("prod-b2", 48);
+    let prod = with(&server.job_env(), &[("CLUSTER", "prod")]);
+    for (args, var) in [
+        (["--keep-daily", "seven"], "KEEP_DAILY"),
+        (["--keep-within", "1w"], "KEEP_WITHIN"),
+        (["--timezone", "Europe/Berlin"], "RETENTION_TIMEZONE"),
+        (["--keep-last", "0"], "KEEP_LAST"),
+    ] {
+        let r = run("delete", &prod, &args);
+        r.assert_code(78);
+        assert!(r.error_lines()[0].contains(var), "{var}: {}", r.stderr);
+    }
+    let r = run(
+        "delete",
+        &without(&prod, &["CLUSTER"]),
+        &["--keep-daily", "1"],
+    );
+    r.assert_code(78);
+    assert!(
+        r.error_lines()[0].contains("KEEP_DAILY needs CLUSTER"),
+        "{}",
+        r.stderr
+    );
+    assert!(server.object_file("prod-b1").exists() && server.object_file("prod-b2").exists());
 }

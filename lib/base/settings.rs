@@ -144,8 +144,24 @@ pub struct Inputs {
     pub pushgateway_url: Option<String>,
     /// `KEEP_LAST`: `delete` keeps this many newest backups under the prefix (opt-in).
     pub keep_last: Option<String>,
-    /// `RETENTION_PREFIX`: the prefix `KEEP_LAST` applies to (default `$CLUSTER-`).
+    /// `RETENTION_PREFIX`: the prefix retention applies to (default `$CLUSTER-`).
     pub retention_prefix: Option<String>,
+    /// `KEEP_HOURLY`: keep the newest backup of each of the last N hours that hold one.
+    pub keep_hourly: Option<String>,
+    /// `KEEP_DAILY`: the same per day.
+    pub keep_daily: Option<String>,
+    /// `KEEP_WEEKLY`: the same per ISO week.
+    pub keep_weekly: Option<String>,
+    /// `KEEP_MONTHLY`: the same per month.
+    pub keep_monthly: Option<String>,
+    /// `KEEP_YEARLY`: the same per year.
+    pub keep_yearly: Option<String>,
+    /// `KEEP_WITHIN`: keep every backup within this span (`2y5m7d3h`) of the newest.
+    pub keep_within: Option<String>,
+    /// `RETENTION_TIMEZONE`: the UTC offset periods are taken in (default UTC).
+    pub retention_timezone: Option<String>,
+    /// `DRY_RUN`: print the retention plan and delete nothing.
+    pub dry_run: Option<String>,
     /// `PROGRESS_INTERVAL`: seconds between progress lines (default 5; 0: every update).
     pub progress_interval: Option<String>,
 }
@@ -226,6 +242,14 @@ impl Inputs {
             pushgateway_url,
             keep_last,
             retention_prefix,
+            keep_hourly,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            keep_yearly,
+            keep_within,
+            retention_timezone,
+            dry_run,
             progress_interval
         )
     }

@@ -14,6 +14,7 @@ use object_store::path::Path as ObjectPath;
 use crate::base::error::{Error, Result};
 use crate::base::settings::Inputs;
 use crate::formats::compress::Compress;
+use crate::formats::retention::{Count, Policy, Span, parse_offset};
 use crate::transport::etcd::EtcdSource;
 use crate::transport::remote::{Remote, parse_bool};
 
@@ -112,17 +113,20 @@ fn backup_store(i: &Inputs) -> Result<Option<Remote>> {
         .map_err(|e| Error::Config(e.to_string().replace("STORAGE_URL", "BACKUP_STORE")))
 }
 
-/// Keep the newest `keep` backups of `cluster` under `prefix`; delete the rest.
-/// A backup of `cluster` is an object whose metadata `store` wrote says so: a
-/// prefix alone cannot tell `prod-` backups from `prod-eu-` ones.
+/// Retention: which of `cluster`'s backups under `prefix` to keep, by `policy`
+/// (restic's rules; the newest is always kept); the rest are deleted. A backup of
+/// `cluster` is an object whose metadata `store` wrote says so: a prefix alone
+/// cannot tell `prod-` backups from `prod-eu-` ones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
-    /// How many to keep (at least 1, so the newest backup is always kept).
-    pub keep: usize,
+    /// The rules.
+    pub policy: Policy,
     /// Key prefix to list, `$CLUSTER-` by default.
     pub prefix: String,
     /// The cluster whose backups count (`CLUSTER`).
     pub cluster: String,
+    /// Print the plan, delete nothing.
+    pub dry_run: bool,
 }
 
 /// Configuration of `delete`.
@@ -213,41 +217,86 @@ impl StoreConfig {
     }
 }
 
+/// The retention policy of `delete`, when any rule is given.
+fn retention(i: &Inputs, remote: &Remote) -> Result<Option<Retention>> {
+    let count = |raw: &Option<String>, var: &str| -> Result<Option<Count>> {
+        raw.as_deref()
+            .map(|r| Count::parse(r, var).map_err(Error::Config))
+            .transpose()
+    };
+    let last = match &i.keep_last {
+        Some(raw) if raw.trim() != "unlimited" => {
+            Some(Count::N(parse_count(raw, "KEEP_LAST", 1, 100_000)? as u32))
+        }
+        other => count(other, "KEEP_LAST")?,
+    };
+    let policy = Policy {
+        last,
+        hourly: count(&i.keep_hourly, "KEEP_HOURLY")?,
+        daily: count(&i.keep_daily, "KEEP_DAILY")?,
+        weekly: count(&i.keep_weekly, "KEEP_WEEKLY")?,
+        monthly: count(&i.keep_monthly, "KEEP_MONTHLY")?,
+        yearly: count(&i.keep_yearly, "KEEP_YEARLY")?,
+        within: i
+            .keep_within
+            .as_deref()
+            .map(|r| Span::parse(r, "KEEP_WITHIN").map_err(Error::Config))
+            .transpose()?,
+        utc_offset: i
+            .retention_timezone
+            .as_deref()
+            .map(|r| parse_offset(r, "RETENTION_TIMEZONE").map_err(Error::Config))
+            .transpose()?
+            .unwrap_or(0),
+    };
+    if !policy.is_set() {
+        return Ok(None);
+    }
+    // The rules given, to name them in errors.
+    let given = [
+        ("KEEP_LAST", &i.keep_last),
+        ("KEEP_HOURLY", &i.keep_hourly),
+        ("KEEP_DAILY", &i.keep_daily),
+        ("KEEP_WEEKLY", &i.keep_weekly),
+        ("KEEP_MONTHLY", &i.keep_monthly),
+        ("KEEP_YEARLY", &i.keep_yearly),
+        ("KEEP_WITHIN", &i.keep_within),
+    ]
+    .iter()
+    .filter(|(_, v)| v.is_some())
+    .map(|(name, _)| *name)
+    .collect::<Vec<_>>()
+    .join(", ");
+    let cluster = i.cluster.clone().ok_or_else(|| {
+        Error::Config(format!(
+            "{given} needs CLUSTER: retention deletes only objects that store \
+             recorded as this cluster's backups"
+        ))
+    })?;
+    crate::transport::remote::header_safe(&cluster, "CLUSTER", false)
+        .map_err(|e| Error::Config(format!("{e} ({given} matches it to object metadata)")))?;
+    if !remote.keeps_metadata() {
+        return Err(Error::Config(format!(
+            "{given} needs an S3 store: a file:// store keeps no object metadata, \
+             so nothing proves which objects are this cluster's backups"
+        )));
+    }
+    Ok(Some(Retention {
+        policy,
+        prefix: i
+            .retention_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{cluster}-")),
+        cluster,
+        dry_run: parse_bool(i.dry_run.as_deref(), "DRY_RUN")?,
+    }))
+}
+
 impl DeleteConfig {
     /// Validates the inputs of `delete`.
     pub fn from_inputs(i: &Inputs, strict: bool) -> Result<Self> {
         let remote = Remote::from_inputs(i)?;
-        let retention = match &i.keep_last {
-            None => None,
-            Some(raw) => {
-                let keep = parse_count(raw, "KEEP_LAST", 1, 100_000)?;
-                let cluster = i.cluster.clone().ok_or_else(|| {
-                    Error::Config(
-                        "KEEP_LAST needs CLUSTER: retention deletes only objects that store \
-                         recorded as this cluster's backups"
-                            .into(),
-                    )
-                })?;
-                crate::transport::remote::header_safe(&cluster, "CLUSTER", false).map_err(|e| {
-                    Error::Config(format!("{e} (KEEP_LAST matches it to object metadata)"))
-                })?;
-                if !remote.keeps_metadata() {
-                    return Err(Error::Config(
-                        "KEEP_LAST needs an S3 store: a file:// store keeps no object metadata, \
-                         so nothing proves which objects are this cluster's backups"
-                            .into(),
-                    ));
-                }
-                Some(Retention {
-                    keep,
-                    prefix: i
-                        .retention_prefix
-                        .clone()
-                        .unwrap_or_else(|| format!("{cluster}-")),
-                    cluster,
-                })
-            }
-        };
+        let retention = retention(i, &remote)?;
         let key = match (&i.backup_to_delete, &i.object_key, &retention) {
             (None, None, Some(_)) => None,
             _ => Some(object_key(

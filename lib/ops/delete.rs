@@ -10,8 +10,9 @@ use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, ObjectStore, ObjectStoreExt};
 
 use crate::base::cancel::{Deadline, Shutdown};
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, ErrorClass, Result};
 use crate::config::{DeleteConfig, Retention};
+use crate::formats::retention;
 use crate::transport::object::CLUSTER_METADATA;
 use crate::transport::remote::Remote;
 
@@ -26,33 +27,61 @@ pub enum DeleteOutcome {
     BucketMissing,
 }
 
+/// What `delete` did: the deletion of the key, and what retention did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteReport {
+    /// The deletion of `BACKUP_TO_DELETE` (`AlreadyAbsent` when none was asked).
+    pub outcome: DeleteOutcome,
+    /// Retention, when a policy was given.
+    pub retention: Option<PruneReport>,
+}
+
+/// What retention did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// This cluster's backups kept.
+    pub kept: usize,
+    /// Backups deleted (in a dry run: to be deleted).
+    pub deleted: usize,
+    /// Backups the store refused to delete (object lock, legal hold, a policy).
+    pub skipped: usize,
+    /// Bytes of the deleted backups.
+    pub bytes_freed: u64,
+    /// Nothing was deleted: the plan only.
+    pub dry_run: bool,
+}
+
 /// Deletes `cfg.key` (see the module documentation for what counts as success),
-/// then, when asked, prunes to the newest backups (see [`prune`]).
+/// then, when asked, applies the retention policy (see [`prune`]).
 #[tracing::instrument(name = "delete", skip_all, fields(key = ?cfg.key))]
-pub async fn delete(cfg: &DeleteConfig, shutdown: &Shutdown) -> Result<DeleteOutcome> {
+pub async fn delete(cfg: &DeleteConfig, shutdown: &Shutdown) -> Result<DeleteReport> {
     let deadline = Deadline::after(cfg.deadline);
     let outcome = match &cfg.key {
         Some(key) => delete_one(cfg, key, &deadline, shutdown).await?,
         None => DeleteOutcome::AlreadyAbsent,
     };
-    if let (Some(r), false) = (&cfg.retention, outcome == DeleteOutcome::BucketMissing) {
-        prune(cfg, r, &deadline, shutdown).await?;
-    }
-    Ok(outcome)
+    let retention = match (&cfg.retention, outcome == DeleteOutcome::BucketMissing) {
+        (Some(r), false) => Some(prune(cfg, r, &deadline, shutdown).await?),
+        _ => None,
+    };
+    Ok(DeleteReport { outcome, retention })
 }
 
-/// Keeps the newest `r.keep` backups of `r.cluster` under `r.prefix` and deletes
-/// the others: newest by last-modified time, ties broken by key. An object counts
-/// as a backup of the cluster only when its metadata says so (what `store`
-/// records): a key prefix cannot tell `prod-` backups from `prod-eu-` ones, and
-/// an object someone else put there is never ours to delete. Since `keep` is at
-/// least 1, the newest backup is always kept. Returns the deleted keys.
+/// Applies `r.policy` to the backups of `r.cluster` under `r.prefix` and deletes
+/// the backups no rule keeps (the newest is always kept). An object counts as a
+/// backup of the cluster only when its metadata says so (what `store` records):
+/// a key prefix cannot tell `prod-` backups from `prod-eu-` ones, and an object
+/// someone else put there is never ours to delete. A backup's time is its
+/// last-modified time. A deletion the store refuses (object lock, legal hold, a
+/// bucket policy) is reported and skipped; with `--strict` the run then fails
+/// (77) after trying the rest. In a dry run the plan is logged, one line per
+/// backup with the rules that keep it, and nothing is deleted.
 pub async fn prune(
     cfg: &DeleteConfig,
     r: &Retention,
     deadline: &Deadline,
     shutdown: &Shutdown,
-) -> Result<Vec<String>> {
+) -> Result<PruneReport> {
     let (client, _) = cfg.remote.connect("retention", deadline, shutdown).await?;
     // object_store lists by path segment, so list the prefix's directory and
     // compare the last segment as a string.
@@ -73,7 +102,7 @@ pub async fn prune(
         .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
         .collect();
     let listed_count = listed.len();
-    let mut found = deadline
+    let found = deadline
         .run(shutdown, "reading backup metadata", async {
             futures::stream::iter(listed)
                 .map(|o| {
@@ -94,35 +123,79 @@ pub async fn prune(
                 .await
         })
         .await?;
-    found.sort_by(|a, b| {
-        b.last_modified
-            .cmp(&a.last_modified)
-            .then_with(|| b.location.cmp(&a.location))
-    });
-    let doomed = found.split_off(r.keep.max(1).min(found.len()));
-    let mut deleted = Vec::new();
-    for o in &doomed {
+    let times: Vec<i64> = found.iter().map(|o| o.last_modified.timestamp()).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut report = PruneReport {
+        dry_run: r.dry_run,
+        ..PruneReport::default()
+    };
+    for decision in retention::apply(&r.policy, &times, now) {
+        let o = &found[decision.index];
         let key = o.location.to_string();
-        deadline
+        let time = crate::base::time::rfc3339(o.last_modified.timestamp().max(0) as u64);
+        if !decision.kept_by.is_empty() {
+            report.kept += 1;
+            let rules = decision.kept_by.join(", ");
+            if r.dry_run {
+                tracing::info!(key = %key, time = %time, action = "keep", rules = %rules, "plan");
+            } else {
+                tracing::debug!(key = %key, time = %time, rules = %rules, "kept");
+            }
+            continue;
+        }
+        if r.dry_run {
+            tracing::info!(key = %key, time = %time, action = "delete", bytes = o.size, "plan");
+            report.deleted += 1;
+            report.bytes_freed += o.size;
+            continue;
+        }
+        let deleted = deadline
             .run(shutdown, "pruning old backups", async {
                 client.delete(&o.location).await.map_err(|e| {
                     Error::remote(format!("delete of {}", cfg.remote.describe(&key)), e)
                 })
             })
-            .await?;
-        tracing::info!(key = %key, "pruned");
-        deleted.push(key);
+            .await;
+        match deleted {
+            Ok(()) => {
+                tracing::info!(key = %key, time = %time, bytes = o.size, "pruned");
+                report.deleted += 1;
+                report.bytes_freed += o.size;
+            }
+            Err(e) if e.class() == ErrorClass::Denied => {
+                tracing::warn!(
+                    key = %key,
+                    error = %e.chain(),
+                    "the store refused to delete this backup (object lock, legal hold or a \
+                     bucket policy); skipped"
+                );
+                report.skipped += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
     tracing::info!(
         prefix = %r.prefix,
         cluster = %r.cluster,
         listed = listed_count,
-        not_this_clusters = listed_count - found.len() - doomed.len(),
-        kept = found.len(),
-        deleted = deleted.len(),
+        not_this_clusters = listed_count - found.len(),
+        kept = report.kept,
+        deleted = report.deleted,
+        skipped = report.skipped,
+        bytes_freed = report.bytes_freed,
+        dry_run = report.dry_run,
         "retention applied"
     );
-    Ok(deleted)
+    if report.skipped > 0 && cfg.strict {
+        return Err(Error::Denied(format!(
+            "the store refused to delete {} backup(s) under {} (--strict)",
+            report.skipped,
+            cfg.remote.describe(&r.prefix)
+        )));
+    }
+    Ok(report)
 }
 
 /// Whether the object's metadata names `cluster` (an object gone meanwhile is not).
@@ -178,9 +251,7 @@ async fn delete_one(
             }
             DeleteOutcome::BucketMissing
         }
-        Err(e) if e.class() == crate::base::error::ErrorClass::NotFound => {
-            DeleteOutcome::AlreadyAbsent
-        }
+        Err(e) if e.class() == ErrorClass::NotFound => DeleteOutcome::AlreadyAbsent,
         Err(e) => return Err(e),
     };
     match outcome {

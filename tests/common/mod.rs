@@ -115,6 +115,18 @@ impl S3Server {
             .unwrap();
     }
 
+    /// Sets the object's last-modified time to `unix_secs` (s3s-fs answers the
+    /// file's mtime).
+    pub fn dated(&self, key: &str, unix_secs: u64) {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(unix_secs);
+        std::fs::File::options()
+            .write(true)
+            .open(self.object_file(key))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
     /// Where s3s-fs keeps the object `key`.
     pub fn object_file(&self, key: &str) -> PathBuf {
         self.root.path().join(BUCKET).join(key)
