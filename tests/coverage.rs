@@ -1160,3 +1160,49 @@ fn a_live_etcd_honours_compress_level_and_the_stream_timeout() {
     );
     assert!(server.leftover_uploads().is_empty());
 }
+
+/// An `ENDPOINT` under amazonaws.com that is not the public regional endpoint (a
+/// VPC interface endpoint, FIPS, dual-stack) is the host requests go to. None of
+/// these names resolves here, so the run goes through an HTTP proxy on loopback
+/// (object_store's client honours `http_proxy`/`https_proxy`) that records each
+/// request line: a plain-HTTP request names its absolute URL, an HTTPS one the
+/// host it CONNECTs to. No REGION is given: it is taken from the host.
+#[test]
+fn an_amazonaws_endpoint_keeps_its_host() {
+    for host in [
+        "bucket.vpce-0a1b2c3d-4e5f.s3.us-east-1.vpce.amazonaws.com",
+        "s3-fips.us-east-2.amazonaws.com",
+        "s3.dualstack.eu-west-1.amazonaws.com",
+    ] {
+        let (port, seen) = http_receiver();
+        let proxy = format!("http://127.0.0.1:{port}");
+        let env: Vec<(String, String)> = [
+            ("ACCESS_KEY_ID", ACCESS_KEY),
+            ("SECRET_ACCESS_KEY", SECRET_KEY),
+            ("BUCKET_NAME", BUCKET),
+            ("ENDPOINT", &format!("http://{host}")),
+            ("CLUSTER", CLUSTER),
+            ("BACKUP_TO_DELETE", "b.db.gz"),
+            ("http_proxy", &proxy),
+            ("https_proxy", &proxy),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // The receiver's empty 200s are not S3 answers; only the requests matter.
+        let run = run("delete", &env, &[]);
+        let (method, target, _) = seen
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("no request for {host}: {}", run.all()));
+        assert!(
+            target.starts_with(&format!("http://{host}/{BUCKET}/")),
+            "{host}: the first request was {method} {target}"
+        );
+        while let Ok((method, target, _)) = seen.try_recv() {
+            assert!(
+                target.starts_with(&format!("http://{host}/")),
+                "{host}: a later request was {method} {target}"
+            );
+        }
+    }
+}
