@@ -502,7 +502,11 @@ async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn Object
         ))
     })?;
     Ok(match &s.prefix {
-        Some(p) => Arc::new(PrefixStore::new(store, p.as_str())),
+        // `parse`, not `from`: the prefix's bytes as the streaming upload sends them.
+        Some(p) => Arc::new(PrefixStore::new(
+            store,
+            ObjectPath::parse(p).map_err(|e| Error::Config(format!("STORAGE_URL prefix: {e}")))?,
+        )),
         None => Arc::new(store),
     })
 }
@@ -518,11 +522,21 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
             Ok(Remote::Local { root })
         }
         "s3" => {
-            let bucket = url
-                .host_str()
-                .filter(|b| !b.is_empty())
-                .ok_or_else(|| bad("no bucket"))?;
-            let prefix = url.path().trim_matches('/');
+            // The text after the bucket is the key prefix, literally (as in aws and
+            // s3cmd): not URL-decoded, `?` and `#` included. It is the same bytes
+            // for every request (the streaming upload and object_store's, whose
+            // `Path::parse` keeps them), so only what an object_store path cannot
+            // hold is refused: empty, `.` or `..` segments and control characters.
+            let raw = raw.trim();
+            let rest = raw.split_once("://").map_or("", |(_, rest)| rest);
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket"));
+            }
+            let prefix = prefix.trim_matches('/');
+            if let Err(e) = ObjectPath::parse(prefix) {
+                return Err(bad(&format!("the key prefix cannot be an object key: {e}")));
+            }
             Ok(Remote::S3(S3Settings {
                 bucket: bucket.to_string(),
                 prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
@@ -842,10 +856,30 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s3.describe("c-x.db.gz"), "s3://backups/etcd/prod/c-x.db.gz");
-        for bad in ["gopher://x", "file://relative/path", "s3:///nobucket"] {
+        for bad in [
+            "gopher://x",
+            "file://relative/path",
+            "s3:///nobucket",
+            "s3:nobucket/x",
+            "s3://backups/a//b",
+            "s3://backups/a/../b",
+            "s3://backups/./b",
+            "s3://backups/a\tb",
+        ] {
             let err = Remote::from_inputs(&inputs(&[("STORAGE_URL", bad)])).unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{bad}");
             assert!(err.to_string().contains("STORAGE_URL"), "{err}");
         }
+        // The prefix is taken literally: what follows the bucket, not URL-decoded.
+        let odd = "~etcd %41 # | * ? [ ] { } ^ \\ \" < > `";
+        let s3 = Remote::from_inputs(&inputs(&[
+            ("STORAGE_URL", &format!("s3://backups/{odd}/")),
+            ("ACCESS_KEY_ID", "a"),
+            ("SECRET_ACCESS_KEY", "b"),
+        ]))
+        .unwrap();
+        let Remote::S3(s) = s3 else { panic!("not s3") };
+        assert_eq!(s.prefix.as_deref(), Some(odd));
     }
 
     #[test]
