@@ -238,12 +238,29 @@ impl DeleteConfig {
                             .into(),
                     ));
                 }
+                let prefix = i
+                    .retention_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("{cluster}-"));
+                // Its directory is listed: it must be an object path as written.
+                if let Some((dir, _)) = prefix.rsplit_once('/') {
+                    match ObjectPath::parse(dir) {
+                        Ok(p) if p.as_ref() == dir => {}
+                        Ok(_) => {
+                            return Err(Error::Config(format!(
+                                "RETENTION_PREFIX={prefix:?} has a leading or double '/'"
+                            )));
+                        }
+                        Err(e) => {
+                            return Err(Error::Config(format!(
+                                "RETENTION_PREFIX={prefix:?} is not under an object path: {e}"
+                            )));
+                        }
+                    }
+                }
                 Some(Retention {
                     keep,
-                    prefix: i
-                        .retention_prefix
-                        .clone()
-                        .unwrap_or_else(|| format!("{cluster}-")),
+                    prefix,
                     cluster,
                 })
             }
