@@ -807,33 +807,47 @@ fn region_and_aws_default_region_set_the_signature_scope() {
 }
 
 /// STORAGE_URL=s3://bucket/prefix instead of BUCKET_NAME: store, restore and
-/// delete round trip under the prefix.
+/// delete round trip under the prefix, taken literally as the key's beginning:
+/// characters object_store's `Path::from` would percent-escape, and those a URL
+/// would decode or cut at (`%41`, `?`, `#`), are the same bytes in the key that
+/// store writes, restore reads and delete removes.
 #[test]
 fn storage_url_s3_round_trips_under_its_prefix() {
     let server = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.db");
-    let url = format!("s3://{BUCKET}/team/etcd");
-    let key = format!("team/etcd/{CLUSTER}-url.db.gz");
-    for bin in ["store", "restore", "delete"] {
-        let env = with(
-            &without(&job(&server, bin, "url.db.gz", &out), &["BUCKET_NAME"]),
-            &[("STORAGE_URL", &url)],
-        );
-        run(bin, &env, &[]).assert_code(0);
-        if bin == "store" {
-            assert_eq!(
-                std::fs::read(server.object_file(&key)).unwrap(),
-                std::fs::read(fixture("etcd-3.4-small.db.gz")).unwrap()
+    for prefix in [
+        "team/etcd",
+        "~etcd",
+        "odd/~ %41 # | * ? [ ] { } ^ \\ \" < > `/x",
+    ] {
+        let url = format!("s3://{BUCKET}/{prefix}");
+        let key = format!("{prefix}/{CLUSTER}-url.db.gz");
+        for bin in ["store", "restore", "delete"] {
+            let env = with(
+                &without(&job(&server, bin, "url.db.gz", &out), &["BUCKET_NAME"]),
+                &[("STORAGE_URL", &url)],
             );
-            assert!(!server.object_file(&format!("{CLUSTER}-url.db.gz")).exists());
+            let _ = std::fs::remove_file(&out);
+            run(bin, &env, &[]).assert_code(0);
+            if bin == "store" {
+                assert_eq!(
+                    std::fs::read(server.object_file(&key)).unwrap(),
+                    std::fs::read(fixture("etcd-3.4-small.db.gz")).unwrap(),
+                    "{prefix}"
+                );
+                assert!(!server.object_file(&format!("{CLUSTER}-url.db.gz")).exists());
+            }
+            if bin == "restore" {
+                assert_eq!(
+                    std::fs::read(&out).unwrap(),
+                    std::fs::read(fixture("etcd-3.4-small.db")).unwrap(),
+                    "{prefix}"
+                );
+            }
         }
+        assert!(!server.object_file(&key).exists(), "{prefix}");
     }
-    assert_eq!(
-        std::fs::read(&out).unwrap(),
-        std::fs::read(fixture("etcd-3.4-small.db")).unwrap()
-    );
-    assert!(!server.object_file(&key).exists());
 }
 
 /// ETCD_WAL_DIR with restore --data-dir: the WAL goes there (the same bytes as in
@@ -1159,4 +1173,50 @@ fn a_live_etcd_honours_compress_level_and_the_stream_timeout() {
             .exists()
     );
     assert!(server.leftover_uploads().is_empty());
+}
+
+/// An `ENDPOINT` under amazonaws.com that is not the public regional endpoint (a
+/// VPC interface endpoint, FIPS, dual-stack) is the host requests go to. None of
+/// these names resolves here, so the run goes through an HTTP proxy on loopback
+/// (object_store's client honours `http_proxy`/`https_proxy`) that records each
+/// request line: a plain-HTTP request names its absolute URL, an HTTPS one the
+/// host it CONNECTs to. No REGION is given: it is taken from the host.
+#[test]
+fn an_amazonaws_endpoint_keeps_its_host() {
+    for host in [
+        "bucket.vpce-0a1b2c3d-4e5f.s3.us-east-1.vpce.amazonaws.com",
+        "s3-fips.us-east-2.amazonaws.com",
+        "s3.dualstack.eu-west-1.amazonaws.com",
+    ] {
+        let (port, seen) = http_receiver();
+        let proxy = format!("http://127.0.0.1:{port}");
+        let env: Vec<(String, String)> = [
+            ("ACCESS_KEY_ID", ACCESS_KEY),
+            ("SECRET_ACCESS_KEY", SECRET_KEY),
+            ("BUCKET_NAME", BUCKET),
+            ("ENDPOINT", &format!("http://{host}")),
+            ("CLUSTER", CLUSTER),
+            ("BACKUP_TO_DELETE", "b.db.gz"),
+            ("http_proxy", &proxy),
+            ("https_proxy", &proxy),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // The receiver's empty 200s are not S3 answers; only the requests matter.
+        let run = run("delete", &env, &[]);
+        let (method, target, _) = seen
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("no request for {host}: {}", run.all()));
+        assert!(
+            target.starts_with(&format!("http://{host}/{BUCKET}/")),
+            "{host}: the first request was {method} {target}"
+        );
+        while let Ok((method, target, _)) = seen.try_recv() {
+            assert!(
+                target.starts_with(&format!("http://{host}/")),
+                "{host}: a later request was {method} {target}"
+            );
+        }
+    }
 }

@@ -335,3 +335,39 @@ fn bad_policy_settings_are_named_and_delete_nothing() {
     );
     assert!(server.object_file("prod-b1").exists() && server.object_file("prod-b2").exists());
 }
+
+/// A RETENTION_PREFIX whose directory holds a character object_store's
+/// `Path::from` would escape (`~`) lists that directory as the keys have it, so
+/// the older backups under it are pruned.
+#[test]
+fn keep_lists_a_prefix_directory_with_odd_characters_as_written() {
+    let server = S3Server::start();
+    for n in 1..=3 {
+        let key = format!("~team/prod-daily-{n}");
+        let env = with(
+            &server.job_env(),
+            &[
+                ("CLUSTER", "prod"),
+                ("OBJECT_KEY", &key),
+                (
+                    "SNAPSHOT_FILE",
+                    fixture("etcd-3.4-small.db.gz").to_str().unwrap(),
+                ),
+            ],
+        );
+        run("store", &env, &[]).assert_code(0);
+        server.age(&key, 10 + n);
+    }
+    let prod = with(&server.job_env(), &[("CLUSTER", "prod")]);
+    let r = run("delete", &prod, &["--keep", "1", "--prefix", "~team/prod-"]);
+    r.assert_code(0);
+    let exists = |k: &str| server.object_file(k).exists();
+    assert!(exists("~team/prod-daily-1"), "the newest is kept");
+    for pruned in ["~team/prod-daily-2", "~team/prod-daily-3"] {
+        assert!(!exists(pruned), "{pruned}: pruned\n{}", r.stderr);
+    }
+    // A directory part no object key can have is a configuration error.
+    let r = run("delete", &prod, &["--keep", "1", "--prefix", "team//prod-"]);
+    r.assert_code(78);
+    assert!(r.stderr.contains("RETENTION_PREFIX"), "{}", r.stderr);
+}

@@ -158,7 +158,7 @@ fn init_logging() -> Result<(), String> {
             .with_target(false)
             .compact()
             .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-                m.target() != PROGRESS_TARGET
+                !snapjob::base::progress::is_progress(m)
             }));
         tracing_subscriber::registry()
             .with(filter)
@@ -188,7 +188,7 @@ fn clear_bar() {
     }
 }
 
-/// Draws the library's progress events (target `snapjob::base::progress`) as one bar
+/// Draws the library's progress events ([`snapjob::base::progress::PROGRESS_TARGET`]) as one bar
 /// line on a terminal, redrawn in place, instead of a log line each time.
 struct ProgressBar;
 
@@ -223,7 +223,7 @@ impl tracing::field::Visit for BarFields {
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ProgressBar {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         use std::io::Write;
-        if event.metadata().target() != PROGRESS_TARGET {
+        if !snapjob::base::progress::is_progress(event.metadata()) {
             return;
         }
         let mut f = BarFields::default();
@@ -250,9 +250,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ProgressBar {
         BAR_SHOWN.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
-
-/// Where the library's progress events come from.
-const PROGRESS_TARGET: &str = "snapjob::base::progress";
 
 /// Turns SIGTERM and SIGINT into a [`Shutdown`] request. The handlers are
 /// installed before this returns, so before the operation's first request: a

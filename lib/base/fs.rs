@@ -332,6 +332,52 @@ mod tests {
         assert!(live.path.exists(), "the live run's file is left");
     }
 
+    /// Two pods on one volume are both PID 1: another run's entries carry the
+    /// very names this process would pick first. Held (locked) by that live run,
+    /// they are neither opened nor truncated, replaced or removed: not by
+    /// creating, writing, persisting or dropping ours, nor by a sweep.
+    #[test]
+    fn the_same_pid_elsewhere_keeps_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.db");
+        let theirs_file = beside(&dest, "tmp");
+        std::fs::write(&theirs_file, b"the other pod's download").unwrap();
+        let _file_lock = Flock::lock(
+            File::open(&theirs_file).unwrap(),
+            FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
+        let theirs_dir = beside(&dest, "restore");
+        std::fs::create_dir(&theirs_dir).unwrap();
+        std::fs::write(theirs_dir.join("db"), b"the other pod's member").unwrap();
+        let _dir_lock = Flock::lock(
+            File::open(&theirs_dir).unwrap(),
+            FlockArg::LockExclusiveNonblock,
+        )
+        .unwrap();
+
+        let (ours, file) = TempFile::create(&dest).unwrap();
+        assert_ne!(ours.path, theirs_file);
+        std::io::Write::write_all(&mut &file, b"ours").unwrap();
+        ours.persist(&dest).unwrap();
+        let (ours, _file) = TempFile::create(&dest).unwrap();
+        drop(ours);
+        let staging = TempDir::beside(&dest, "restore").unwrap();
+        assert_ne!(staging.path, theirs_dir);
+        drop(staging);
+        assert!(sweep(&dest, &["tmp", "restore"]).is_empty());
+
+        assert_eq!(std::fs::read(&dest).unwrap(), b"ours");
+        assert_eq!(
+            std::fs::read(&theirs_file).unwrap(),
+            b"the other pod's download"
+        );
+        assert_eq!(
+            std::fs::read(theirs_dir.join("db")).unwrap(),
+            b"the other pod's member"
+        );
+    }
+
     #[test]
     fn a_name_held_by_a_live_run_is_skipped() {
         let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,16 @@
 
 use std::time::{Duration, Instant};
 
+/// The tracing target of progress events. Set explicitly on each event (not the
+/// module path, which moves with the code): the binaries' terminal progress bar
+/// picks progress events by it, and `RUST_LOG` directives can name it.
+pub const PROGRESS_TARGET: &str = "snapjob::progress";
+
+/// Whether an event is a progress event (what the terminal bar draws).
+pub fn is_progress(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target() == PROGRESS_TARGET
+}
+
 /// Counts bytes and logs every `every` (0: at every update).
 #[derive(Debug)]
 pub struct Progress {
@@ -46,9 +56,11 @@ impl Progress {
                 let bytes = self.done.min(total);
                 let eta_s = (total - bytes) as f64 / rate;
                 let eta_s = eta_s.round() as u64;
-                tracing::info!(bytes, total, mib_per_s, eta_s, "{}", self.what);
+                tracing::info!(target: PROGRESS_TARGET, bytes, total, mib_per_s, eta_s, "{}", self.what);
             }
-            None => tracing::info!(bytes = self.done, mib_per_s, "{}", self.what),
+            None => {
+                tracing::info!(target: PROGRESS_TARGET, bytes = self.done, mib_per_s, "{}", self.what)
+            }
         }
     }
 }
@@ -62,6 +74,44 @@ pub fn round_to(x: f64, places: i32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records the metadata of every event.
+    struct Events(std::sync::Mutex<Vec<&'static tracing::Metadata<'static>>>);
+
+    impl tracing::Subscriber for Events {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            self.0.lock().unwrap().push(event.metadata());
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn progress_events_carry_the_target_the_bar_picks() {
+        let events = std::sync::Arc::new(Events(Default::default()));
+        tracing::subscriber::with_default(events.clone(), || {
+            let mut known = Progress::new("uploading", Some(10), Duration::ZERO);
+            known.add(4);
+            let mut unknown = Progress::new("downloading", None, Duration::ZERO);
+            unknown.add(4);
+            tracing::info!("an ordinary line");
+        });
+        let seen = events.0.lock().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        for meta in &seen[..2] {
+            assert_eq!(meta.target(), PROGRESS_TARGET);
+            assert!(is_progress(meta));
+        }
+        assert!(!is_progress(seen[2]), "{:?}", seen[2]);
+    }
 
     #[test]
     fn counts_bytes() {

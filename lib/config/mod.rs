@@ -281,12 +281,29 @@ fn retention(i: &Inputs, remote: &Remote) -> Result<Option<Retention>> {
              so nothing proves which objects are this cluster's backups"
         )));
     }
+    let prefix = i
+        .retention_prefix
+        .clone()
+        .unwrap_or_else(|| format!("{cluster}-"));
+    // Its directory is listed: it must be an object path as written.
+    if let Some((dir, _)) = prefix.rsplit_once('/') {
+        match ObjectPath::parse(dir) {
+            Ok(p) if p.as_ref() == dir => {}
+            Ok(_) => {
+                return Err(Error::Config(format!(
+                    "RETENTION_PREFIX={prefix:?} has a leading or double '/'"
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "RETENTION_PREFIX={prefix:?} is not under an object path: {e}"
+                )));
+            }
+        }
+    }
     Ok(Some(Retention {
         policy,
-        prefix: i
-            .retention_prefix
-            .clone()
-            .unwrap_or_else(|| format!("{cluster}-")),
+        prefix,
         cluster,
         dry_run: parse_bool(i.dry_run.as_deref(), "DRY_RUN")?,
     }))

@@ -86,7 +86,14 @@ pub async fn prune(
     // object_store lists by path segment, so list the prefix's directory and
     // compare the last segment as a string.
     let (dir, start) = match r.prefix.rsplit_once('/') {
-        Some((d, s)) => (Some(ObjectPath::from(d)), s),
+        // `parse`, not `from`: the directory as the keys have it (config checked it).
+        Some((d, s)) => (
+            Some(
+                ObjectPath::parse(d)
+                    .map_err(|e| Error::Config(format!("RETENTION_PREFIX {:?}: {e}", r.prefix)))?,
+            ),
+            s,
+        ),
         None => (None, r.prefix.as_str()),
     };
     let listing = deadline

@@ -150,6 +150,12 @@ impl Target {
         })
     }
 
+    /// The object's URL, as requested.
+    #[cfg(test)]
+    pub(crate) fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
     /// Records `cluster` with the object (config checked it is header-safe).
     pub(crate) fn with_cluster(self, cluster: Option<String>) -> Target {
         Target { cluster, ..self }

@@ -62,7 +62,8 @@ pub struct S3Settings {
 /// A parsed endpoint: `scheme://host[:port]`, or AWS itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    /// AWS S3 (ENDPOINT unset, empty, or an `*.amazonaws.com` host).
+    /// AWS S3's public endpoint (ENDPOINT unset, empty, `s3.amazonaws.com` or
+    /// `s3.<region>.amazonaws.com`), addressed virtual-hosted.
     Aws,
     /// Any other S3-compatible service, addressed path-style.
     Custom(String),
@@ -110,7 +111,14 @@ pub fn parse_endpoint(raw: Option<&str>, insecure: bool, var: &str) -> Result<En
     if url.port() == Some(0) {
         return Err(bad("port 0"));
     }
-    if host == "amazonaws.com" || host.ends_with(".amazonaws.com") {
+    // Only the public endpoint is left to the client; any other host under
+    // amazonaws.com (a VPC interface endpoint, FIPS, dual-stack) is used as given.
+    let public = host == "s3.amazonaws.com"
+        || host
+            .strip_prefix("s3.")
+            .and_then(|h| h.strip_suffix(".amazonaws.com"))
+            .is_some_and(is_aws_region);
+    if public {
         return Ok(Endpoint::Aws);
     }
     let mut out = format!("{}://{}", url.scheme(), host);
@@ -118,6 +126,36 @@ pub fn parse_endpoint(raw: Option<&str>, insecure: bool, var: &str) -> Result<En
         out.push_str(&format!(":{port}"));
     }
     Ok(Endpoint::Custom(out))
+}
+
+/// The region an endpoint under amazonaws.com names (`s3.eu-west-1.amazonaws.com`,
+/// `s3-fips.dualstack.us-east-1.amazonaws.com`,
+/// `bucket.vpce-….s3.us-east-1.vpce.amazonaws.com`, `s3-eu-west-1.amazonaws.com`),
+/// the signing region when none is given. `raw` is an endpoint `parse_endpoint` gave.
+fn aws_region_in(raw: &str) -> Option<String> {
+    let with_scheme = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("https://{raw}")
+    };
+    let url = url::Url::parse(&with_scheme).ok()?;
+    let rest = url.host_str()?.strip_suffix(".amazonaws.com")?;
+    let rest = rest.strip_suffix(".vpce").unwrap_or(rest);
+    let last = rest.rsplit('.').next()?;
+    let region = last.strip_prefix("s3-").unwrap_or(last);
+    is_aws_region(region).then(|| region.to_string())
+}
+
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`: two letters, words, a number.
+fn is_aws_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
 fn access_key_var(inputs: &Inputs) -> &'static str {
@@ -218,7 +256,10 @@ impl Remote {
             &inputs.aws_default_region,
         ]
         .into_iter()
-        .find_map(|r| r.clone());
+        .find_map(|r| r.clone())
+        // An amazonaws.com host used as given names its region; the public
+        // endpoint (None here) still asks AWS for the bucket's region.
+        .or_else(|| endpoint.as_deref().and_then(aws_region_in));
         let access_key_id = inputs
             .access_key_id
             .clone()
@@ -465,7 +506,11 @@ async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn Object
         ))
     })?;
     Ok(match &s.prefix {
-        Some(p) => Arc::new(PrefixStore::new(store, p.as_str())),
+        // `parse`, not `from`: the prefix's bytes as the streaming upload sends them.
+        Some(p) => Arc::new(PrefixStore::new(
+            store,
+            ObjectPath::parse(p).map_err(|e| Error::Config(format!("STORAGE_URL prefix: {e}")))?,
+        )),
         None => Arc::new(store),
     })
 }
@@ -481,11 +526,21 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
             Ok(Remote::Local { root })
         }
         "s3" => {
-            let bucket = url
-                .host_str()
-                .filter(|b| !b.is_empty())
-                .ok_or_else(|| bad("no bucket"))?;
-            let prefix = url.path().trim_matches('/');
+            // The text after the bucket is the key prefix, literally (as in aws and
+            // s3cmd): not URL-decoded, `?` and `#` included. It is the same bytes
+            // for every request (the streaming upload and object_store's, whose
+            // `Path::parse` keeps them), so only what an object_store path cannot
+            // hold is refused: empty, `.` or `..` segments and control characters.
+            let raw = raw.trim();
+            let rest = raw.split_once("://").map_or("", |(_, rest)| rest);
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("no bucket"));
+            }
+            let prefix = prefix.trim_matches('/');
+            if let Err(e) = ObjectPath::parse(prefix) {
+                return Err(bad(&format!("the key prefix cannot be an object key: {e}")));
+            }
             Ok(Remote::S3(S3Settings {
                 bucket: bucket.to_string(),
                 prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
@@ -614,6 +669,61 @@ mod tests {
             parse_endpoint(Some(" "), true, "ENDPOINT").unwrap(),
             Endpoint::Aws
         );
+    }
+
+    /// Hosts under amazonaws.com other than the public S3 endpoint are kept: VPC
+    /// interface endpoints, FIPS and dual-stack endpoints, for both the object_store
+    /// client (path-style on the given endpoint) and the streaming upload's URL;
+    /// the region, when not given, is the one the host names.
+    #[test]
+    fn amazonaws_endpoints_other_than_the_public_one_keep_their_host() {
+        for (host, region) in [
+            (
+                "bucket.vpce-0a1b2c3d-4e5f.s3.us-east-1.vpce.amazonaws.com",
+                "us-east-1",
+            ),
+            ("s3-fips.us-east-2.amazonaws.com", "us-east-2"),
+            (
+                "s3-fips.dualstack.us-gov-west-1.amazonaws.com",
+                "us-gov-west-1",
+            ),
+            ("s3.dualstack.eu-west-1.amazonaws.com", "eu-west-1"),
+        ] {
+            let url = format!("https://{host}");
+            assert_eq!(
+                parse_endpoint(Some(host), false, "ENDPOINT").unwrap(),
+                custom(&url)
+            );
+            let r = Remote::from_inputs(&inputs(&[
+                ("BUCKET_NAME", "backups"),
+                ("ACCESS_KEY_ID", "a"),
+                ("SECRET_ACCESS_KEY", "b"),
+                ("ENDPOINT", host),
+            ]))
+            .unwrap();
+            let Remote::S3(s) = r else { panic!("not s3") };
+            assert_eq!(s.endpoint.as_deref(), Some(url.as_str()), "{host}");
+            assert_eq!(s.region.as_deref(), Some(region), "{host}");
+            let tuning = ClientTuning::for_deadline(Duration::from_secs(60));
+            let target =
+                crate::transport::put::Target::new(&s, region, "c-1.db.gz", &tuning).unwrap();
+            assert_eq!(
+                target.url().as_str(),
+                format!("{url}/backups/c-1.db.gz"),
+                "{host}"
+            );
+        }
+        // A REGION given wins over the host's.
+        let r = Remote::from_inputs(&inputs(&[
+            ("BUCKET_NAME", "backups"),
+            ("ACCESS_KEY_ID", "a"),
+            ("SECRET_ACCESS_KEY", "b"),
+            ("ENDPOINT", "s3-fips.us-east-2.amazonaws.com"),
+            ("REGION", "us-east-1"),
+        ]))
+        .unwrap();
+        let Remote::S3(s) = r else { panic!("not s3") };
+        assert_eq!(s.region.as_deref(), Some("us-east-1"));
     }
 
     #[test]
@@ -751,10 +861,30 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(s3.describe("c-x.db.gz"), "s3://backups/etcd/prod/c-x.db.gz");
-        for bad in ["gopher://x", "file://relative/path", "s3:///nobucket"] {
+        for bad in [
+            "gopher://x",
+            "file://relative/path",
+            "s3:///nobucket",
+            "s3:nobucket/x",
+            "s3://backups/a//b",
+            "s3://backups/a/../b",
+            "s3://backups/./b",
+            "s3://backups/a\tb",
+        ] {
             let err = Remote::from_inputs(&inputs(&[("STORAGE_URL", bad)])).unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{bad}");
             assert!(err.to_string().contains("STORAGE_URL"), "{err}");
         }
+        // The prefix is taken literally: what follows the bucket, not URL-decoded.
+        let odd = "~etcd %41 # | * ? [ ] { } ^ \\ \" < > `";
+        let s3 = Remote::from_inputs(&inputs(&[
+            ("STORAGE_URL", &format!("s3://backups/{odd}/")),
+            ("ACCESS_KEY_ID", "a"),
+            ("SECRET_ACCESS_KEY", "b"),
+        ]))
+        .unwrap();
+        let Remote::S3(s) = s3 else { panic!("not s3") };
+        assert_eq!(s.prefix.as_deref(), Some(odd));
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct EtcdSource {
     pub stream_timeout: Duration,
 }
 
+/// The longest gRPC message taken from etcd: gRPC's default receive limit. etcd
+/// sends the snapshot in 32 KiB blobs; a peer announcing more is not buffered.
+const MAX_MESSAGE: usize = 4 * 1024 * 1024;
+
 fn etcd_error(class: ErrorClass, message: String) -> Error {
     Error::Etcd { message, class }
 }
@@ -333,23 +337,39 @@ impl SnapshotStream {
 
     /// Takes one whole gRPC message from the buffer and returns its blob.
     fn take_message(&mut self) -> Result<Option<Bytes>> {
-        if self.buf.len() < 5 {
-            return Ok(None);
-        }
-        if self.buf[0] != 0 {
-            return Err(etcd_error(
-                ErrorClass::Data,
-                "etcd sent a compressed gRPC message".into(),
-            ));
-        }
-        let len = u32::from_be_bytes(self.buf[1..5].try_into().expect("4 bytes")) as usize;
-        if self.buf.len() < 5 + len {
-            return Ok(None);
-        }
-        self.buf.advance(5);
-        let msg = self.buf.split_to(len).freeze();
-        blob_of(msg).map(Some)
+        take_message(&mut self.buf)
     }
+}
+
+/// Takes one whole gRPC message (a 5-byte prefix: compressed flag, big-endian
+/// length; then the message) from `buf` and returns its blob; `None` until the
+/// whole message is there.
+fn take_message(buf: &mut BytesMut) -> Result<Option<Bytes>> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    if buf[0] != 0 {
+        return Err(etcd_error(
+            ErrorClass::Data,
+            "etcd sent a compressed gRPC message".into(),
+        ));
+    }
+    let len = u32::from_be_bytes(buf[1..5].try_into().expect("4 bytes")) as usize;
+    if len > MAX_MESSAGE {
+        return Err(etcd_error(
+            ErrorClass::Data,
+            format!(
+                "etcd announced a gRPC message of {len} bytes, longer than the {} MiB limit",
+                MAX_MESSAGE / (1024 * 1024)
+            ),
+        ));
+    }
+    if buf.len() < 5 + len {
+        return Ok(None);
+    }
+    buf.advance(5);
+    let msg = buf.split_to(len).freeze();
+    blob_of(msg).map(Some)
 }
 
 /// The `blob` (field 3) of a `SnapshotResponse`; other fields are skipped.
@@ -492,5 +512,35 @@ mod tests {
             blob_of(Bytes::from_static(&[0x1d, 0, 0, 0, 0])).is_err(),
             "fixed32 is not used"
         );
+    }
+
+    /// The 5-byte prefix of an uncompressed message of `len` bytes.
+    fn prefix(len: u32) -> BytesMut {
+        let mut b = BytesMut::new();
+        b.extend_from_slice(&[0]);
+        b.extend_from_slice(&len.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn a_message_longer_than_the_limit_is_refused_at_its_prefix() {
+        // Nothing of the message has arrived yet: the announced length alone is
+        // refused, before anything is buffered for it.
+        for len in [MAX_MESSAGE as u32 + 1, u32::MAX] {
+            let err = take_message(&mut prefix(len)).unwrap_err();
+            assert_eq!(err.exit_code(), 65, "{err}");
+            assert!(err.to_string().contains("longer than"), "{err}");
+        }
+        // At the limit it is a message like any other: wait for the rest.
+        let mut at_limit = prefix(MAX_MESSAGE as u32);
+        assert!(take_message(&mut at_limit).unwrap().is_none());
+        // A whole small message is taken.
+        let mut small = prefix(5);
+        small.extend_from_slice(&[0x1a, 0x03, b'a', b'b', b'c']);
+        assert_eq!(
+            take_message(&mut small).unwrap(),
+            Some(Bytes::from_static(b"abc"))
+        );
+        assert!(small.is_empty());
     }
 }
