@@ -48,6 +48,10 @@ struct Args {
     /// Print the retention plan and delete nothing [env: DRY_RUN]
     #[arg(long)]
     dry_run: bool,
+    /// A kops etcd-manager backup store (s3://, file://): --backup is then a backup
+    /// name, and retention applies to the store's backups [env: BACKUP_STORE]
+    #[arg(long, value_name = "URL")]
+    backup_store: Option<String>,
     /// Key prefix retention lists [env: RETENTION_PREFIX] [default: $CLUSTER-]
     #[arg(long, value_name = "PREFIX")]
     prefix: Option<String>,
@@ -69,6 +73,7 @@ pub fn main() -> std::process::ExitCode {
         flags.retention_timezone = args.timezone;
         flags.dry_run = args.dry_run.then(|| "true".to_string());
         flags.retention_prefix = args.prefix;
+        flags.backup_store = args.backup_store;
         let cfg = DeleteConfig::from_inputs(&env.overlay(flags), args.strict)?;
         snapjob::delete(&cfg, &shutdown).await
     })

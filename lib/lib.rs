@@ -49,7 +49,7 @@ pub use base::cancel::{Deadline, Shutdown, ShutdownTrigger};
 pub use base::error::{Error, ErrorClass, Result, StopReason};
 pub use base::settings::{Inputs, Secret};
 pub use config::{
-    CtlConfig, DeleteConfig, RestoreConfig, Retention, SnapshotConfig, StoreConfig, Transfer,
+    CtlConfig, DeleteConfig, RestoreConfig, Retention, Scope, SnapshotConfig, StoreConfig, Transfer,
 };
 pub use ops::ctl::ctl;
 pub use ops::delete::{DeleteOutcome, DeleteReport, PruneReport, delete};

@@ -324,3 +324,58 @@ fn the_same_on_s3() {
         serde_json::json!({"memberCount": 3, "etcdVersion": "3.5.1"})
     );
 }
+
+/// Retention over a kops store: the backups are the names with a meta file, timed
+/// by their names; each deleted meta file first; a name without a meta file (a
+/// backup being written) is never touched. And `delete --backup NAME` there.
+#[test]
+fn retention_and_delete_by_name_in_a_kops_store() {
+    let (dir, url) = store_copy();
+    let main = dir.path().join("main");
+    let newer = [
+        "2026-01-05T10:00:00Z-000000",
+        "2026-01-05T20:00:00Z-000000",
+        "2026-01-06T10:00:00Z-000000",
+    ];
+    for name in newer {
+        copy_tree(&main.join(GOOD), &main.join(name));
+    }
+    let listed = |url: &str| {
+        let r = ctl(url, &["list-backups"]);
+        r.assert_code(0);
+        r.stdout.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let policy = ["--backup-store", &url, "--keep-daily", "2"];
+    let r = run("delete", &[], &[&policy[..], &["--dry-run"]].concat());
+    r.assert_code(0);
+    assert_eq!(listed(&url).len(), 5, "a dry run deletes nothing");
+    assert!(
+        r.stderr.contains(&format!("\"key\":\"{CORRUPT}\""))
+            && r.stderr.contains("\"action\":\"delete\""),
+        "{}",
+        r.stderr
+    );
+
+    // Days 01-06 and 01-05 (its newest) are kept; the rest go, meta and data.
+    let r = run("delete", &[], &policy);
+    r.assert_code(0);
+    assert_eq!(listed(&url), [newer[1], newer[2]], "{}", r.stderr);
+    for gone in [GOOD, CORRUPT, newer[0]] {
+        for file in ["_etcd_backup.meta", "etcd.backup.gz"] {
+            assert!(!main.join(gone).join(file).exists(), "{gone}/{file}");
+        }
+    }
+    let unlisted = std::fs::read_dir(main.join(NO_META)).unwrap().count();
+    assert!(unlisted > 0, "a name without a meta file is never touched");
+
+    // One backup by name; a second time it is already absent; a bad name is 78.
+    let by_name = |name: &str| run("delete", &[], &["--backup-store", &url, "--backup", name]);
+    by_name(newer[1]).assert_code(0);
+    assert_eq!(listed(&url), [newer[2]]);
+    assert!(!main.join(newer[1]).join("etcd.backup.gz").exists());
+    let r = by_name(newer[1]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("already absent"), "{}", r.stderr);
+    by_name("../main").assert_code(78);
+    assert_eq!(listed(&url), [newer[2]]);
+}

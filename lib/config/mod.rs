@@ -113,20 +113,32 @@ fn backup_store(i: &Inputs) -> Result<Option<Remote>> {
         .map_err(|e| Error::Config(e.to_string().replace("STORAGE_URL", "BACKUP_STORE")))
 }
 
-/// Retention: which of `cluster`'s backups under `prefix` to keep, by `policy`
-/// (restic's rules; the newest is always kept); the rest are deleted. A backup of
-/// `cluster` is an object whose metadata `store` wrote says so: a prefix alone
-/// cannot tell `prod-` backups from `prod-eu-` ones.
+/// Retention: which backups of a scope to keep, by `policy` (restic's rules; the
+/// newest is always kept); the rest are deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
     /// The rules.
     pub policy: Policy,
-    /// Key prefix to list, `$CLUSTER-` by default.
-    pub prefix: String,
-    /// The cluster whose backups count (`CLUSTER`).
-    pub cluster: String,
+    /// Which objects are backups the policy may delete.
+    pub scope: Scope,
     /// Print the plan, delete nothing.
     pub dry_run: bool,
+}
+
+/// Which objects retention counts as backups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The objects under `prefix` whose metadata, written by `store`, names
+    /// `cluster`: a prefix alone cannot tell `prod-` backups from `prod-eu-` ones.
+    Cluster {
+        /// Key prefix to list, `$CLUSTER-` by default.
+        prefix: String,
+        /// The cluster whose backups count (`CLUSTER`).
+        cluster: String,
+    },
+    /// The backups of a kops etcd-manager store (`BACKUP_STORE`): names with a
+    /// meta file, timed by their names.
+    EtcdManager,
 }
 
 /// Configuration of `delete`.
@@ -136,8 +148,11 @@ pub struct DeleteConfig {
     pub remote: Remote,
     /// Object key, `$CLUSTER-$BACKUP_TO_DELETE`; none for a retention-only run.
     pub key: Option<String>,
-    /// Prune to the newest N backups after the deletion (opt-in).
+    /// Retention after the deletion (opt-in).
     pub retention: Option<Retention>,
+    /// `remote` is a kops etcd-manager store (`BACKUP_STORE`): `key` is a backup
+    /// name, deleted meta file first.
+    pub etcd_manager: bool,
     /// Exit 12 for a missing bucket instead of warning and exiting 0.
     pub strict: bool,
     /// Internal time budget (below the Job's `activeDeadlineSeconds: 240`).
@@ -217,8 +232,9 @@ impl StoreConfig {
     }
 }
 
-/// The retention policy of `delete`, when any rule is given.
-fn retention(i: &Inputs, remote: &Remote) -> Result<Option<Retention>> {
+/// The retention policy of `delete`, when any rule is given; `etcd_manager`:
+/// `remote` is a kops backup store.
+fn retention(i: &Inputs, remote: &Remote, etcd_manager: bool) -> Result<Option<Retention>> {
     let count = |raw: &Option<String>, var: &str| -> Result<Option<Count>> {
         raw.as_deref()
             .map(|r| Count::parse(r, var).map_err(Error::Config))
@@ -267,6 +283,14 @@ fn retention(i: &Inputs, remote: &Remote) -> Result<Option<Retention>> {
     .map(|(name, _)| *name)
     .collect::<Vec<_>>()
     .join(", ");
+    let dry_run = parse_bool(i.dry_run.as_deref(), "DRY_RUN")?;
+    if etcd_manager {
+        return Ok(Some(Retention {
+            policy,
+            scope: Scope::EtcdManager,
+            dry_run,
+        }));
+    }
     let cluster = i.cluster.clone().ok_or_else(|| {
         Error::Config(format!(
             "{given} needs CLUSTER: retention deletes only objects that store \
@@ -303,19 +327,35 @@ fn retention(i: &Inputs, remote: &Remote) -> Result<Option<Retention>> {
     }
     Ok(Some(Retention {
         policy,
-        prefix,
-        cluster,
-        dry_run: parse_bool(i.dry_run.as_deref(), "DRY_RUN")?,
+        scope: Scope::Cluster { prefix, cluster },
+        dry_run,
     }))
 }
 
 impl DeleteConfig {
     /// Validates the inputs of `delete`.
     pub fn from_inputs(i: &Inputs, strict: bool) -> Result<Self> {
-        let remote = Remote::from_inputs(i)?;
-        let retention = retention(i, &remote)?;
+        let kops = backup_store(i)?;
+        let etcd_manager = kops.is_some();
+        let remote = match kops {
+            Some(r) => r,
+            None => Remote::from_inputs(i)?,
+        };
+        let retention = retention(i, &remote, etcd_manager)?;
         let key = match (&i.backup_to_delete, &i.object_key, &retention) {
             (None, None, Some(_)) => None,
+            (Some(name), _, _) if etcd_manager => {
+                crate::formats::etcd_manager::check_backup_name(name)
+                    .map_err(|e| Error::Config(format!("BACKUP_TO_DELETE: {e}")))?;
+                Some(name.clone())
+            }
+            _ if etcd_manager => {
+                return Err(Error::Config(
+                    "BACKUP_STORE: give BACKUP_TO_DELETE (a backup name) or a retention rule \
+                     (KEEP_*)"
+                        .into(),
+                ));
+            }
             _ => Some(object_key(
                 i,
                 "BACKUP_TO_DELETE",
@@ -325,6 +365,7 @@ impl DeleteConfig {
         Ok(DeleteConfig {
             key,
             retention,
+            etcd_manager,
             strict,
             deadline: deadline(i, Duration::from_secs(220))?,
             remote,

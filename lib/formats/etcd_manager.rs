@@ -137,6 +137,60 @@ pub fn name_at(unix_secs: u64, sequence: u32) -> String {
     format!("{}-{sequence:06}", rfc3339(unix_secs))
 }
 
+/// When a backup or command name says it was made (`2025-05-02T23:00:00Z-000001`),
+/// in Unix seconds; `None` for a name not in that form.
+pub fn name_time(name: &str) -> Option<i64> {
+    let stamp = name.get(..20)?;
+    let b = stamp.as_bytes();
+    let shape = b.len() == 20
+        && [4, 7].iter().all(|&i| b[i] == b'-')
+        && b[10] == b'T'
+        && [13, 16].iter().all(|&i| b[i] == b':')
+        && b[19] == b'Z';
+    let n = |r: std::ops::Range<usize>| stamp[r].parse::<i64>().ok();
+    if !shape || name.as_bytes().get(20) != Some(&b'-') {
+        return None;
+    }
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let days = crate::formats::retention::days_from_civil(y, m, d);
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Deletes backup `name`: its meta file first, so etcd-manager stops listing it
+/// before its data goes (a half-deleted backup is never listed). Returns the
+/// size of the data deleted, or `None` when there was no such backup.
+pub async fn delete_backup(store: &dyn ObjectStore, name: &str) -> Result<Option<u64>> {
+    check_backup_name(name)?;
+    let (meta, data) = (
+        path(&format!("{name}/{META_FILE}")),
+        path(&format!("{name}/{DATA_FILE}")),
+    );
+    let size = match store.head(&data).await {
+        Ok(m) => Some(m.size),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => return Err(Error::remote(format!("looking up {data}"), e)),
+    };
+    let had_meta = match store.head(&meta).await {
+        Ok(_) => true,
+        Err(object_store::Error::NotFound { .. }) => false,
+        Err(e) => return Err(Error::remote(format!("looking up {meta}"), e)),
+    };
+    if !had_meta && size.is_none() {
+        return Ok(None);
+    }
+    for p in [&meta, &data] {
+        match store.delete(p).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(Error::remote(format!("delete of {p}"), e)),
+        }
+    }
+    Ok(Some(size.unwrap_or(0)))
+}
+
 /// The first name at `unix_secs` that no name in `in_use` has taken: sequence 0,
 /// or one past the highest sequence already used in that second (two stores in
 /// one second must not write the same backup).
@@ -374,6 +428,21 @@ pub async fn write_backup_info(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_names_time_is_read_back() {
+        let t = 1_746_226_800; // 2025-05-02T23:00:00Z
+        assert_eq!(name_time(&name_at(t, 7)), Some(t as i64));
+        for bad in [
+            "2025-05-02T23:00:00Z",
+            "2025-13-02T23:00:00Z-000000",
+            "2025-05-02 23:00:00Z-000000",
+            "backup-1",
+            "",
+        ] {
+            assert_eq!(name_time(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn names_are_rfc3339_utc_with_a_sequence() {

@@ -5,14 +5,16 @@
 //! s3cmd snippet exit 12, which the controller maps to success: it is reported as
 //! [`DeleteOutcome::BucketMissing`] (the binary warns and exits 0) unless `strict`.
 
+use std::sync::Arc;
+
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, ObjectStore, ObjectStoreExt};
 
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::{Error, ErrorClass, Result};
-use crate::config::{DeleteConfig, Retention};
-use crate::formats::retention;
+use crate::config::{DeleteConfig, Retention, Scope};
+use crate::formats::{etcd_manager, retention};
 use crate::transport::object::CLUSTER_METADATA;
 use crate::transport::remote::Remote;
 
@@ -67,14 +69,22 @@ pub async fn delete(cfg: &DeleteConfig, shutdown: &Shutdown) -> Result<DeleteRep
     Ok(DeleteReport { outcome, retention })
 }
 
-/// Applies `r.policy` to the backups of `r.cluster` under `r.prefix` and deletes
-/// the backups no rule keeps (the newest is always kept). An object counts as a
-/// backup of the cluster only when its metadata says so (what `store` records):
-/// a key prefix cannot tell `prod-` backups from `prod-eu-` ones, and an object
-/// someone else put there is never ours to delete. A backup's time is its
-/// last-modified time. A deletion the store refuses (object lock, legal hold, a
-/// bucket policy) is reported and skipped; with `--strict` the run then fails
-/// (77) after trying the rest. In a dry run the plan is logged, one line per
+/// A backup retention may delete: its key (or etcd-manager name), time, size.
+struct Backup {
+    key: String,
+    time: i64,
+    size: u64,
+}
+
+/// Applies `r.policy` to the backups in `r.scope` and deletes those no rule keeps
+/// (the newest is always kept). For a cluster's backups, an object counts only
+/// when its metadata says it is one (what `store` records): a key prefix cannot
+/// tell `prod-` backups from `prod-eu-` ones, and an object someone else put there
+/// is never ours to delete; its time is its last-modified time. In a kops store,
+/// the backups are the names with a meta file, timed by their names, and each is
+/// deleted meta file first. A deletion the store refuses (object lock, legal
+/// hold, a bucket policy) is reported and skipped; with `--strict` the run then
+/// fails (77) after trying the rest. In a dry run the plan is logged, one line per
 /// backup with the rules that keep it, and nothing is deleted.
 pub async fn prune(
     cfg: &DeleteConfig,
@@ -83,54 +93,17 @@ pub async fn prune(
     shutdown: &Shutdown,
 ) -> Result<PruneReport> {
     let (client, _) = cfg.remote.connect("retention", deadline, shutdown).await?;
-    // object_store lists by path segment, so list the prefix's directory and
-    // compare the last segment as a string.
-    let (dir, start) = match r.prefix.rsplit_once('/') {
-        // `parse`, not `from`: the directory as the keys have it (config checked it).
-        Some((d, s)) => (
-            Some(
-                ObjectPath::parse(d)
-                    .map_err(|e| Error::Config(format!("RETENTION_PREFIX {:?}: {e}", r.prefix)))?,
-            ),
-            s,
-        ),
-        None => (None, r.prefix.as_str()),
-    };
-    let listing = deadline
+    let (found, listed) = deadline
         .run(shutdown, "listing backups", async {
-            client.list_with_delimiter(dir.as_ref()).await.map_err(|e| {
-                Error::remote(format!("listing {}", cfg.remote.describe(&r.prefix)), e)
-            })
+            match &r.scope {
+                Scope::Cluster { prefix, cluster } => {
+                    cluster_backups(cfg, &client, prefix, cluster).await
+                }
+                Scope::EtcdManager => kops_backups(&client).await,
+            }
         })
         .await?;
-    let listed: Vec<_> = listing
-        .objects
-        .into_iter()
-        .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
-        .collect();
-    let listed_count = listed.len();
-    let found = deadline
-        .run(shutdown, "reading backup metadata", async {
-            futures::stream::iter(listed)
-                .map(|o| {
-                    let client = client.clone();
-                    async move {
-                        match belongs_to(client.as_ref(), &o.location, &r.cluster).await {
-                            Ok(yes) => Ok(yes.then_some(o)),
-                            Err(e) => Err(Error::remote(
-                                format!("reading {}", cfg.remote.describe(o.location.as_ref())),
-                                e,
-                            )),
-                        }
-                    }
-                })
-                .buffer_unordered(8)
-                .try_filter_map(|o| async move { Ok(o) })
-                .try_collect::<Vec<_>>()
-                .await
-        })
-        .await?;
-    let times: Vec<i64> = found.iter().map(|o| o.last_modified.timestamp()).collect();
+    let times: Vec<i64> = found.iter().map(|b| b.time).collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -139,41 +112,49 @@ pub async fn prune(
         ..PruneReport::default()
     };
     for decision in retention::apply(&r.policy, &times, now) {
-        let o = &found[decision.index];
-        let key = o.location.to_string();
-        let time = crate::base::time::rfc3339(o.last_modified.timestamp().max(0) as u64);
+        let b = &found[decision.index];
+        let time = crate::base::time::rfc3339(b.time.max(0) as u64);
         if !decision.kept_by.is_empty() {
             report.kept += 1;
             let rules = decision.kept_by.join(", ");
             if r.dry_run {
-                tracing::info!(key = %key, time = %time, action = "keep", rules = %rules, "plan");
+                tracing::info!(key = %b.key, time = %time, action = "keep", rules = %rules, "plan");
             } else {
-                tracing::debug!(key = %key, time = %time, rules = %rules, "kept");
+                tracing::debug!(key = %b.key, time = %time, rules = %rules, "kept");
             }
             continue;
         }
         if r.dry_run {
-            tracing::info!(key = %key, time = %time, action = "delete", bytes = o.size, "plan");
+            tracing::info!(key = %b.key, time = %time, action = "delete", bytes = b.size, "plan");
             report.deleted += 1;
-            report.bytes_freed += o.size;
+            report.bytes_freed += b.size;
             continue;
         }
         let deleted = deadline
             .run(shutdown, "pruning old backups", async {
-                client.delete(&o.location).await.map_err(|e| {
-                    Error::remote(format!("delete of {}", cfg.remote.describe(&key)), e)
-                })
+                match &r.scope {
+                    Scope::EtcdManager => etcd_manager::delete_backup(client.as_ref(), &b.key)
+                        .await
+                        .map(|_| ()),
+                    Scope::Cluster { .. } => {
+                        let path = ObjectPath::parse(&b.key)
+                            .map_err(|e| Error::Other(format!("listed key {:?}: {e}", b.key)))?;
+                        client.delete(&path).await.map_err(|e| {
+                            Error::remote(format!("delete of {}", cfg.remote.describe(&b.key)), e)
+                        })
+                    }
+                }
             })
             .await;
         match deleted {
             Ok(()) => {
-                tracing::info!(key = %key, time = %time, bytes = o.size, "pruned");
+                tracing::info!(key = %b.key, time = %time, bytes = b.size, "pruned");
                 report.deleted += 1;
-                report.bytes_freed += o.size;
+                report.bytes_freed += b.size;
             }
             Err(e) if e.class() == ErrorClass::Denied => {
                 tracing::warn!(
-                    key = %key,
+                    key = %b.key,
                     error = %e.chain(),
                     "the store refused to delete this backup (object lock, legal hold or a \
                      bucket policy); skipped"
@@ -184,10 +165,12 @@ pub async fn prune(
         }
     }
     tracing::info!(
-        prefix = %r.prefix,
-        cluster = %r.cluster,
-        listed = listed_count,
-        not_this_clusters = listed_count - found.len(),
+        scope = %match &r.scope {
+            Scope::Cluster { prefix, cluster } => format!("{cluster} under {prefix:?}"),
+            Scope::EtcdManager => "etcd-manager backups".to_string(),
+        },
+        listed,
+        not_backups = listed - found.len(),
         kept = report.kept,
         deleted = report.deleted,
         skipped = report.skipped,
@@ -197,12 +180,92 @@ pub async fn prune(
     );
     if report.skipped > 0 && cfg.strict {
         return Err(Error::Denied(format!(
-            "the store refused to delete {} backup(s) under {} (--strict)",
+            "the store refused to delete {} backup(s) in {} (--strict)",
             report.skipped,
-            cfg.remote.describe(&r.prefix)
+            cfg.remote.describe("")
         )));
     }
     Ok(report)
+}
+
+/// The cluster's backups under `prefix`, and how many objects were listed there.
+async fn cluster_backups(
+    cfg: &DeleteConfig,
+    client: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    cluster: &str,
+) -> Result<(Vec<Backup>, usize)> {
+    // object_store lists by path segment, so list the prefix's directory and
+    // compare the last segment as a string.
+    let (dir, start) = match prefix.rsplit_once('/') {
+        // `parse`, not `from`: the directory as the keys have it (config checked it).
+        Some((d, s)) => (
+            Some(
+                ObjectPath::parse(d)
+                    .map_err(|e| Error::Config(format!("RETENTION_PREFIX {prefix:?}: {e}")))?,
+            ),
+            s,
+        ),
+        None => (None, prefix),
+    };
+    let listing = client
+        .list_with_delimiter(dir.as_ref())
+        .await
+        .map_err(|e| Error::remote(format!("listing {}", cfg.remote.describe(prefix)), e))?;
+    let listed: Vec<_> = listing
+        .objects
+        .into_iter()
+        .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
+        .collect();
+    let count = listed.len();
+    let found = futures::stream::iter(listed)
+        .map(|o| {
+            let client = client.clone();
+            async move {
+                match belongs_to(client.as_ref(), &o.location, cluster).await {
+                    Ok(yes) => Ok(yes.then(|| Backup {
+                        key: o.location.to_string(),
+                        time: o.last_modified.timestamp(),
+                        size: o.size,
+                    })),
+                    Err(e) => Err(Error::remote(
+                        format!("reading {}", cfg.remote.describe(o.location.as_ref())),
+                        e,
+                    )),
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .try_filter_map(|b| async move { Ok(b) })
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok((found, count))
+}
+
+/// A kops store's backups: names with a meta file and a time in their name (a
+/// name without a meta file may be a backup being written: never counted).
+async fn kops_backups(client: &Arc<dyn ObjectStore>) -> Result<(Vec<Backup>, usize)> {
+    let names = etcd_manager::list_backups(client.as_ref()).await?;
+    let count = names.len();
+    let mut found = Vec::new();
+    for name in names {
+        let Some(time) = etcd_manager::name_time(&name) else {
+            tracing::warn!(backup = %name, "not a timestamped backup name; never pruned");
+            continue;
+        };
+        let data = ObjectPath::from(format!("{name}/{}", etcd_manager::DATA_FILE));
+        let size = match client.head(&data).await {
+            Ok(m) => m.size,
+            Err(object_store::Error::NotFound { .. }) => 0,
+            Err(e) => return Err(Error::remote(format!("looking up {data}"), e)),
+        };
+        found.push(Backup {
+            key: name,
+            time,
+            size,
+        });
+    }
+    Ok((found, count))
 }
 
 /// Whether the object's metadata names `cluster` (an object gone meanwhile is not).
@@ -228,6 +291,25 @@ async fn delete_one(
     shutdown: &Shutdown,
 ) -> Result<DeleteOutcome> {
     let location = cfg.remote.describe(key);
+    if cfg.etcd_manager {
+        // A kops backup: its meta file first, then its data.
+        let (client, _) = cfg.remote.connect("", deadline, shutdown).await?;
+        let deleted = deadline
+            .run(shutdown, "deleting the backup", async {
+                etcd_manager::delete_backup(client.as_ref(), key).await
+            })
+            .await?;
+        return Ok(match deleted {
+            Some(_) => {
+                tracing::info!(backup = %key, location = %location, "deleted");
+                DeleteOutcome::Deleted
+            }
+            None => {
+                tracing::info!(backup = %key, location = %location, "already absent");
+                DeleteOutcome::AlreadyAbsent
+            }
+        });
+    }
     let (client, path) = cfg.remote.connect(key, deadline, shutdown).await?;
     let existed = deadline
         .run(shutdown, "looking up the object", async {
