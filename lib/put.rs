@@ -53,7 +53,7 @@ pub const MAX_SINGLE_PUT: u64 = 5 << 30;
 /// The payload hash of an unsigned body.
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 
-/// Where and how to send PUTs: the object's URL and the signing material.
+/// Where and how to send PUTs: the object's URL, and the client whose credentials sign them.
 #[derive(Clone)]
 pub(crate) struct Target {
     /// Every request but Complete: a silence of `read_timeout` is a stall.
@@ -795,6 +795,28 @@ mod tests {
     fn keys_are_percent_encoded() {
         assert_eq!(uri_encode_path("c-1/b 2+x=~._"), "c-1/b%202%2Bx%3D~._");
         assert_eq!(uri_encode_path("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn a_provider_credential_that_cannot_be_a_header_is_refused_unshown() {
+        let credential = |key_id: &str, token: Option<&str>| AwsCredential {
+            key_id: key_id.to_string(),
+            secret_key: "secret".to_string(),
+            token: token.map(str::to_string),
+        };
+        assert!(usable(&credential("ASIAEXAMPLE", Some("FwoGZXIvYXdz+/=="))).is_ok());
+        assert!(usable(&credential("ASIAEXAMPLE", None)).is_ok());
+        for bad in [
+            credential("ASIAEXAMPLE", Some("token\n")),
+            credential("ASIA EXAMPLE", None),
+            credential("", None),
+        ] {
+            let Err(f) = usable(&bad) else {
+                panic!("accepted")
+            };
+            assert!(!f.retryable);
+            assert!(!f.error.to_string().contains("token\n"), "{}", f.error);
+        }
     }
 
     #[test]
