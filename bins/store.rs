@@ -6,7 +6,7 @@ use clap::Parser;
 use snapjob::StoreConfig;
 
 /// Upload an etcd snapshot, verified, to $CLUSTER-$BACKUP_TO_CREATE.
-/// Credentials come from ACCESS_KEY_ID / SECRET_ACCESS_KEY (or AWS_*) only.
+/// Credentials come from the environment only (ACCESS_KEY_ID / SECRET_ACCESS_KEY, AWS_*).
 #[derive(Debug, Parser)]
 #[command(name = "store", version)]
 struct Args {

@@ -726,6 +726,95 @@ fn aws_session_token_is_sent_and_never_printed() {
     );
 }
 
+/// Issue 14's "done when": with no static keys, credentials that only
+/// object_store's provider can produce, a web identity token exchanged at an STS
+/// (a local one, over TLS as object_store requires, trusted through CA_BUNDLE),
+/// sign our streaming uploads. s3s-fs checks signatures against its one key pair
+/// and ignores session tokens, so the STS grants that pair with a session token,
+/// and the proof is the token on every request that reached the server: the
+/// single PUT, the multipart parts and their control calls. The objects are the
+/// file's bytes, and neither token is printed.
+#[test]
+fn web_identity_credentials_sign_the_streaming_uploads() {
+    use common::tls::Sts;
+    let server = S3Server::start();
+    let proxy = Proxy::start(server.port, vec![]);
+    let ca = Ca::new("snapjob test STS CA");
+    let session_token = "IQoJb3JpZ2luX2VjEXAMPLE-sts-session-token-do-not-print";
+    let sts = Sts::start(&ca, (ACCESS_KEY, SECRET_KEY, session_token));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write_file(dir.path(), "ca.pem", ca.pem.as_bytes());
+    let web_token = "eyJhbGciOiJSUzI1NiJ9.web-identity-do-not-print";
+    let token_file = write_file(dir.path(), "token", web_token.as_bytes());
+    let gz = gzip(&synthetic_snapshot(3000, 7));
+    let file = write_file(dir.path(), "snapshot.db.gz", &gz);
+    let role = "arn:aws:iam::123456789012:role/etcd-backup";
+    for (name, single_put_max) in [("sts-single.db.gz", "1GiB"), ("sts-parts.db.gz", "0")] {
+        let env = with(
+            &without(&server.job_env(), &["ACCESS_KEY_ID", "SECRET_ACCESS_KEY"]),
+            &[
+                ("ENDPOINT", &format!("127.0.0.1:{}", proxy.port)),
+                ("BACKUP_TO_CREATE", name),
+                ("SNAPSHOT_FILE", file.to_str().unwrap()),
+                ("PART_SIZE", "5MiB"),
+                ("SINGLE_PUT_MAX", single_put_max),
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+                ("AWS_ROLE_ARN", role),
+                (
+                    "AWS_ENDPOINT_URL_STS",
+                    &format!("https://127.0.0.1:{}", sts.port),
+                ),
+                ("CA_BUNDLE", ca_file.to_str().unwrap()),
+                ("LOG_LEVEL", "trace"),
+            ],
+        );
+        let r = run("store", &env, &[]);
+        r.assert_code(0);
+        let all = r.all();
+        assert!(
+            !all.contains(session_token),
+            "{name}: the session token was printed"
+        );
+        assert!(
+            !all.contains(web_token),
+            "{name}: the web identity token was printed"
+        );
+        assert!(
+            all.contains("web identity"),
+            "{name}: the source is logged: {all}"
+        );
+        let stored = std::fs::read(server.object_file(&format!("{CLUSTER}-{name}"))).unwrap();
+        assert!(stored == gz, "{name}: stored bytes differ");
+    }
+    // The provider asked the STS, with the token from the file, for the role.
+    let asked = sts.requests();
+    assert!(!asked.is_empty(), "the STS was never asked");
+    for request in &asked {
+        assert!(request.contains("AssumeRoleWithWebIdentity"), "{request}");
+        assert!(request.contains(web_token), "{request}");
+        assert!(request.contains("etcd-backup"), "{request}");
+    }
+    assert_eq!(proxy.count(Op::PutObject), 1);
+    assert_eq!(proxy.count(Op::UploadPart), 3);
+    let heads = proxy.heads();
+    let streaming = heads.iter().filter(|h| h.starts_with("PUT ")).count();
+    assert_eq!(streaming, 4, "{heads:?}");
+    for head in &heads {
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains(&format!(
+                "x-amz-security-token: {}",
+                session_token.to_ascii_lowercase()
+            )),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("credential={}/", ACCESS_KEY.to_ascii_lowercase())),
+            "{head}"
+        );
+    }
+}
+
 /// AWS_ENDPOINT_URL_S3 is the endpoint when ENDPOINT is not set; it wins over
 /// AWS_ENDPOINT_URL, and ENDPOINT wins over it.
 #[test]

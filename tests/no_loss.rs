@@ -614,12 +614,20 @@ fn a_signal_after_the_whole_put_was_sent_waits_for_the_answer() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
+    // The answer is released only once the store said it waits for it: the
+    // binary's own "stop requested" line comes first, and an answer released
+    // then can race the store's decision (seen under load).
     let mut seen = Vec::new();
     loop {
         let line = lines
             .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the store says it saw the signal");
-        let done = line.contains("stop requested");
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the store never said it waits for the answer:\n{}",
+                    seen.join("\n")
+                )
+            });
+        let done = line.contains("waiting for the server's answer");
         seen.push(line);
         if done {
             break;

@@ -46,6 +46,23 @@ pub struct Inputs {
     pub aws_secret_access_key: Option<Secret>,
     /// `AWS_SESSION_TOKEN`: temporary credentials.
     pub aws_session_token: Option<Secret>,
+    /// `AWS_WEB_IDENTITY_TOKEN_FILE`: without static keys, exchange this token
+    /// for temporary credentials (with `AWS_ROLE_ARN`).
+    pub aws_web_identity_token_file: Option<String>,
+    /// `AWS_ROLE_ARN`: the role to assume with the web identity token.
+    pub aws_role_arn: Option<String>,
+    /// `AWS_ROLE_SESSION_NAME`: the session name of that role (optional).
+    pub aws_role_session_name: Option<String>,
+    /// `AWS_ENDPOINT_URL_STS`: the STS endpoint (default `https://sts.$REGION.amazonaws.com`).
+    pub aws_endpoint_url_sts: Option<String>,
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`: ECS task credentials.
+    pub aws_container_credentials_relative_uri: Option<String>,
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`: EKS Pod Identity credentials.
+    pub aws_container_credentials_full_uri: Option<String>,
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`: the token for that URI.
+    pub aws_container_authorization_token_file: Option<String>,
+    /// `AWS_METADATA_ENDPOINT`: EC2 instance metadata (IMDS) credentials from there.
+    pub aws_metadata_endpoint: Option<String>,
     /// `BUCKET_NAME`.
     pub bucket_name: Option<String>,
     /// `ENDPOINT` (fallbacks `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`).
@@ -192,6 +209,14 @@ impl Inputs {
             aws_access_key_id,
             aws_secret_access_key,
             aws_session_token,
+            aws_web_identity_token_file,
+            aws_role_arn,
+            aws_role_session_name,
+            aws_endpoint_url_sts,
+            aws_container_credentials_relative_uri,
+            aws_container_credentials_full_uri,
+            aws_container_authorization_token_file,
+            aws_metadata_endpoint,
             bucket_name,
             endpoint,
             aws_endpoint_url_s3,

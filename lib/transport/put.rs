@@ -1,6 +1,8 @@
-//! Streaming uploads of a file to S3, signed with AWS SigV4: one `PutObject`, or
-//! a multipart upload (Create, UploadPart, Complete, Abort) whose parts are read
-//! from disk as they are sent.
+//! Streaming uploads of a file to S3: one `PutObject`, or a multipart upload
+//! (Create, UploadPart, Complete, Abort) whose parts are read from disk as they
+//! are sent. Every request is signed by object_store's [`AwsAuthorizer`] with
+//! the credentials of the store's own provider (remote.rs, [`S3Client`]);
+//! Create and Abort are object_store's [`MultipartStore`] calls.
 //!
 //! object_store sends every body from memory, so each part in flight would sit
 //! in memory. Here a body is read from the file as it goes: a few MiB whatever
@@ -21,7 +23,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::Method;
@@ -31,8 +33,13 @@ use tokio::task::JoinSet;
 use crate::base::digest::Sha256;
 use crate::base::error::{Error, Result};
 use crate::base::progress::Progress;
-use crate::base::settings::Secret;
-use crate::transport::remote::{ClientTuning, S3Settings};
+use object_store::aws::{AmazonS3, AwsAuthorizer, AwsCredential};
+use object_store::client::HttpRequestBody;
+use object_store::multipart::MultipartStore;
+use object_store::path::Path as ObjectPath;
+use object_store::{Attribute, Attributes, PutMultipartOptions};
+
+use crate::transport::remote::{ClientTuning, S3Client, S3Settings};
 
 /// How a body is read from the file: bytes per read, and reads queued ahead of
 /// the socket; about `(queued + 2) * chunk` bytes are in memory per request.
@@ -45,10 +52,8 @@ const PART_READS: (usize, usize) = (512 << 10, 1);
 pub const MAX_SINGLE_PUT: u64 = 5 << 30;
 /// The payload hash of an unsigned body.
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
-/// SHA-256 of nothing.
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// Where and how to send PUTs: the object's URL and the signing material.
+/// Where and how to send PUTs: the object's URL, and the client whose credentials sign them.
 #[derive(Clone)]
 pub(crate) struct Target {
     /// Every request but Complete: a silence of `read_timeout` is a stall.
@@ -58,11 +63,12 @@ pub(crate) struct Target {
     /// deadline bounds it.
     patient: reqwest::Client,
     url: reqwest::Url,
-    host: String,
+    /// The object_store client of the same bucket: its credential provider signs
+    /// every request, and it makes the multipart control calls.
+    store: AmazonS3,
+    /// The key under the prefix, as object_store names it.
+    object: ObjectPath,
     region: String,
-    access_key_id: Secret,
-    secret_access_key: Secret,
-    session_token: Option<Secret>,
     sign_payload: bool,
     max_retries: usize,
     /// Recorded as `x-amz-meta-snapjob-cluster` with the object.
@@ -83,13 +89,14 @@ pub(crate) type LastCheck = Arc<dyn Fn() -> std::result::Result<(), String> + Se
 
 impl Target {
     /// The object `key` (the STORAGE_URL prefix is added here) in `s3`'s bucket,
-    /// in `region`.
+    /// reached with `client`.
     pub(crate) fn new(
         s3: &S3Settings,
-        region: &str,
+        client: &S3Client,
         key: &str,
         tuning: &ClientTuning,
     ) -> Result<Target> {
+        let region = client.region.as_str();
         let full_key = match &s3.prefix {
             Some(p) => format!("{}/{key}", p.trim_end_matches('/')),
             None => key.to_string(),
@@ -106,11 +113,11 @@ impl Target {
         };
         let url = reqwest::Url::parse(&raw)
             .map_err(|e| Error::Config(format!("object URL for key {key:?}: {e}")))?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => return Err(Error::Config(format!("object URL {raw} has no host"))),
-        };
+        if url.host_str().is_none() {
+            return Err(Error::Config(format!("object URL {raw} has no host")));
+        }
+        let object = ObjectPath::parse(&full_key)
+            .map_err(|e| Error::Config(format!("object key {full_key:?}: {e}")))?;
         let build = |read_timeout: Option<Duration>| -> Result<reqwest::Client> {
             let mut builder = reqwest::Client::builder()
                 .connect_timeout(tuning.connect_timeout)
@@ -137,11 +144,9 @@ impl Target {
             client: build(Some(tuning.read_timeout))?,
             patient: build(None)?,
             url,
-            host,
+            store: client.store.clone(),
+            object,
             region: region.to_string(),
-            access_key_id: s3.access_key_id.clone(),
-            secret_access_key: s3.secret_access_key.clone(),
-            session_token: s3.session_token.clone(),
             sign_payload: s3.sign_payload,
             max_retries: tuning.max_retries,
             cluster: None,
@@ -215,25 +220,33 @@ impl Target {
             .map_err(|e| Error::remote(format!("upload to {}", self.location), e.error))
     }
 
-    /// Starts a multipart upload with `sha256` recorded; returns its id.
+    /// Starts a multipart upload with `sha256` (and the cluster) recorded as
+    /// metadata; returns its id. object_store's call, with its own retries.
     pub(crate) async fn create_multipart(&self, sha256: &str) -> Result<String> {
-        let answer = self
-            .retrying("CreateMultipartUpload", || {
-                self.call(
-                    Method::POST,
-                    "uploads=",
-                    Some(sha256),
-                    (reqwest::Body::from(""), 0, EMPTY_SHA256),
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::Metadata("sha256".into()),
+            sha256.to_string().into(),
+        );
+        if let Some(cluster) = &self.cluster {
+            attributes.insert(
+                Attribute::Metadata("snapjob-cluster".into()),
+                cluster.clone().into(),
+            );
+        }
+        let opts = PutMultipartOptions {
+            attributes,
+            ..PutMultipartOptions::default()
+        };
+        self.store
+            .create_multipart_opts(&self.object, opts)
+            .await
+            .map_err(|e| {
+                Error::remote(
+                    format!("starting the multipart upload to {}", self.location),
+                    e,
                 )
             })
-            .await
-            .map_err(|e| self.remote_error("starting the multipart upload to", e))?;
-        xml_text(&answer, "UploadId").ok_or_else(|| {
-            Error::Other(format!(
-                "starting the multipart upload to {}: no UploadId in the answer",
-                self.location
-            ))
-        })
     }
 
     /// Uploads the file in `part_size` parts, `concurrency` at once, each read
@@ -318,6 +331,15 @@ impl Target {
 
     /// Completes the upload from the parts' ETags. S3 may answer 200 with an
     /// error document; that is a failure too.
+    ///
+    /// Our own request rather than `MultipartStore::complete_multipart`, which
+    /// cannot do three things this needs: it always overwrites (no
+    /// `If-None-Match: *`, which a create-only upload sends here, as on the PUT);
+    /// it runs on object_store's client, whose read timeout a server that re-reads
+    /// the whole object before it answers would exceed (this one goes on the
+    /// patient client, bounded by the deadline only); and a 200 carrying an error
+    /// document would come back as an unparsable answer rather than the error
+    /// S3 named, which the exit code is chosen from.
     pub(crate) async fn complete(&self, upload_id: &str, etags: &[String]) -> Result<()> {
         let mut doc = String::from("<CompleteMultipartUpload>");
         for (i, etag) in etags.iter().enumerate() {
@@ -355,30 +377,23 @@ impl Target {
         .map_err(|e| self.remote_error("completing the upload to", e))
     }
 
-    /// Aborts the upload so no parts stay on the server. Bounded in time; a
-    /// failure is logged (the caller reports the error that led here).
-    /// Aborts the multipart upload `upload_id`, retrying within 15 s. Returns
-    /// what is left behind when it could not be aborted (for the error and the
-    /// termination message), `None` when nothing is.
+    /// Aborts the multipart upload `upload_id` (object_store's call, with its
+    /// retries) within 15 s, so no parts stay on the server. Returns what is
+    /// left behind when it could not be aborted (for the error and the
+    /// termination message), `None` when nothing is; the caller reports the
+    /// error that led here.
     pub(crate) async fn abort(&self, upload_id: &str) -> Option<String> {
         let what = self.location.as_str();
-        let query = format!("uploadId={}", uri_encode(upload_id));
-        let call = self.retrying("AbortMultipartUpload", || {
-            self.call(
-                Method::DELETE,
-                &query,
-                None,
-                (reqwest::Body::from(""), 0, EMPTY_SHA256),
-            )
-        });
+        let id = upload_id.to_string();
+        let call = self.store.abort_multipart(&self.object, &id);
         let failure = match tokio::time::timeout(Duration::from_secs(15), call).await {
-            Ok(Ok(_)) => {
+            Ok(Ok(())) => {
                 tracing::info!(object = what, "multipart upload aborted; no parts left");
                 return None;
             }
             // Already gone: nothing is left.
-            Ok(Err(e)) if matches!(e.error, object_store::Error::NotFound { .. }) => return None,
-            Ok(Err(e)) => Error::remote("abort", e.error).chain(),
+            Ok(Err(object_store::Error::NotFound { .. })) => return None,
+            Ok(Err(e)) => Error::remote("abort", e).chain(),
             Err(_) => "timed out after 15s".to_string(),
         };
         let left = format!(
@@ -465,43 +480,53 @@ impl Target {
         meta_sha256: Option<&str>,
         (body, len, payload): (reqwest::Body, u64, &str),
     ) -> Result<reqwest::Response, Failure> {
-        let (amz_date, date) = amz_dates(SystemTime::now());
-        let mut headers = vec![
-            ("host", self.host.clone()),
-            ("x-amz-content-sha256", payload.to_string()),
-            ("x-amz-date", amz_date.clone()),
-        ];
+        let mut url = self.url.clone();
+        url.set_query((!query.is_empty()).then_some(query));
+        let mut head = http::Request::builder()
+            .method(method.clone())
+            .uri(url.as_str());
         // Requests that create the object carry its metadata.
         if let Some(sum) = meta_sha256 {
-            headers.push(("x-amz-meta-sha256", sum.to_string()));
+            head = head.header("x-amz-meta-sha256", sum);
             if let Some(cluster) = &self.cluster {
-                headers.push(("x-amz-meta-snapjob-cluster", cluster.clone()));
+                head = head.header("x-amz-meta-snapjob-cluster", cluster);
             }
-        }
-        if let Some(token) = &self.session_token {
-            headers.push(("x-amz-security-token", token.expose().to_string()));
         }
         let completing = method == Method::POST && query.starts_with("uploadId=");
         let creating = (method == Method::PUT && query.is_empty()) || completing;
         if self.create_only && creating {
-            headers.push(("if-none-match", "*".to_string()));
+            head = head.header("if-none-match", "*");
         }
-        // SigV4 signs headers sorted by name.
-        headers.sort_by(|a, b| a.0.cmp(b.0));
-        let authorization = authorization(&Signing {
-            method: method.as_str(),
-            uri: self.url.path(),
-            query,
-            headers: &headers,
-            payload,
-            amz_date: &amz_date,
-            date: &date,
-            region: &self.region,
-            access_key_id: self.access_key_id.expose(),
-            secret_access_key: self.secret_access_key.expose(),
-        });
-        let mut url = self.url.clone();
-        url.set_query((!query.is_empty()).then_some(query));
+        // The headers are signed on a request without its body: the body's
+        // digest (or UNSIGNED-PAYLOAD) is given, and the body streams from disk
+        // on the request that is sent.
+        let mut signed = head
+            .body(HttpRequestBody::empty())
+            .map_err(|e| Failure::local(format!("cannot build the request: {e}")))?;
+        let credential = self
+            .store
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(|error| Failure {
+                // The provider retried already.
+                retryable: false,
+                error,
+            })?;
+        usable(&credential)?;
+        let digest = match payload {
+            UNSIGNED => None,
+            hex_digest => Some(hex::decode(hex_digest).map_err(|e| {
+                Failure::local(format!("the payload digest is not hexadecimal: {e}"))
+            })?),
+        };
+        AwsAuthorizer::new(&credential, "s3", &self.region)
+            .with_sign_payload(digest.is_some())
+            .try_authorize(&mut signed, digest.as_deref())
+            .map_err(|error| Failure {
+                retryable: false,
+                error,
+            })?;
         let client = if completing {
             &self.patient
         } else {
@@ -509,10 +534,9 @@ impl Target {
         };
         let mut request = client
             .request(method, url)
-            .header(reqwest::header::CONTENT_LENGTH, len)
-            .header("authorization", authorization);
-        for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
-            request = request.header(*name, value);
+            .header(reqwest::header::CONTENT_LENGTH, len);
+        for (name, value) in signed.headers() {
+            request = request.header(name, value);
         }
         let response = request
             .body(body)
@@ -528,6 +552,20 @@ impl Target {
     }
 }
 
+/// object_store's signer panics on a key id or token that cannot be a header
+/// value; ours are checked when configured (`remote::header_safe`), but a
+/// provider's come from a server: refuse them here, without showing them.
+fn usable(credential: &AwsCredential) -> Result<(), Failure> {
+    let visible = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic());
+    if visible(&credential.key_id) && credential.token.as_deref().is_none_or(visible) {
+        return Ok(());
+    }
+    Err(Failure::local(
+        "the credential provider gave a key id or session token that cannot be sent in a header"
+            .to_string(),
+    ))
+}
+
 /// A failed attempt, and whether another could succeed.
 struct Failure {
     retryable: bool,
@@ -535,6 +573,17 @@ struct Failure {
 }
 
 impl Failure {
+    /// A request that could not be made; another try would fail the same way.
+    fn local(reason: String) -> Failure {
+        Failure {
+            retryable: false,
+            error: object_store::Error::Generic {
+                store: "S3",
+                source: reason.into(),
+            },
+        }
+    }
+
     fn transport(e: reqwest::Error) -> Failure {
         // TLS spoken to a plain-HTTP endpoint fails the same way every time.
         let retryable = !crate::base::error::plain_http_answer(&crate::base::error::chain_text(&e));
@@ -718,72 +767,13 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The inputs of a SigV4 signature.
-struct Signing<'a> {
-    method: &'a str,
-    /// The URI-encoded path, as sent.
-    uri: &'a str,
-    /// The canonical query string (sorted, encoded); empty for none.
-    query: &'a str,
-    /// Lower-case header names, sorted, with their values.
-    headers: &'a [(&'a str, String)],
-    /// Hex SHA-256 of the payload, or `UNSIGNED-PAYLOAD`.
-    payload: &'a str,
-    amz_date: &'a str,
-    date: &'a str,
-    region: &'a str,
-    access_key_id: &'a str,
-    secret_access_key: &'a str,
-}
-
-/// The `Authorization` header value (AWS Signature Version 4, service `s3`).
-fn authorization(s: &Signing<'_>) -> String {
-    let signed_headers = s
-        .headers
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(";");
-    let canonical_headers: String = s
-        .headers
-        .iter()
-        .map(|(n, v)| format!("{n}:{}\n", v.trim()))
-        .collect();
-    let canonical_request = format!(
-        "{}\n{}\n{}\n{canonical_headers}\n{signed_headers}\n{}",
-        s.method, s.uri, s.query, s.payload
-    );
-    let scope = format!("{}/{}/s3/aws4_request", s.date, s.region);
-    let string_to_sign = format!(
-        "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
-        s.amz_date,
-        hex::encode(Sha256::digest(canonical_request.as_bytes()))
-    );
-    let key = [s.date, s.region, "s3", "aws4_request"].iter().fold(
-        format!("AWS4{}", s.secret_access_key).into_bytes(),
-        |key, part| hmac(&key, part.as_bytes()),
-    );
-    let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
-    format!(
-        "AWS4-HMAC-SHA256 Credential={}/{scope}, SignedHeaders={signed_headers}, Signature={signature}",
-        s.access_key_id
-    )
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    use aws_lc_rs::hmac;
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data)
-        .as_ref()
-        .to_vec()
-}
-
-/// SigV4's URI encoding of an object key: every byte but `A-Za-z0-9-_.~` and `/`
-/// as `%XX`.
+/// The URI encoding of an object key S3 expects: every byte but `A-Za-z0-9-_.~`
+/// and `/` as `%XX`. The URL's path is signed as it is sent.
 fn uri_encode_path(key: &str) -> String {
     encode(key, true)
 }
 
-/// SigV4's URI encoding of a query value (`/` encoded too).
+/// The URI encoding of a query value (`/` encoded too).
 fn uri_encode(value: &str) -> String {
     encode(value, false)
 }
@@ -803,70 +793,36 @@ fn encode(text: &str, keep_slash: bool) -> String {
     out
 }
 
-/// `x-amz-date` (`YYYYMMDDTHHMMSSZ`) and the scope's date (`YYYYMMDD`), in UTC.
-fn amz_dates(t: SystemTime) -> (String, String) {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let stamp: String = crate::base::time::rfc3339(secs)
-        .chars()
-        .filter(|c| !matches!(c, '-' | ':'))
-        .collect();
-    let date = stamp[..8].to_string();
-    (stamp, date)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn signs_the_aws_documented_get_example() {
-        // "Example: GET Object" of the S3 SigV4 documentation (header-based auth).
-        let headers = [
-            ("host", "examplebucket.s3.amazonaws.com".to_string()),
-            ("range", "bytes=0-9".to_string()),
-            (
-                "x-amz-content-sha256",
-                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_string(),
-            ),
-            ("x-amz-date", "20130524T000000Z".to_string()),
-        ];
-        let auth = authorization(&Signing {
-            method: "GET",
-            uri: "/test.txt",
-            query: "",
-            headers: &headers,
-            payload: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            amz_date: "20130524T000000Z",
-            date: "20130524",
-            region: "us-east-1",
-            access_key_id: "AKIAIOSFODNN7EXAMPLE",
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        });
-        assert_eq!(
-            auth,
-            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
-             SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, \
-             Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-        );
-    }
-
-    #[test]
-    fn dates_in_utc() {
-        let at = |s: u64| amz_dates(SystemTime::UNIX_EPOCH + Duration::from_secs(s));
-        assert_eq!(at(0), ("19700101T000000Z".into(), "19700101".into()));
-        // 2013-05-24T00:00:00Z, 2000-02-29T23:59:59Z, 2026-11-23T17:20:46Z.
-        assert_eq!(at(1_369_353_600).0, "20130524T000000Z");
-        assert_eq!(at(951_868_799).0, "20000229T235959Z");
-        assert_eq!(at(1_795_454_446).0, "20261123T172046Z");
-    }
-
-    #[test]
-    fn keys_are_encoded_as_sigv4_wants() {
+    fn keys_are_percent_encoded() {
         assert_eq!(uri_encode_path("c-1/b 2+x=~._"), "c-1/b%202%2Bx%3D~._");
         assert_eq!(uri_encode_path("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn a_provider_credential_that_cannot_be_a_header_is_refused_unshown() {
+        let credential = |key_id: &str, token: Option<&str>| AwsCredential {
+            key_id: key_id.to_string(),
+            secret_key: "secret".to_string(),
+            token: token.map(str::to_string),
+        };
+        assert!(usable(&credential("ASIAEXAMPLE", Some("FwoGZXIvYXdz+/=="))).is_ok());
+        assert!(usable(&credential("ASIAEXAMPLE", None)).is_ok());
+        for bad in [
+            credential("ASIAEXAMPLE", Some("token\n")),
+            credential("ASIA EXAMPLE", None),
+            credential("", None),
+        ] {
+            let Err(f) = usable(&bad) else {
+                panic!("accepted")
+            };
+            assert!(!f.retryable);
+            assert!(!f.error.to_string().contains("token\n"), "{}", f.error);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
@@ -46,17 +46,39 @@ pub struct S3Settings {
     pub endpoint: Option<String>,
     /// Region, when known before contacting the service.
     pub region: Option<String>,
-    /// Access key id.
-    pub access_key_id: Secret,
-    /// Secret access key.
-    pub secret_access_key: Secret,
-    /// Session token for temporary credentials.
-    pub session_token: Option<Secret>,
+    /// Where the credentials come from.
+    pub credentials: Credentials,
     /// Extra trusted CA certificates (PEM), and the file they came from.
     pub ca_bundle: Option<(PathBuf, Vec<u8>)>,
     /// Sign request bodies' SHA-256 (`SIGNED_PAYLOAD=true`); by default bodies
     /// are sent as `UNSIGNED-PAYLOAD` (README, "Payload signing").
     pub sign_payload: bool,
+}
+
+/// The source of the S3 credentials. Either way object_store's credential
+/// provider hands them out, per request: temporary ones are renewed before they
+/// expire, also in the middle of a long upload.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// `ACCESS_KEY_ID`/`SECRET_ACCESS_KEY` (or the `AWS_*` names), with
+    /// `AWS_SESSION_TOKEN` for temporary ones.
+    Static {
+        /// Access key id.
+        access_key_id: Secret,
+        /// Secret access key.
+        secret_access_key: Secret,
+        /// Session token for temporary credentials.
+        session_token: Option<Secret>,
+    },
+    /// No static keys: object_store's own provider for these settings (web
+    /// identity, container credentials or instance metadata). None of the
+    /// values is a secret (a token is read from its file by the provider).
+    Provider {
+        /// What the provider is, for the log.
+        source: String,
+        /// object_store's settings for it.
+        config: Vec<(AmazonS3ConfigKey, String)>,
+    },
 }
 
 /// A parsed endpoint: `scheme://host[:port]`, or AWS itself.
@@ -166,6 +188,130 @@ fn access_key_var(inputs: &Inputs) -> &'static str {
     }
 }
 
+/// The credentials the settings name: static keys when either is given (then
+/// both must be), else object_store's provider for web identity
+/// (`AWS_WEB_IDENTITY_TOKEN_FILE` with `AWS_ROLE_ARN`), container credentials
+/// (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, or `..._FULL_URI` with
+/// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`) or instance metadata
+/// (`AWS_METADATA_ENDPOINT`). With none of these it is a configuration error
+/// naming `ACCESS_KEY_ID`, as when no other source existed.
+fn credentials(inputs: &Inputs) -> Result<Credentials> {
+    let access_key_id = inputs
+        .access_key_id
+        .clone()
+        .or_else(|| inputs.aws_access_key_id.clone());
+    let secret_access_key = inputs
+        .secret_access_key
+        .clone()
+        .or_else(|| inputs.aws_secret_access_key.clone());
+    if access_key_id.is_some() || secret_access_key.is_some() {
+        let access_key_id = access_key_id.ok_or_else(|| {
+            Error::Config("ACCESS_KEY_ID is not set (nor AWS_ACCESS_KEY_ID)".into())
+        })?;
+        let secret_access_key = secret_access_key.ok_or_else(|| {
+            Error::Config("SECRET_ACCESS_KEY is not set (nor AWS_SECRET_ACCESS_KEY)".into())
+        })?;
+        header_safe(access_key_id.expose(), access_key_var(inputs), true)?;
+        header_safe(
+            secret_access_key.expose(),
+            if inputs.secret_access_key.is_some() {
+                "SECRET_ACCESS_KEY"
+            } else {
+                "AWS_SECRET_ACCESS_KEY"
+            },
+            true,
+        )?;
+        if let Some(token) = &inputs.aws_session_token {
+            header_safe(token.expose(), "AWS_SESSION_TOKEN", true)?;
+        }
+        return Ok(Credentials::Static {
+            access_key_id,
+            secret_access_key,
+            session_token: inputs.aws_session_token.clone(),
+        });
+    }
+    use AmazonS3ConfigKey as Key;
+    let missing = |var: &str, with: &str| {
+        Error::Config(format!(
+            "{var} is not set but {with} is; give both (or ACCESS_KEY_ID/SECRET_ACCESS_KEY)"
+        ))
+    };
+    let (source, mut config) = match (
+        &inputs.aws_web_identity_token_file,
+        &inputs.aws_role_arn,
+        &inputs.aws_container_credentials_relative_uri,
+        &inputs.aws_container_credentials_full_uri,
+        &inputs.aws_metadata_endpoint,
+    ) {
+        (Some(file), Some(role), ..) => {
+            // The provider reads the token at every renewal; an unreadable file
+            // is a mistake of the Job's spec, found here rather than mid-upload.
+            std::fs::metadata(file).map_err(|e| {
+                Error::Config(format!(
+                    "AWS_WEB_IDENTITY_TOKEN_FILE={file:?}: cannot read it: {e}"
+                ))
+            })?;
+            let mut config = vec![
+                (Key::WebIdentityTokenFile, file.clone()),
+                (Key::RoleArn, role.clone()),
+            ];
+            if let Some(name) = &inputs.aws_role_session_name {
+                config.push((Key::RoleSessionName, name.clone()));
+            }
+            if let Some(sts) = &inputs.aws_endpoint_url_sts {
+                // object_store asks STS over HTTPS only.
+                let url = url::Url::parse(sts).ok().filter(|u| u.scheme() == "https");
+                if url.is_none() {
+                    let shown = redact_userinfo(sts);
+                    return Err(Error::Config(format!(
+                        "AWS_ENDPOINT_URL_STS={shown:?} is not an https:// URL"
+                    )));
+                }
+                config.push((Key::StsEndpoint, sts.clone()));
+            }
+            (format!("web identity (role {role})"), config)
+        }
+        (Some(_), None, ..) => return Err(missing("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")),
+        (None, Some(_), ..) => return Err(missing("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")),
+        (None, None, Some(uri), ..) => (
+            "container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI)".to_string(),
+            vec![(Key::ContainerCredentialsRelativeUri, uri.clone())],
+        ),
+        (None, None, None, Some(uri), _) => {
+            let file = inputs
+                .aws_container_authorization_token_file
+                .as_ref()
+                .ok_or_else(|| {
+                    missing(
+                        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    )
+                })?;
+            (
+                "EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI)".to_string(),
+                vec![
+                    (Key::ContainerCredentialsFullUri, uri.clone()),
+                    (Key::ContainerAuthorizationTokenFile, file.clone()),
+                ],
+            )
+        }
+        (None, None, None, None, Some(endpoint)) => (
+            format!("instance metadata ({endpoint})"),
+            vec![(Key::MetadataEndpoint, endpoint.clone())],
+        ),
+        (None, None, None, None, None) => {
+            return Err(Error::Config(
+                "ACCESS_KEY_ID is not set (nor AWS_ACCESS_KEY_ID, nor another credential \
+                 source: AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_*, \
+                 AWS_METADATA_ENDPOINT)"
+                    .into(),
+            ));
+        }
+    };
+    config.retain(|(_, v)| !v.is_empty());
+    Ok(Credentials::Provider { source, config })
+}
+
 /// A value that goes into a request header (credentials, region) must be one
 /// token of visible ASCII: a trailing newline (the `echo key | base64` mistake
 /// when writing a Secret) would make every request invalid. Secrets are never
@@ -260,33 +406,7 @@ impl Remote {
         // An amazonaws.com host used as given names its region; the public
         // endpoint (None here) still asks AWS for the bucket's region.
         .or_else(|| endpoint.as_deref().and_then(aws_region_in));
-        let access_key_id = inputs
-            .access_key_id
-            .clone()
-            .or_else(|| inputs.aws_access_key_id.clone())
-            .ok_or_else(|| {
-                Error::Config("ACCESS_KEY_ID is not set (nor AWS_ACCESS_KEY_ID)".into())
-            })?;
-        let secret_access_key = inputs
-            .secret_access_key
-            .clone()
-            .or_else(|| inputs.aws_secret_access_key.clone())
-            .ok_or_else(|| {
-                Error::Config("SECRET_ACCESS_KEY is not set (nor AWS_SECRET_ACCESS_KEY)".into())
-            })?;
-        header_safe(access_key_id.expose(), access_key_var(inputs), true)?;
-        header_safe(
-            secret_access_key.expose(),
-            if inputs.secret_access_key.is_some() {
-                "SECRET_ACCESS_KEY"
-            } else {
-                "AWS_SECRET_ACCESS_KEY"
-            },
-            true,
-        )?;
-        if let Some(token) = &inputs.aws_session_token {
-            header_safe(token.expose(), "AWS_SESSION_TOKEN", true)?;
-        }
+        let credentials = credentials(inputs)?;
         for (var, value) in [
             ("REGION", &inputs.region),
             ("AWS_REGION", &inputs.aws_region),
@@ -301,9 +421,7 @@ impl Remote {
             prefix,
             endpoint,
             region,
-            access_key_id,
-            secret_access_key,
-            session_token: inputs.aws_session_token.clone(),
+            credentials,
             ca_bundle: load_ca_bundle(inputs.ca_bundle.as_deref())?,
             sign_payload: parse_bool(inputs.signed_payload.as_deref(), "SIGNED_PAYLOAD")?,
         }))
@@ -429,18 +547,12 @@ impl Remote {
             }
         };
         let tuning = ClientTuning::for_deadline(deadline.remaining());
-        let region = deadline
-            .run(shutdown, "connecting", async {
-                region_of(s, &client_options(s, &tuning)?).await
-            })
+        let s3 = deadline
+            .run(shutdown, "connecting", S3Client::build(s, &tuning))
             .await?;
-        let resolved = Remote::S3(S3Settings {
-            region: Some(region.clone()),
-            ..s.clone()
-        });
-        let (client, path) = resolved.connect(key, deadline, shutdown).await?;
-        let target = crate::transport::put::Target::new(s, &region, key, &tuning)?;
-        Ok((client, path, Some(target)))
+        let path = ObjectPath::parse(key).map_err(|e| Error::Config(format!("object key: {e}")))?;
+        let target = crate::transport::put::Target::new(s, &s3, key, &tuning)?;
+        Ok((s3.object_store(s)?, path, Some(target)))
     }
 }
 
@@ -466,53 +578,99 @@ fn client_options(s: &S3Settings, tuning: &ClientTuning) -> Result<ClientOptions
     Ok(options)
 }
 
-async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn ObjectStore>> {
-    let options = client_options(s, tuning)?;
-    let region = region_of(s, &options).await?;
-    let retry = RetryConfig {
-        backoff: BackoffConfig::default(),
-        max_retries: tuning.max_retries,
-        retry_timeout: tuning.retry_timeout,
-    };
-    let mut builder = AmazonS3Builder::new()
-        .with_bucket_name(&s.bucket)
-        .with_region(region)
-        .with_access_key_id(s.access_key_id.expose())
-        .with_secret_access_key(s.secret_access_key.expose())
-        .with_retry(retry)
-        .with_client_options(options)
-        .with_unsigned_payload(!s.sign_payload)
-        // Plain DELETE, as s3cmd does: bulk DeleteObjects is missing on some services.
-        .with_disable_bulk_delete(true)
-        // Virtual-hosted on AWS, except for dotted names the wildcard certificate misses.
-        .with_virtual_hosted_style_request(s.endpoint.is_none() && !s.bucket.contains('.'));
-    if let Some(token) = &s.session_token {
-        builder = builder.with_token(token.expose());
-    }
-    if let Some(endpoint) = &s.endpoint {
-        builder = builder.with_endpoint(endpoint);
-    }
-    let store = builder.build().map_err(|e| {
-        // The HTTP client cannot be built without any trusted root (an image
-        // without CA certificates): say so rather than "builder error".
-        let hint = if e.to_string().contains("builder error") {
-            " (no system CA certificates? the image needs /etc/ssl/certs, or give CA_BUNDLE)"
-        } else {
-            ""
+/// The S3 client of every operation: object_store's `AmazonS3` (reads, lists,
+/// deletes, multipart control calls) and the credential provider and region the
+/// streaming uploads (put.rs) sign with. Built in this one place, so both talk to
+/// the same endpoint with the same credentials.
+#[derive(Clone)]
+pub(crate) struct S3Client {
+    pub(crate) store: AmazonS3,
+    pub(crate) region: String,
+}
+
+impl S3Client {
+    /// Resolves the region (asking AWS only when neither given nor implied by a
+    /// custom endpoint) and builds the client.
+    pub(crate) async fn build(s: &S3Settings, tuning: &ClientTuning) -> Result<S3Client> {
+        let options = client_options(s, tuning)?;
+        let region = region_of(s, &options).await?;
+        let retry = RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: tuning.max_retries,
+            retry_timeout: tuning.retry_timeout,
         };
-        Error::Config(format!(
-            "invalid S3 settings for bucket {}: {e}{hint}",
-            s.bucket
-        ))
-    })?;
-    Ok(match &s.prefix {
-        // `parse`, not `from`: the prefix's bytes as the streaming upload sends them.
-        Some(p) => Arc::new(PrefixStore::new(
-            store,
-            ObjectPath::parse(p).map_err(|e| Error::Config(format!("STORAGE_URL prefix: {e}")))?,
-        )),
-        None => Arc::new(store),
-    })
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(&s.bucket)
+            .with_region(&region)
+            .with_retry(retry)
+            .with_client_options(options)
+            .with_unsigned_payload(!s.sign_payload)
+            // Plain DELETE, as s3cmd does: bulk DeleteObjects is missing on some services.
+            .with_disable_bulk_delete(true)
+            // Virtual-hosted on AWS, except for dotted names the wildcard certificate misses.
+            .with_virtual_hosted_style_request(s.endpoint.is_none() && !s.bucket.contains('.'));
+        let source = match &s.credentials {
+            Credentials::Static {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => {
+                builder = builder
+                    .with_access_key_id(access_key_id.expose())
+                    .with_secret_access_key(secret_access_key.expose());
+                if let Some(token) = session_token {
+                    builder = builder.with_token(token.expose());
+                }
+                if session_token.is_some() {
+                    "static keys with a session token".to_string()
+                } else {
+                    "static keys".to_string()
+                }
+            }
+            Credentials::Provider { source, config } => {
+                for (key, value) in config {
+                    builder = builder.with_config(*key, value);
+                }
+                source.clone()
+            }
+        };
+        if let Some(endpoint) = &s.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let store = builder.build().map_err(|e| {
+            // The HTTP client cannot be built without any trusted root (an image
+            // without CA certificates): say so rather than "builder error".
+            let hint = if e.to_string().contains("builder error") {
+                " (no system CA certificates? the image needs /etc/ssl/certs, or give CA_BUNDLE)"
+            } else {
+                ""
+            };
+            Error::Config(format!(
+                "invalid S3 settings for bucket {}: {e}{hint}",
+                s.bucket
+            ))
+        })?;
+        // Which source, never a secret.
+        tracing::info!(credentials = %source, region = %region, "S3 credentials");
+        Ok(S3Client { store, region })
+    }
+
+    /// The client as an [`ObjectStore`] under the STORAGE_URL prefix.
+    pub(crate) fn object_store(&self, s: &S3Settings) -> Result<Arc<dyn ObjectStore>> {
+        Ok(match &s.prefix {
+            // `parse`, not `from`: the prefix's bytes as the streaming upload sends them.
+            Some(p) => Arc::new(PrefixStore::new(
+                self.store.clone(),
+                ObjectPath::parse(p)
+                    .map_err(|e| Error::Config(format!("STORAGE_URL prefix: {e}")))?,
+            )),
+            None => Arc::new(self.store.clone()),
+        })
+    }
+}
+
+async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn ObjectStore>> {
+    S3Client::build(s, tuning).await?.object_store(s)
 }
 
 fn parse_storage_url(raw: &str) -> Result<Remote> {
@@ -546,9 +704,11 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
                 prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
                 endpoint: None,
                 region: None,
-                access_key_id: Secret::new(""),
-                secret_access_key: Secret::new(""),
-                session_token: None,
+                // Replaced by the credentials of the settings (from_inputs).
+                credentials: Credentials::Provider {
+                    source: String::new(),
+                    config: Vec::new(),
+                },
                 ca_bundle: None,
                 sign_payload: false,
             }))
@@ -675,8 +835,8 @@ mod tests {
     /// interface endpoints, FIPS and dual-stack endpoints, for both the object_store
     /// client (path-style on the given endpoint) and the streaming upload's URL;
     /// the region, when not given, is the one the host names.
-    #[test]
-    fn amazonaws_endpoints_other_than_the_public_one_keep_their_host() {
+    #[tokio::test]
+    async fn amazonaws_endpoints_other_than_the_public_one_keep_their_host() {
         for (host, region) in [
             (
                 "bucket.vpce-0a1b2c3d-4e5f.s3.us-east-1.vpce.amazonaws.com",
@@ -705,8 +865,11 @@ mod tests {
             assert_eq!(s.endpoint.as_deref(), Some(url.as_str()), "{host}");
             assert_eq!(s.region.as_deref(), Some(region), "{host}");
             let tuning = ClientTuning::for_deadline(Duration::from_secs(60));
+            // The region is known: building the client asks no one.
+            let client = S3Client::build(&s, &tuning).await.unwrap();
+            assert_eq!(client.region, region);
             let target =
-                crate::transport::put::Target::new(&s, region, "c-1.db.gz", &tuning).unwrap();
+                crate::transport::put::Target::new(&s, &client, "c-1.db.gz", &tuning).unwrap();
             assert_eq!(
                 target.url().as_str(),
                 format!("{url}/backups/c-1.db.gz"),
@@ -772,7 +935,10 @@ mod tests {
         ]))
         .unwrap();
         let Remote::S3(s) = r else { panic!("not s3") };
-        assert_eq!(s.access_key_id.expose(), "AKIAFALLBACK");
+        let Credentials::Static { access_key_id, .. } = &s.credentials else {
+            panic!("not static")
+        };
+        assert_eq!(access_key_id.expose(), "AKIAFALLBACK");
         assert_eq!(s.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(s.region.as_deref(), Some("eu-central-1"));
     }
@@ -790,7 +956,10 @@ mod tests {
         ]))
         .unwrap();
         let Remote::S3(s) = r else { panic!("not s3") };
-        assert_eq!(s.access_key_id.expose(), "PRIMARY");
+        let Credentials::Static { access_key_id, .. } = &s.credentials else {
+            panic!("not static")
+        };
+        assert_eq!(access_key_id.expose(), "PRIMARY");
         assert_eq!(s.endpoint.as_deref(), Some("http://minio:9000"));
     }
 
@@ -810,6 +979,69 @@ mod tests {
             assert_eq!(err.exit_code(), 78);
             assert!(err.to_string().contains(var), "{err} should name {var}");
         }
+    }
+
+    #[test]
+    fn without_static_keys_object_stores_provider_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "eyJ-web-identity").unwrap();
+        let file = token.to_str().unwrap();
+        let r = Remote::from_inputs(&inputs(&[
+            ("BUCKET_NAME", "backups"),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", file),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/backup"),
+            ("AWS_ENDPOINT_URL_STS", "https://127.0.0.1:8443"),
+        ]))
+        .unwrap();
+        let Remote::S3(s) = r else { panic!("not s3") };
+        let Credentials::Provider { source, config } = &s.credentials else {
+            panic!("not the provider")
+        };
+        assert!(source.contains("web identity"), "{source}");
+        assert!(config.contains(&(AmazonS3ConfigKey::WebIdentityTokenFile, file.to_string())));
+        assert!(config.contains(&(
+            AmazonS3ConfigKey::StsEndpoint,
+            "https://127.0.0.1:8443".to_string()
+        )));
+        // Half a source, an unreadable token file or a plain-HTTP STS is 78, named.
+        let missing = dir.path().join("missing");
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (&[("AWS_WEB_IDENTITY_TOKEN_FILE", file)], "AWS_ROLE_ARN"),
+            (&[("AWS_ROLE_ARN", "arn:x")], "AWS_WEB_IDENTITY_TOKEN_FILE"),
+            (
+                &[
+                    ("AWS_WEB_IDENTITY_TOKEN_FILE", missing.to_str().unwrap()),
+                    ("AWS_ROLE_ARN", "arn:x"),
+                ],
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+            ),
+            (
+                &[
+                    ("AWS_WEB_IDENTITY_TOKEN_FILE", file),
+                    ("AWS_ROLE_ARN", "arn:x"),
+                    ("AWS_ENDPOINT_URL_STS", "http://sts.example"),
+                ],
+                "AWS_ENDPOINT_URL_STS",
+            ),
+        ];
+        for (pairs, var) in cases {
+            let mut all = vec![("BUCKET_NAME", "backups")];
+            all.extend_from_slice(pairs);
+            let err = Remote::from_inputs(&inputs(&all)).unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{var}");
+            assert!(err.to_string().starts_with(var), "{err} should name {var}");
+        }
+        // Static keys win over any provider setting.
+        let r = Remote::from_inputs(&inputs(&[
+            ("BUCKET_NAME", "backups"),
+            ("ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("SECRET_ACCESS_KEY", "secretsecretsecret"),
+            ("AWS_ROLE_ARN", "arn:x"),
+        ]))
+        .unwrap();
+        let Remote::S3(s) = r else { panic!("not s3") };
+        assert!(matches!(s.credentials, Credentials::Static { .. }));
     }
 
     #[test]
