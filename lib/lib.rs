@@ -49,7 +49,8 @@ pub use base::cancel::{Deadline, Shutdown, ShutdownTrigger};
 pub use base::error::{Error, ErrorClass, Result, StopReason};
 pub use base::settings::{Inputs, Secret};
 pub use config::{
-    CopyConfig, CopyWhat, CtlConfig, DeleteConfig, RestoreConfig, Retention, Scope, SnapshotConfig, StoreConfig, Transfer,
+    CopyConfig, CopyWhat, CtlConfig, DeleteConfig, RestoreConfig, Retention, Scope, SnapshotConfig,
+    StoreConfig, Transfer,
 };
 pub use ops::copy::{CopyReport, copy};
 pub use ops::ctl::ctl;

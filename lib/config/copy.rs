@@ -228,7 +228,10 @@ fn source_remote(i: &Inputs, url: &str) -> Result<Remote> {
         j.aws_endpoint_url_s3 = None;
         j.aws_endpoint_url = None;
         j.insecure = i.source_insecure.clone();
-        names.extend([("ENDPOINT", "SOURCE_ENDPOINT"), ("INSECURE", "SOURCE_INSECURE")]);
+        names.extend([
+            ("ENDPOINT", "SOURCE_ENDPOINT"),
+            ("INSECURE", "SOURCE_INSECURE"),
+        ]);
     } else if let Some(insecure) = &i.source_insecure {
         j.insecure = Some(insecure.clone());
         names.push(("INSECURE", "SOURCE_INSECURE"));
@@ -370,8 +373,9 @@ mod tests {
             assert!(!text.contains("sEcReT"), "{text}");
             assert!(!text.contains("target-secret"), "{text}");
         }
-        let err = CopyConfig::from_inputs(&with(&[("SOURCE_CA_BUNDLE", "/nonexistent.pem")]), false)
-            .unwrap_err();
+        let err =
+            CopyConfig::from_inputs(&with(&[("SOURCE_CA_BUNDLE", "/nonexistent.pem")]), false)
+                .unwrap_err();
         assert!(err.to_string().starts_with("SOURCE_CA_BUNDLE"), "{err}");
     }
 
@@ -434,7 +438,10 @@ mod tests {
         assert_eq!(
             rename_words(
                 "ENDPOINT=\"x\" (nor AWS_ENDPOINT_URL); INSECURE",
-                &[("ENDPOINT", "SOURCE_ENDPOINT"), ("INSECURE", "SOURCE_INSECURE")]
+                &[
+                    ("ENDPOINT", "SOURCE_ENDPOINT"),
+                    ("INSECURE", "SOURCE_INSECURE")
+                ]
             ),
             "SOURCE_ENDPOINT=\"x\" (nor AWS_ENDPOINT_URL); SOURCE_INSECURE"
         );

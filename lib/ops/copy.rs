@@ -134,9 +134,7 @@ pub async fn copy(cfg: &CopyConfig, shutdown: &Shutdown) -> Result<CopyReport> {
                 "source listed"
             );
             for o in found {
-                let done = run
-                    .object(o.location.as_ref(), Existing::Keep, false)
-                    .await;
+                let done = run.object(o.location.as_ref(), Existing::Keep, false).await;
                 tally(done, &mut report)?;
             }
         }
@@ -233,8 +231,8 @@ impl Run<'_> {
     async fn object(&self, key: &str, existing: Existing, must_exist: bool) -> Result<Done> {
         let from = self.cfg.from.describe(key);
         let to = self.cfg.to.describe(key);
-        let path =
-            ObjectPath::parse(key).map_err(|e| Error::Config(format!("object key {key:?}: {e}")))?;
+        let path = ObjectPath::parse(key)
+            .map_err(|e| Error::Config(format!("object key {key:?}: {e}")))?;
         let (source, target) = self
             .deadline
             .run(self.shutdown, "looking up the object", async {
@@ -483,7 +481,11 @@ fn spawn_verification(
 
 /// The SHA-256 of an object's bytes, read as a stream (for an object that
 /// records none).
-async fn hash_object(client: &Arc<dyn ObjectStore>, path: &ObjectPath, what: &str) -> Result<String> {
+async fn hash_object(
+    client: &Arc<dyn ObjectStore>,
+    path: &ObjectPath,
+    what: &str,
+) -> Result<String> {
     let got = client
         .get_opts(path, GetOptions::default())
         .await
