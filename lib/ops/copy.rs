@@ -446,12 +446,16 @@ impl Run<'_> {
     }
 }
 
+/// The bytes' SHA-256 and count, and the snapshot's verdict (`None`: an
+/// age-encrypted object, only hashed).
+type Verdict = (String, u64, Result<Option<SnapshotInfo>>);
+
 /// Hashes and verifies the parts as they come, on a blocking thread: the
 /// SHA-256 and size of every byte, and the snapshot's verdict (`None` for an
 /// age-encrypted object, which is only hashed). Stops at the first corrupt byte.
 fn spawn_verification(
     mut parts: mpsc::Receiver<Bytes>,
-) -> tokio::task::JoinHandle<Result<(String, u64, Result<Option<SnapshotInfo>>)>> {
+) -> tokio::task::JoinHandle<Result<Verdict>> {
     tokio::task::spawn_blocking(move || {
         let mut hash = Sha256::new();
         let mut total = 0u64;
