@@ -366,3 +366,105 @@ fn a_kops_store_copied_between_two_servers_is_listed_at_the_target() {
     );
     assert!(b.leftover_uploads().is_empty());
 }
+
+/// A SIGTERM while a part upload hangs: the upload is aborted (no parts left,
+/// nothing at the target key) and the run exits 143.
+#[test]
+fn a_signal_mid_copy_aborts_the_upload() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
+    let (a, b) = (S3Server::start(), S3Server::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("summary.json");
+    let proxy = Proxy::start(b.port, vec![Rule::once(Op::UploadPart, 2, Fault::Stall)]);
+    let snap = synthetic_snapshot(1600, 20);
+    store(&a, CLUSTER, "big.db", &snap, dir.path());
+    let key = format!("{CLUSTER}-big.db");
+    let env = with(
+        &copy_env(&a, &b, &log),
+        &[
+            ("ENDPOINT", &format!("127.0.0.1:{}", proxy.port)),
+            ("PART_SIZE", "5MiB"),
+            ("CONCURRENCY", "1"),
+        ],
+    );
+    let s3 = format!("s3://{BUCKET}");
+    let child = command("copy", &env, &["--from", &s3, "--to", &s3, "--key", &key])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Waits (bounded) for the stalled second part to arrive at the proxy.
+    let until = std::time::Instant::now() + time_limit();
+    while proxy.count(Op::UploadPart) < 2 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the second part never came"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    signal(&child, Signal::SIGTERM);
+    let r = Run::of(wait_within(child, "copy"));
+    r.assert_code(143);
+    assert!(proxy.count(Op::Abort) >= 1, "{}", r.all());
+    assert!(!b.object_file(&key).exists());
+    assert!(
+        b.leftover_uploads().is_empty(),
+        "{:?}",
+        b.leftover_uploads()
+    );
+}
+
+/// copy's own variables set to values a Secret or ConfigMap mistake produces:
+/// never a panic, a code of the README's table, one error line. (The variables
+/// that name where to connect are left out, as in no_loss.rs.)
+#[test]
+fn no_value_of_copys_variables_panics() {
+    use common::proxy::{Fault, Proxy, Rule};
+    let dir = tempfile::tempdir().unwrap();
+    let refusing = Proxy::start(closed_port(), Rule::on_every_request(Fault::Status(403)));
+    let env = with(
+        &offline_env(),
+        &[
+            ("ENDPOINT", &format!("127.0.0.1:{}", refusing.port)),
+            ("COPY_FROM", "s3://etcd-backups"),
+            ("COPY_TO", &format!("file://{}/site", dir.path().display())),
+            ("OBJECT_KEY", "k.db.gz"),
+        ],
+    );
+    let vars = [
+        "COPY_ALL",
+        "OBJECT_KEY",
+        "CLUSTER",
+        "RETENTION_PREFIX",
+        "SOURCE_ACCESS_KEY_ID",
+        "SOURCE_SECRET_ACCESS_KEY",
+        "SOURCE_SESSION_TOKEN",
+        "SOURCE_INSECURE",
+        "SOURCE_REGION",
+        "SOURCE_CA_BUNDLE",
+        "PART_SIZE",
+        "CONCURRENCY",
+        "DEADLINE",
+    ];
+    let values = ["x\n", "-1", "💥/../\u{7f}", &"a".repeat(5000)];
+    for var in vars {
+        for value in values {
+            let r = Run::of(output_within(
+                command("copy", &with(&env, &[(var, value)]), &[]).current_dir(dir.path()),
+                "copy",
+            ));
+            let at = format!("{var}={:?}", value.chars().take(20).collect::<String>());
+            assert!(!r.stderr.contains("panicked"), "{at}: {}", r.stderr);
+            assert!(
+                [0, 1, 12, 64, 65, 74, 75, 77, 78].contains(&r.code),
+                "{at}: exit {}\n{}",
+                r.code,
+                r.stderr
+            );
+            if r.code != 0 {
+                assert_eq!(r.error_lines().len(), 1, "{at}: {}", r.stderr);
+            }
+            assert!(!r.all().contains(SECRET_KEY), "{at}");
+        }
+    }
+}
