@@ -468,3 +468,71 @@ fn no_value_of_copys_variables_panics() {
         }
     }
 }
+
+/// From s3s-fs to garage, each site with its own credentials (the source's as
+/// SOURCE_*): two backups copied with their metadata, one in two parts; a
+/// corrupt one refused with no upload left, as garage's own ListMultipartUploads
+/// says; a second run copies nothing.
+#[test]
+fn to_garage_with_each_sites_own_credentials() {
+    let (a, g) = (S3Server::start(), common::garage::Garage::start());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("summary.json");
+    let big = synthetic_snapshot(1600, 30);
+    let small = gzip(&synthetic_snapshot(16, 32));
+    store(&a, CLUSTER, "big.db", &big, dir.path());
+    store(&a, CLUSTER, "small.db.gz", &small, dir.path());
+    let mut broken = gzip(&synthetic_snapshot(16, 34));
+    let at = broken.len() / 2;
+    broken[at] ^= 0x55;
+    let file = write_file(dir.path(), "broken.db.gz", &broken);
+    let put = a.s3cmd(&[
+        "put",
+        &format!("--add-header=x-amz-meta-sha256:{}", sha256_hex(&broken)),
+        &format!("--add-header=x-amz-meta-snapjob-cluster:{CLUSTER}"),
+        file.to_str().unwrap(),
+        &format!("s3://{BUCKET}/{CLUSTER}-broken.db.gz"),
+    ]);
+    assert!(put.status.success());
+    let env = with(
+        &g.job_env(),
+        &[
+            ("SOURCE_ENDPOINT", &a.endpoint()),
+            ("SOURCE_INSECURE", "true"),
+            ("SOURCE_ACCESS_KEY_ID", ACCESS_KEY),
+            ("SOURCE_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("PART_SIZE", "5MiB"),
+            ("TERMINATION_LOG", log.to_str().unwrap()),
+        ],
+    );
+    let s3 = format!("s3://{BUCKET}");
+    let args = ["--from", s3.as_str(), "--to", s3.as_str(), "--all"];
+    let r = run("copy", &env, &args);
+    r.assert_code(65);
+    assert!(r.all().contains("broken.db.gz"), "{}", r.all());
+    assert_eq!(
+        g.object(&format!("{CLUSTER}-big.db")).as_deref(),
+        Some(&big[..])
+    );
+    assert_eq!(
+        g.object(&format!("{CLUSTER}-small.db.gz")).as_deref(),
+        Some(&small[..])
+    );
+    assert_eq!(g.object(&format!("{CLUSTER}-broken.db.gz")), None);
+    assert!(g.uploads().is_empty(), "{:?}", g.uploads());
+    let info = g.s3cmd(&["info", &format!("s3://{BUCKET}/{CLUSTER}-big.db")]);
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(info.contains(&sha256_hex(&big)), "{info}");
+
+    let r = run("copy", &env, &args);
+    r.assert_code(65);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(s["exit_code"], 65);
+    assert!(
+        r.all().contains("\"copied\":0,\"skipped\":2"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains(SECRET_KEY));
+}
