@@ -17,7 +17,10 @@
 //! In a kops etcd-manager store each backup's data is copied first and its meta
 //! file last, so the target lists the backup only once it is whole.
 //!
-//! Memory is flat: about `PART_SIZE x (CONCURRENCY + 3)` whatever the size.
+//! Memory is flat, whatever the size: at most `CONCURRENCY` parts in flight, one
+//! queued and one held by the sender, one being cut from the stream, and the
+//! verifier's (one queued, one being read; usually parts also in flight): about
+//! `PART_SIZE x (CONCURRENCY + 5)`.
 
 use std::sync::Arc;
 
@@ -341,7 +344,9 @@ impl Run<'_> {
             let from = from.to_string();
             async move {
                 let mut stream = got.into_stream();
-                let mut buf = BytesMut::new();
+                // One allocation of exactly a part per part: the buffers the
+                // allocator sees are all alike, so freed ones are reused.
+                let mut buf = BytesMut::with_capacity(part_size);
                 let forward = async |part: Bytes| -> Result<()> {
                     // The verifier first: when it stops (corrupt bytes), reading stops.
                     verify_tx
@@ -354,14 +359,20 @@ impl Run<'_> {
                         .map_err(|_| Error::Other("the upload stopped".into()))
                 };
                 while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| Error::remote(format!("reading {from}"), e))?;
-                    buf.extend_from_slice(&chunk);
-                    while buf.len() >= part_size {
-                        forward(buf.split_to(part_size).freeze()).await?;
+                    let mut chunk =
+                        chunk.map_err(|e| Error::remote(format!("reading {from}"), e))?;
+                    while !chunk.is_empty() {
+                        let take = chunk.len().min(part_size - buf.len());
+                        buf.extend_from_slice(&chunk.split_to(take));
+                        if buf.len() == part_size {
+                            let full =
+                                std::mem::replace(&mut buf, BytesMut::with_capacity(part_size));
+                            forward(full.freeze()).await?;
+                        }
                     }
                 }
                 if !buf.is_empty() {
-                    forward(buf.split().freeze()).await?;
+                    forward(buf.freeze()).await?;
                 }
                 Ok::<(), Error>(())
             }
