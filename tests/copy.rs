@@ -536,3 +536,45 @@ fn to_garage_with_each_sites_own_credentials() {
     );
     assert!(!r.all().contains(SECRET_KEY));
 }
+
+/// Everything from the environment (COPY_FROM, COPY_TO, COPY_ALL), the source
+/// over HTTPS with its own CA (SOURCE_CA_BUNDLE) and region while the target
+/// speaks plain HTTP (INSECURE=true, not inherited by SOURCE_ENDPOINT): the
+/// source's TLS settings are its own. Without SOURCE_CA_BUNDLE the source's
+/// certificate is not trusted (77).
+#[test]
+fn the_source_over_https_with_its_own_ca_from_the_environment() {
+    use common::tls::{Ca, TlsFront};
+    let (a, b) = (S3Server::start(), S3Server::start());
+    let ca = Ca::new("site A CA");
+    let front = TlsFront::start(a.port, &ca);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = write_file(dir.path(), "site-a.pem", ca.pem.as_bytes());
+    let bytes = gzip(&synthetic_snapshot(16, 40));
+    store(&a, CLUSTER, "tls.db.gz", &bytes, dir.path());
+    let env = with(
+        &b.job_env(),
+        &[
+            ("COPY_FROM", &format!("s3://{BUCKET}")),
+            ("COPY_TO", &format!("s3://{BUCKET}")),
+            ("COPY_ALL", "true"),
+            (
+                "SOURCE_ENDPOINT",
+                &format!("https://127.0.0.1:{}", front.port),
+            ),
+            ("SOURCE_REGION", "eu-west-3"),
+            ("SOURCE_CA_BUNDLE", bundle.to_str().unwrap()),
+        ],
+    );
+    run("copy", &env, &[]).assert_code(0);
+    let key = format!("{CLUSTER}-tls.db.gz");
+    assert_eq!(std::fs::read(b.object_file(&key)).unwrap(), bytes);
+    // A listing refused for the certificate: 77, not a retried connect error (75).
+    let r = run("copy", &without(&env, &["SOURCE_CA_BUNDLE"]), &[]);
+    r.assert_code(77);
+    assert!(
+        r.error_lines()[0].contains("certificate is not trusted"),
+        "{}",
+        r.all()
+    );
+}
