@@ -365,6 +365,22 @@ fn a_kops_store_copied_between_two_servers_is_listed_at_the_target() {
         "{s}"
     );
     assert!(b.leftover_uploads().is_empty());
+    // A meta file without its data at the source: reported (65), not listed at
+    // the target, and the others still there.
+    let orphan = "2020-01-02T03:04:05Z-000000";
+    let meta = a.object_file(&format!("kops/etcd/main/{}/_etcd_backup.meta", names[0]));
+    let dir_a = a.object_file(&format!("kops/etcd/main/{orphan}"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::copy(&meta, dir_a.join("_etcd_backup.meta")).unwrap();
+    let r = run("copy", &env, &args);
+    r.assert_code(65);
+    assert!(r.all().contains("meta file but no"), "{}", r.all());
+    let listed_b = run(
+        "restore",
+        &b.job_env(),
+        &["--backup-store", &target, "list-backups"],
+    );
+    assert_eq!(listed_b.stdout.lines().count(), 2, "{}", listed_b.all());
 }
 
 /// A SIGTERM while a part upload hangs: the upload is aborted (no parts left,

@@ -213,7 +213,18 @@ impl Run<'_> {
         } else {
             Existing::Replace
         };
-        let done = self.object(&data, existing, true).await?;
+        let done = match self.object(&data, existing, true).await {
+            // A meta file without its data: a broken backup, reported like a
+            // corrupt one (the others are still copied).
+            Err(e) if e.class() == ErrorClass::NotFound => {
+                return Err(Error::Data(format!(
+                    "backup {name} has a meta file but no {} at the source: not copied ({})",
+                    etcd_manager::DATA_FILE,
+                    e.chain()
+                )));
+            }
+            other => other?,
+        };
         if listed {
             return Ok(done);
         }
