@@ -125,6 +125,16 @@ fn one_key_then_all_of_the_cluster_then_nothing_left_to_copy() {
     assert_eq!(before, after, "a skipped object is not rewritten");
     assert!(b.leftover_uploads().is_empty());
 
+    // An object that is not a snapshot (nor age-encrypted) is refused by --key too.
+    let notes = format!("{CLUSTER}-notes.txt");
+    run(
+        "copy",
+        &env,
+        &["--from", &from, "--to", &from, "--key", &notes],
+    )
+    .assert_code(65);
+    assert!(!b.object_file(&notes).exists());
+    assert!(b.leftover_uploads().is_empty());
     // A key the source does not hold: 12; a bad URL: 78 naming the variable.
     run(
         "copy",

@@ -323,8 +323,8 @@ impl Run<'_> {
         if recorded.is_none() {
             tracing::warn!(
                 source = %from,
-                "the source records no sha256: the copy is checked by its snapshot trailer only, \
-                 and carries no sha256 either"
+                "the source records no sha256: the copy is checked by its content only (the \
+                 snapshot trailer) and carries no sha256 either"
             );
         }
         let opts = PutMultipartOptions {
@@ -456,12 +456,19 @@ impl Run<'_> {
                 snapshot_bytes = i.snapshot_bytes,
                 "copied"
             ),
-            None => tracing::info!(
+            None if recorded.is_some() => tracing::info!(
                 source = %from,
                 target = %to,
                 bytes = size,
                 sha256 = %sha256,
                 "copied an age-encrypted object: its SHA-256 checked, the snapshot inside not"
+            ),
+            None => tracing::warn!(
+                source = %from,
+                target = %to,
+                bytes = size,
+                sha256 = %sha256,
+                "copied an age-encrypted object that records no sha256: nothing could be verified"
             ),
         }
         Ok(size)
