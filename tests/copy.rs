@@ -125,6 +125,15 @@ fn one_key_then_all_of_the_cluster_then_nothing_left_to_copy() {
     assert_eq!(before, after, "a skipped object is not rewritten");
     assert!(b.leftover_uploads().is_empty());
 
+    // Retention at the target (`delete` against it) counts the copies as the
+    // cluster's backups, by the metadata carried over: `--keep 1` of two deletes one.
+    let r = run("delete", &b.job_env(), &["--keep", "1"]);
+    r.assert_code(0);
+    let left = [&key, &format!("{CLUSTER}-second.db.gz")]
+        .iter()
+        .filter(|k| b.object_file(k).exists())
+        .count();
+    assert_eq!(left, 1, "{}", r.all());
     // An object that is not a snapshot (nor age-encrypted) is refused by --key too.
     let notes = format!("{CLUSTER}-notes.txt");
     run(
