@@ -1,10 +1,12 @@
-//! `snapjob`: all four binaries in one file, for the container image (one static
-//! binary instead of four keeps it small). It runs as the program it is called as:
-//! `store`, `delete`, `restore` and `snapshot` are links to it.
+//! `snapjob`: all five binaries in one file, for the container image (one static
+//! binary instead of five keeps it small). It runs as the program it is called as:
+//! `store`, `delete`, `copy`, `restore` and `snapshot` are links to it.
 // Each program includes the shared `cli` module itself (so each also builds alone);
 // here that module is compiled once per program, which is intended.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "copy.rs"]
+mod copy;
 #[path = "delete.rs"]
 mod delete;
 #[path = "restore.rs"]
@@ -28,11 +30,12 @@ fn main() -> ExitCode {
     match called.as_str() {
         "store" => store::main(),
         "delete" => delete::main(),
+        "copy" => copy::main(),
         "restore" => restore::main(),
         "snapshot" => snapshot::main(),
         other => {
             eprintln!(
-                "snapjob: called as {other:?}; run it as store, delete, restore or snapshot (links to this binary)"
+                "snapjob: called as {other:?}; run it as store, delete, copy, restore or snapshot (links to this binary)"
             );
             ExitCode::from(64)
         }

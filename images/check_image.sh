@@ -23,7 +23,7 @@ names = set()
 for layer in manifest["layers"]:
     with tarfile.open(blob(layer)) as t:
         names |= {m.name.lstrip("./") for m in t.getmembers()}
-for need in ["snapjob", "store", "delete", "restore", "snapshot", "etc/ssl/certs/ca-certificates.crt"]:
+for need in ["snapjob", "store", "delete", "copy", "restore", "snapshot", "etc/ssl/certs/ca-certificates.crt"]:
     assert need in names, f"the image has no {need}: {sorted(names)}"
 for shell in ["bin/sh", "bin/bash", "bin/busybox", "usr/bin/sh"]:
     assert shell not in names, f"the image has a shell: {shell}"

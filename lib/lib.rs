@@ -17,7 +17,7 @@
 //!   streaming uploads), the object contract (metadata, read-back), the multipart
 //!   engine.
 //! - [`config`]: each operation's typed, validated configuration from the inputs.
-//! - [`ops`]: the operations, `store`, `snapshot`, `delete`, `restore`, `ctl`. An
+//! - [`ops`]: the operations, `store`, `snapshot`, `delete`, `copy`, `restore`, `ctl`. An
 //!   operation never imports another: what two share moves a layer down.
 //! - [`report`]: the run's JSON summary (termination message) and Pushgateway
 //!   metrics.
@@ -49,8 +49,10 @@ pub use base::cancel::{Deadline, Shutdown, ShutdownTrigger};
 pub use base::error::{Error, ErrorClass, Result, StopReason};
 pub use base::settings::{Inputs, Secret};
 pub use config::{
-    CtlConfig, DeleteConfig, RestoreConfig, Retention, Scope, SnapshotConfig, StoreConfig, Transfer,
+    CopyConfig, CopyWhat, CtlConfig, DeleteConfig, RestoreConfig, Retention, Scope, SnapshotConfig,
+    StoreConfig, Transfer,
 };
+pub use ops::copy::{CopyReport, copy};
 pub use ops::ctl::ctl;
 pub use ops::delete::{DeleteOutcome, DeleteReport, PruneReport, delete};
 pub use ops::restore::{RestoreReport, restore};

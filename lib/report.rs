@@ -40,6 +40,20 @@ pub struct Summary {
     /// What `delete`'s retention did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// What `copy` did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub copy: Option<Copy>,
+}
+
+/// What `copy` did, in the summary and the metrics.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Copy {
+    /// The source URL.
+    pub from: String,
+    /// Objects (kops backups) copied.
+    pub copied: usize,
+    /// Already at the target with the same SHA-256.
+    pub skipped: usize,
 }
 
 /// What retention did, in the summary and the metrics.
@@ -89,6 +103,18 @@ impl Outcome for crate::ops::delete::DeleteReport {
             skipped: r.skipped,
             bytes_freed: r.bytes_freed,
             dry_run: r.dry_run,
+        });
+    }
+}
+
+impl Outcome for crate::ops::copy::CopyReport {
+    fn fill(&self, s: &mut Summary) {
+        s.key = Some(self.to.clone());
+        s.bytes = Some(self.bytes);
+        s.copy = Some(Copy {
+            from: self.from.clone(),
+            copied: self.copied,
+            skipped: self.skipped,
         });
     }
 }
@@ -216,6 +242,18 @@ impl Summary {
                 "snapjob_retention_bytes_freed",
                 "Bytes of the backups retention deleted.",
                 r.bytes_freed.to_string(),
+            );
+        }
+        if let Some(c) = &self.copy {
+            gauge(
+                "snapjob_copy_copied",
+                "Backups copy copied.",
+                c.copied.to_string(),
+            );
+            gauge(
+                "snapjob_copy_skipped",
+                "Backups copy found at the target already.",
+                c.skipped.to_string(),
             );
         }
         if self.result == "ok" {

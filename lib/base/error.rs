@@ -299,7 +299,9 @@ fn classify(e: &object_store::Error) -> (ErrorClass, &'static str) {
     use object_store::client::HttpErrorKind as K;
     match http_kind {
         Some(K::Timeout) => (ErrorClass::Temporary, "timed out, after retries"),
-        Some(K::Connect) if !plain_http_answer(&text) => (
+        // A refused certificate is a connect error too (on a listing, the TLS
+        // error is not in the typed chain): no retry changes it.
+        Some(K::Connect) if !plain_http_answer(&text) && !untrusted_certificate(&text) => (
             ErrorClass::Temporary,
             "cannot reach the endpoint, after retries",
         ),
@@ -390,6 +392,13 @@ fn classify_status(status: u16) -> Option<(ErrorClass, &'static str)> {
 /// `http://` or `INSECURE=true`, which no retry changes.
 pub(crate) fn plain_http_answer(text: &str) -> bool {
     text.contains("InvalidContentType")
+}
+
+/// Whether the text says the server's certificate was refused.
+fn untrusted_certificate(text: &str) -> bool {
+    text.contains("invalid peer certificate")
+        || text.contains("UnknownIssuer")
+        || text.contains("InvalidCertificate")
 }
 
 /// The text part of [`classify`], for what carries no type: kept apart so it can

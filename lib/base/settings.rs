@@ -181,6 +181,27 @@ pub struct Inputs {
     pub dry_run: Option<String>,
     /// `PROGRESS_INTERVAL`: seconds between progress lines (default 5; 0: every update).
     pub progress_interval: Option<String>,
+    /// `COPY_FROM`: `copy`'s source URL (`s3://bucket[/prefix]`, `file:///dir`).
+    pub copy_from: Option<String>,
+    /// `COPY_TO`: `copy`'s target URL.
+    pub copy_to: Option<String>,
+    /// `COPY_ALL`: `copy` every backup of `CLUSTER` (or of the kops store).
+    pub copy_all: Option<String>,
+    /// `SOURCE_ACCESS_KEY_ID`: `copy`'s source credentials (with the secret;
+    /// else the target's).
+    pub source_access_key_id: Option<Secret>,
+    /// `SOURCE_SECRET_ACCESS_KEY`.
+    pub source_secret_access_key: Option<Secret>,
+    /// `SOURCE_SESSION_TOKEN`: temporary source credentials.
+    pub source_session_token: Option<Secret>,
+    /// `SOURCE_ENDPOINT`: the source's endpoint (else the target's).
+    pub source_endpoint: Option<String>,
+    /// `SOURCE_INSECURE`: the source endpoint speaks plain HTTP.
+    pub source_insecure: Option<String>,
+    /// `SOURCE_REGION`: the source bucket's region (else the target's).
+    pub source_region: Option<String>,
+    /// `SOURCE_CA_BUNDLE`: extra trusted CAs for the source (else the target's).
+    pub source_ca_bundle: Option<String>,
 }
 
 impl Inputs {
@@ -275,7 +296,17 @@ impl Inputs {
             keep_within,
             retention_timezone,
             dry_run,
-            progress_interval
+            progress_interval,
+            copy_from,
+            copy_to,
+            copy_all,
+            source_access_key_id,
+            source_secret_access_key,
+            source_session_token,
+            source_endpoint,
+            source_insecure,
+            source_region,
+            source_ca_bundle
         )
     }
 }

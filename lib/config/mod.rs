@@ -18,9 +18,11 @@ use crate::formats::retention::{Count, Policy, Span, parse_offset};
 use crate::transport::etcd::EtcdSource;
 use crate::transport::remote::{Remote, parse_bool};
 
+mod copy;
 mod etcd;
 mod restore;
 
+pub use copy::{CopyConfig, CopyWhat};
 pub use etcd::{DEFAULT_GZIP_LEVEL, SnapshotConfig, etcd_settings};
 pub use restore::{CtlConfig, RestoreConfig, RestoreSource};
 

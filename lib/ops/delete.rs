@@ -7,15 +7,14 @@
 
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{Attribute, ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::{Error, ErrorClass, Result};
 use crate::config::{DeleteConfig, Retention, Scope};
 use crate::formats::{etcd_manager, retention};
-use crate::transport::object::CLUSTER_METADATA;
+use crate::transport::object::cluster_objects;
 use crate::transport::remote::Remote;
 
 /// What `delete` found.
@@ -195,50 +194,15 @@ async fn cluster_backups(
     prefix: &str,
     cluster: &str,
 ) -> Result<(Vec<Backup>, usize)> {
-    // object_store lists by path segment, so list the prefix's directory and
-    // compare the last segment as a string.
-    let (dir, start) = match prefix.rsplit_once('/') {
-        // `parse`, not `from`: the directory as the keys have it (config checked it).
-        Some((d, s)) => (
-            Some(
-                ObjectPath::parse(d)
-                    .map_err(|e| Error::Config(format!("RETENTION_PREFIX {prefix:?}: {e}")))?,
-            ),
-            s,
-        ),
-        None => (None, prefix),
-    };
-    let listing = client
-        .list_with_delimiter(dir.as_ref())
-        .await
-        .map_err(|e| Error::remote(format!("listing {}", cfg.remote.describe(prefix)), e))?;
-    let listed: Vec<_> = listing
-        .objects
+    let (found, count) = cluster_objects(client, &cfg.remote, prefix, cluster).await?;
+    let found = found
         .into_iter()
-        .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
-        .collect();
-    let count = listed.len();
-    let found = futures::stream::iter(listed)
-        .map(|o| {
-            let client = client.clone();
-            async move {
-                match belongs_to(client.as_ref(), &o.location, cluster).await {
-                    Ok(yes) => Ok(yes.then(|| Backup {
-                        key: o.location.to_string(),
-                        time: o.last_modified.timestamp(),
-                        size: o.size,
-                    })),
-                    Err(e) => Err(Error::remote(
-                        format!("reading {}", cfg.remote.describe(o.location.as_ref())),
-                        e,
-                    )),
-                }
-            }
+        .map(|o| Backup {
+            key: o.location.to_string(),
+            time: o.last_modified.timestamp(),
+            size: o.size,
         })
-        .buffer_unordered(8)
-        .try_filter_map(|b| async move { Ok(b) })
-        .try_collect::<Vec<_>>()
-        .await?;
+        .collect();
     Ok((found, count))
 }
 
@@ -266,22 +230,6 @@ async fn kops_backups(client: &Arc<dyn ObjectStore>) -> Result<(Vec<Backup>, usi
         });
     }
     Ok((found, count))
-}
-
-/// Whether the object's metadata names `cluster` (an object gone meanwhile is not).
-async fn belongs_to(
-    client: &dyn ObjectStore,
-    location: &ObjectPath,
-    cluster: &str,
-) -> object_store::Result<bool> {
-    match crate::transport::remote::head(client, location).await {
-        Ok(head) => Ok(head
-            .attributes
-            .get(&Attribute::Metadata(CLUSTER_METADATA.into()))
-            .is_some_and(|v| v.as_ref() == cluster)),
-        Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 async fn delete_one(

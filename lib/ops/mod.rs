@@ -1,7 +1,8 @@
 //! The operations, one folder or file each: `store`, `snapshot`, `delete`,
-//! `restore` and `ctl` (etcd-manager-ctl's commands). An operation never imports
+//! `copy`, `restore` and `ctl` (etcd-manager-ctl's commands). An operation never imports
 //! another; what two share lives a layer down.
 
+pub mod copy;
 pub mod ctl;
 pub mod delete;
 pub mod restore;

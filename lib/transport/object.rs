@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{Attribute, Attributes, ObjectStore};
+use object_store::{Attribute, Attributes, ObjectMeta, ObjectStore};
 
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::{Error, Result};
@@ -38,6 +39,83 @@ pub fn backup_attributes(
         );
     }
     attrs
+}
+
+/// The objects under `prefix` whose metadata names `cluster` (what `store`
+/// records), and how many objects were listed there. A key prefix alone cannot
+/// tell `prod-` backups from `prod-eu-` ones, and an object someone else put
+/// there is never a backup. `prefix`'s directory part must be an object path as
+/// the keys have it (config checks it); `remote` names objects in errors.
+pub async fn cluster_objects(
+    client: &Arc<dyn ObjectStore>,
+    remote: &crate::transport::remote::Remote,
+    prefix: &str,
+    cluster: &str,
+) -> Result<(Vec<ObjectMeta>, usize)> {
+    // object_store lists by path segment, so list the prefix's directory and
+    // compare the last segment as a string.
+    let (dir, start) = match prefix.rsplit_once('/') {
+        // `parse`, not `from`: the directory as the keys have it.
+        Some((d, s)) => (
+            Some(
+                ObjectPath::parse(d)
+                    .map_err(|e| Error::Config(format!("RETENTION_PREFIX {prefix:?}: {e}")))?,
+            ),
+            s,
+        ),
+        None => (None, prefix),
+    };
+    let listing = client
+        .list_with_delimiter(dir.as_ref())
+        .await
+        .map_err(|e| Error::remote(format!("listing {}", remote.describe(prefix)), e))?;
+    let listed: Vec<_> = listing
+        .objects
+        .into_iter()
+        .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
+        .collect();
+    let count = listed.len();
+    let found = futures::stream::iter(listed)
+        .map(|o| {
+            let client = client.clone();
+            async move {
+                match belongs_to(client.as_ref(), &o.location, cluster).await {
+                    Ok(yes) => Ok(yes.then_some(o)),
+                    Err(e) => Err(Error::remote(
+                        format!("reading {}", remote.describe(o.location.as_ref())),
+                        e,
+                    )),
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .try_filter_map(|o| async move { Ok(o) })
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok((found, count))
+}
+
+/// Whether the object's metadata names `cluster` (an object gone meanwhile is not).
+pub async fn belongs_to(
+    client: &dyn ObjectStore,
+    location: &ObjectPath,
+    cluster: &str,
+) -> object_store::Result<bool> {
+    match crate::transport::remote::head(client, location).await {
+        Ok(head) => Ok(head
+            .attributes
+            .get(&Attribute::Metadata(CLUSTER_METADATA.into()))
+            .is_some_and(|v| v.as_ref() == cluster)),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The SHA-256 an object's metadata records, if any.
+pub fn recorded_sha256(attributes: &Attributes) -> Option<String> {
+    attributes
+        .get(&Attribute::Metadata(SHA256_METADATA.into()))
+        .map(|v| v.as_ref().to_string())
 }
 
 /// Whether the object at `path` has `size` bytes and records `sha256`.

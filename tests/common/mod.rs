@@ -415,6 +415,7 @@ pub fn command(bin: &str, env: &[(String, String)], args: &[&str]) -> Command {
         "delete" => env!("CARGO_BIN_EXE_delete"),
         "restore" => env!("CARGO_BIN_EXE_restore"),
         "snapshot" => env!("CARGO_BIN_EXE_snapshot"),
+        "copy" => env!("CARGO_BIN_EXE_copy"),
         other => panic!("no binary {other}"),
     };
     let mut cmd = Command::new(path);
