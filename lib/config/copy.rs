@@ -305,6 +305,18 @@ mod tests {
         inputs(&pairs)
     }
 
+    /// The static key pair of S3 settings.
+    fn keys(s: &crate::transport::remote::S3Settings) -> (&str, &str) {
+        match &s.credentials {
+            crate::transport::remote::Credentials::Static {
+                access_key_id,
+                secret_access_key,
+                ..
+            } => (access_key_id.expose(), secret_access_key.expose()),
+            other => panic!("not static keys: {other:?}"),
+        }
+    }
+
     #[test]
     fn the_source_falls_back_to_the_targets_settings_and_takes_its_own() {
         let cfg = CopyConfig::from_inputs(
@@ -315,7 +327,7 @@ mod tests {
         let (Remote::S3(a), Remote::S3(b)) = (&cfg.from, &cfg.to) else {
             panic!("s3")
         };
-        assert_eq!(a.access_key_id.expose(), "TARGETKEY");
+        assert_eq!(keys(a).0, "TARGETKEY");
         assert_eq!(a.endpoint.as_deref(), Some("http://minio-b:9000"));
         assert_eq!(a.prefix.as_deref(), Some("etcd"));
         assert_eq!(b.bucket, "site-b");
@@ -336,12 +348,12 @@ mod tests {
         let (Remote::S3(a), Remote::S3(b)) = (&cfg.from, &cfg.to) else {
             panic!("s3")
         };
-        assert_eq!(a.access_key_id.expose(), "SOURCEKEY");
-        assert_eq!(a.secret_access_key.expose(), "source-secret-value");
+        assert_eq!(keys(a).0, "SOURCEKEY");
+        assert_eq!(keys(a).1, "source-secret-value");
         // SOURCE_ENDPOINT brings its own SOURCE_INSECURE (unset: https).
         assert_eq!(a.endpoint.as_deref(), Some("https://minio-a"));
         assert_eq!(a.region.as_deref(), Some("eu-west-3"));
-        assert_eq!(b.access_key_id.expose(), "TARGETKEY");
+        assert_eq!(keys(b).0, "TARGETKEY");
         assert_eq!(b.endpoint.as_deref(), Some("http://minio-b:9000"));
     }
 
