@@ -112,6 +112,10 @@ pub enum Error {
     /// The object does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A key we hold does not open what we were given (an encrypted backup none
+    /// of the identities can decrypt).
+    #[error("{0}")]
+    Denied(String),
     /// Taking a snapshot from etcd failed; `class` says how.
     #[error("{message}")]
     Etcd {
@@ -162,6 +166,7 @@ impl Error {
             Error::LocalIo { .. } => ErrorClass::LocalIo,
             Error::Remote { class, .. } => *class,
             Error::NotFound(_) => ErrorClass::NotFound,
+            Error::Denied(_) => ErrorClass::Denied,
             Error::Etcd { class, .. } => *class,
             Error::Deadline { .. } => ErrorClass::Temporary,
             Error::Cancelled(reason) => ErrorClass::Cancelled(*reason),

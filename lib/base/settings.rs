@@ -148,6 +148,17 @@ pub struct Inputs {
     pub retention_prefix: Option<String>,
     /// `PROGRESS_INTERVAL`: seconds between progress lines (default 5; 0: every update).
     pub progress_interval: Option<String>,
+    /// `ENCRYPT_RECIPIENTS`: age X25519 recipients (`age1...`, comma-separated)
+    /// `store` and `snapshot` encrypt to.
+    pub encrypt_recipients: Option<String>,
+    /// `ENCRYPT_RECIPIENTS_FILE`: a file of recipients, one per line, `#` comments.
+    pub encrypt_recipients_file: Option<String>,
+    /// `DECRYPT_IDENTITY_FILE`: age identity files `restore` decrypts with
+    /// (comma-separated paths).
+    pub decrypt_identity_file: Option<String>,
+    /// `FORCE_ENCRYPTED_ETCD_MANAGER`: `true` lets `store --backup-store` encrypt,
+    /// which etcd-manager itself cannot restore.
+    pub force_encrypted_etcd_manager: Option<String>,
 }
 
 impl Inputs {
@@ -226,7 +237,11 @@ impl Inputs {
             pushgateway_url,
             keep_last,
             retention_prefix,
-            progress_interval
+            progress_interval,
+            encrypt_recipients,
+            encrypt_recipients_file,
+            decrypt_identity_file,
+            force_encrypted_etcd_manager
         )
     }
 }

@@ -67,6 +67,9 @@ pub(crate) struct Target {
     max_retries: usize,
     /// Recorded as `x-amz-meta-snapjob-cluster` with the object.
     cluster: Option<String>,
+    /// More user metadata recorded with the object: (name after
+    /// `x-amz-meta-`, value), e.g. the encryption scheme.
+    metadata: Vec<(String, String)>,
     /// Create the object only if the key is free (`If-None-Match: *` on the PUT
     /// and on CompleteMultipartUpload): a backup name another writer took first
     /// is refused (412), never overwritten.
@@ -145,6 +148,7 @@ impl Target {
             sign_payload: s3.sign_payload,
             max_retries: tuning.max_retries,
             cluster: None,
+            metadata: Vec::new(),
             create_only: false,
             location: format!("s3://{}/{full_key}", s3.bucket),
         })
@@ -153,6 +157,15 @@ impl Target {
     /// Records `cluster` with the object (config checked it is header-safe).
     pub(crate) fn with_cluster(self, cluster: Option<String>) -> Target {
         Target { cluster, ..self }
+    }
+
+    /// Records `metadata` (names after `x-amz-meta-`, header-safe) with the object.
+    pub(crate) fn with_metadata(self, metadata: &[(&'static str, String)]) -> Target {
+        let metadata = metadata
+            .iter()
+            .map(|(k, v)| (format!("x-amz-meta-{k}"), v.clone()))
+            .collect();
+        Target { metadata, ..self }
     }
 
     /// Writes the object only where nothing is at the key yet.
@@ -470,6 +483,9 @@ impl Target {
             headers.push(("x-amz-meta-sha256", sum.to_string()));
             if let Some(cluster) = &self.cluster {
                 headers.push(("x-amz-meta-snapjob-cluster", cluster.clone()));
+            }
+            for (name, value) in &self.metadata {
+                headers.push((name.as_str(), value.clone()));
             }
         }
         if let Some(token) = &self.session_token {
