@@ -179,13 +179,11 @@ impl StoreConfig {
             ),
         };
         let encrypt = recipients(i)?;
-        if encrypt.is_some()
-            && etcd_manager.is_some()
-            && !parse_bool(
-                i.force_encrypted_etcd_manager.as_deref(),
-                "FORCE_ENCRYPTED_ETCD_MANAGER",
-            )?
-        {
+        let forced = parse_bool(
+            i.force_encrypted_etcd_manager.as_deref(),
+            "FORCE_ENCRYPTED_ETCD_MANAGER",
+        )?;
+        if encrypt.is_some() && etcd_manager.is_some() && !forced {
             return Err(Error::Config(
                 "ENCRYPT_RECIPIENTS with BACKUP_STORE: kops etcd-manager cannot read an \
                  encrypted backup (only snapjob's restore decrypts it); set \

@@ -183,4 +183,38 @@ mod tests {
         chain.write_all(&plain).unwrap();
         assert_eq!(chain.finish().unwrap(), plain);
     }
+
+    #[test]
+    fn encryption_comes_after_compression() {
+        let key = age::x25519::Identity::generate();
+        let recipients = Recipients::parse(
+            Some((&key.to_public().to_string(), "ENCRYPT_RECIPIENTS")),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        let plain = b"etcd snapshot bytes, several times over; ".repeat(1000);
+        let mut chain = Stages {
+            compress: Compress::Gzip(6),
+            encrypt: Some(recipients),
+        }
+        .chain(Vec::new())
+        .unwrap();
+        chain.write_all(&plain).unwrap();
+        let sealed = chain.finish().unwrap();
+        assert!(crate::formats::encrypt::is_age(&sealed));
+        assert!(sealed.len() < plain.len(), "compressed before encryption");
+        let mut gz = Vec::new();
+        age::Decryptor::new_buffered(sealed.as_slice())
+            .unwrap()
+            .decrypt(std::iter::once(&key as &dyn age::Identity))
+            .unwrap()
+            .read_to_end(&mut gz)
+            .unwrap();
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, plain);
+    }
 }
