@@ -318,9 +318,8 @@ fn refusals_of_an_encrypted_object_write_nothing() {
             env = with(&env, &[("DECRYPT_IDENTITY_FILE", i.file.to_str().unwrap())]);
         }
         let r = run_keyed("restore", &env, &[], &[&k, &wrong]);
-        assert_eq!(
-            std::fs::read(&out).unwrap(),
-            b"the previous snapshot",
+        assert!(
+            std::fs::read(&out).unwrap() == b"the previous snapshot",
             "{backup}: the output is left as it was"
         );
         assert_eq!(temporaries(dir.path()), Vec::<String>::new(), "{backup}");
