@@ -60,6 +60,10 @@ struct Args {
     /// Number of etcd members, for --preset kkp [env: CLUSTER_SIZE] [default: 3]
     #[arg(long, value_name = "N")]
     cluster_size: Option<String>,
+    /// Decrypt an encrypted (age) backup with the identities in this file; repeatable
+    /// [env: DECRYPT_IDENTITY_FILE, comma-separated]
+    #[arg(long = "identity", value_name = "FILE")]
+    identities: Vec<String>,
     /// A kops etcd-manager backup store URL; --backup names a backup in it [env: BACKUP_STORE]
     #[arg(long, value_name = "URL")]
     backup_store: Option<String>,
@@ -90,6 +94,8 @@ pub fn main() -> std::process::ExitCode {
         flags.namespace = args.namespace;
         flags.cluster_size = args.cluster_size;
         flags.backup_store = args.backup_store;
+        flags.decrypt_identity_file =
+            (!args.identities.is_empty()).then(|| args.identities.join(","));
         let inputs = env.overlay(flags);
         if !args.command.is_empty() {
             let cfg = snapjob::CtlConfig::from_inputs(&inputs, args.command)?;

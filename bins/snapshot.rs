@@ -19,6 +19,8 @@ struct Args {
     deadline: Option<String>,
     #[command(flatten)]
     etcd: cli::Etcd,
+    #[command(flatten)]
+    encrypt: cli::Encrypt,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -29,6 +31,7 @@ pub fn main() -> std::process::ExitCode {
         flags.snapshot_file = args.file;
         flags.deadline = args.deadline;
         args.etcd.apply(&mut flags);
+        args.encrypt.apply(&mut flags);
         let cfg = SnapshotConfig::from_inputs(&env.overlay(flags))?;
         snapjob::snapshot_to_file(&cfg, &shutdown).await
     })

@@ -41,6 +41,12 @@ struct Args {
     /// Member count for the etcd-manager meta file [env: MEMBER_COUNT]
     #[arg(long, value_name = "N")]
     member_count: Option<String>,
+    #[command(flatten)]
+    encrypt: cli::Encrypt,
+    /// With --backup-store: store encrypted although etcd-manager itself cannot restore it
+    /// (snapjob's restore can) [env: FORCE_ENCRYPTED_ETCD_MANAGER=true]
+    #[arg(long)]
+    force_encrypted_etcd_manager: bool,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -58,6 +64,9 @@ pub fn main() -> std::process::ExitCode {
         flags.backup_store = args.backup_store;
         flags.etcd_version = args.etcd_version;
         flags.member_count = args.member_count;
+        args.encrypt.apply(&mut flags);
+        flags.force_encrypted_etcd_manager =
+            args.force_encrypted_etcd_manager.then(|| "true".into());
         let cfg = StoreConfig::from_inputs(&env.overlay(flags))?;
         snapjob::store(&cfg, &shutdown).await
     })

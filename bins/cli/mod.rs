@@ -443,3 +443,23 @@ impl Etcd {
         i.compress_level = self.compress_level;
     }
 }
+
+/// Whom to encrypt a snapshot to (store, snapshot): age X25519 recipients,
+/// public keys only.
+#[derive(Debug, Args)]
+pub struct Encrypt {
+    /// Encrypt to this age recipient (age1..., public key); repeatable [env: ENCRYPT_RECIPIENTS, comma-separated]
+    #[arg(long = "recipient", value_name = "AGE1...")]
+    pub recipients: Vec<String>,
+    /// Encrypt to the recipients in this file, one per line, # comments [env: ENCRYPT_RECIPIENTS_FILE]
+    #[arg(long, value_name = "FILE")]
+    pub recipients_file: Option<String>,
+}
+
+impl Encrypt {
+    /// Adds these flags to `i`.
+    pub fn apply(self, i: &mut Inputs) {
+        i.encrypt_recipients = (!self.recipients.is_empty()).then(|| self.recipients.join(","));
+        i.encrypt_recipients_file = self.recipients_file;
+    }
+}

@@ -112,7 +112,9 @@ pub enum Error {
     /// The object does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// The store refused what was asked (exit 77), found after other work went on.
+    /// The store refused what was asked, found after other work went on (a
+    /// deletion retention chose), or a key we hold does not open what we were
+    /// given (an encrypted backup none of the identities can decrypt): exit 77.
     #[error("{0}")]
     Denied(String),
     /// Taking a snapshot from etcd failed; `class` says how.

@@ -202,6 +202,17 @@ pub struct Inputs {
     pub source_region: Option<String>,
     /// `SOURCE_CA_BUNDLE`: extra trusted CAs for the source (else the target's).
     pub source_ca_bundle: Option<String>,
+    /// `ENCRYPT_RECIPIENTS`: age X25519 recipients (`age1...`, comma-separated)
+    /// `store` and `snapshot` encrypt to.
+    pub encrypt_recipients: Option<String>,
+    /// `ENCRYPT_RECIPIENTS_FILE`: a file of recipients, one per line, `#` comments.
+    pub encrypt_recipients_file: Option<String>,
+    /// `DECRYPT_IDENTITY_FILE`: age identity files `restore` decrypts with
+    /// (comma-separated paths).
+    pub decrypt_identity_file: Option<String>,
+    /// `FORCE_ENCRYPTED_ETCD_MANAGER`: `true` lets `store --backup-store` encrypt,
+    /// which etcd-manager itself cannot restore.
+    pub force_encrypted_etcd_manager: Option<String>,
 }
 
 impl Inputs {
@@ -306,7 +317,11 @@ impl Inputs {
             source_endpoint,
             source_insecure,
             source_region,
-            source_ca_bundle
+            source_ca_bundle,
+            encrypt_recipients,
+            encrypt_recipients_file,
+            decrypt_identity_file,
+            force_encrypted_etcd_manager
         )
     }
 }

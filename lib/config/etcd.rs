@@ -25,6 +25,8 @@ pub struct SnapshotConfig {
     pub deadline: Duration,
     /// Interval of progress lines on long transfers.
     pub progress: Duration,
+    /// Encrypt the file to these age recipients.
+    pub encrypt: Option<crate::formats::encrypt::Recipients>,
 }
 
 impl SnapshotConfig {
@@ -35,6 +37,7 @@ impl SnapshotConfig {
             source,
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             compress,
+            encrypt: super::recipients(i)?,
             deadline: deadline(i, Duration::from_secs(110))?,
             progress: progress(i)?,
         })

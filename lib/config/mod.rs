@@ -14,6 +14,7 @@ use object_store::path::Path as ObjectPath;
 use crate::base::error::{Error, Result};
 use crate::base::settings::Inputs;
 use crate::formats::compress::Compress;
+use crate::formats::encrypt::{Identities, Recipients};
 use crate::formats::retention::{Count, Policy, Span, parse_offset};
 use crate::transport::etcd::EtcdSource;
 use crate::transport::remote::{Remote, parse_bool};
@@ -88,6 +89,9 @@ pub struct StoreConfig {
     /// `CLUSTER`, recorded as object metadata (`x-amz-meta-snapjob-cluster`) so
     /// that retention can prove which objects are this cluster's backups.
     pub cluster: Option<String>,
+    /// Encrypt what is stored to these age recipients (`ENCRYPT_RECIPIENTS`,
+    /// `ENCRYPT_RECIPIENTS_FILE`).
+    pub encrypt: Option<Recipients>,
 }
 
 /// A backup in a kops etcd-manager store.
@@ -195,7 +199,22 @@ impl StoreConfig {
                 None,
             ),
         };
+        let encrypt = recipients(i)?;
+        let forced = parse_bool(
+            i.force_encrypted_etcd_manager.as_deref(),
+            "FORCE_ENCRYPTED_ETCD_MANAGER",
+        )?;
+        if encrypt.is_some() && etcd_manager.is_some() && !forced {
+            return Err(Error::Config(
+                "ENCRYPT_RECIPIENTS with BACKUP_STORE: kops etcd-manager cannot read an \
+                 encrypted backup (only snapjob's restore decrypts it); set \
+                 FORCE_ENCRYPTED_ETCD_MANAGER=true (--force-encrypted-etcd-manager) to store \
+                 it encrypted anyway"
+                    .into(),
+            ));
+        }
         Ok(StoreConfig {
+            encrypt,
             key,
             etcd_manager,
             cluster: i
@@ -373,6 +392,36 @@ impl DeleteConfig {
             remote,
         })
     }
+}
+
+/// The age recipients to encrypt to, from `ENCRYPT_RECIPIENTS` and
+/// `ENCRYPT_RECIPIENTS_FILE` (both read now: a bad one fails before any upload).
+pub fn recipients(i: &Inputs) -> Result<Option<Recipients>> {
+    let file = i
+        .encrypt_recipients_file
+        .as_deref()
+        .map(std::path::Path::new);
+    Recipients::parse(
+        i.encrypt_recipients
+            .as_deref()
+            .map(|l| (l, "ENCRYPT_RECIPIENTS")),
+        file.map(|f| (f, "ENCRYPT_RECIPIENTS_FILE")),
+    )
+}
+
+/// The age identities to decrypt with, from `DECRYPT_IDENTITY_FILE` (paths
+/// separated by commas), read now; none when it is not set.
+pub fn identities(i: &Inputs) -> Result<Identities> {
+    let files: Vec<PathBuf> = i
+        .decrypt_identity_file
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    Identities::from_files(&files, "DECRYPT_IDENTITY_FILE")
 }
 
 /// `$CLUSTER-$<backup_var>`, or `OBJECT_KEY` when given; checked against S3's and

@@ -68,6 +68,9 @@ pub struct RestoreConfig {
     pub deadline: Duration,
     /// Interval of progress lines on long transfers.
     pub progress: Duration,
+    /// The age identities an encrypted backup is decrypted with
+    /// (`DECRYPT_IDENTITY_FILE`); empty when none were given.
+    pub identities: crate::formats::encrypt::Identities,
 }
 
 impl RestoreConfig {
@@ -111,6 +114,7 @@ impl RestoreConfig {
             },
         };
         Ok(RestoreConfig {
+            identities: super::identities(i)?,
             source,
             output,
             member,

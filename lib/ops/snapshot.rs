@@ -1,5 +1,5 @@
 //! `snapshot`: a live etcd's snapshot written to a local file atomically,
-//! verified and compressed as asked (the init container's job).
+//! verified, compressed and encrypted as asked (the init container's job).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,7 +36,13 @@ pub async fn snapshot_to_file(cfg: &SnapshotConfig, shutdown: &Shutdown) -> Resu
         &mut stream,
         file,
         "tmp",
-        (compress, progress),
+        (
+            crate::formats::pipeline::Stages {
+                compress,
+                encrypt: cfg.encrypt.clone(),
+            },
+            progress,
+        ),
         shutdown,
         &deadline,
     )

@@ -118,6 +118,35 @@ pub fn recorded_sha256(attributes: &Attributes) -> Option<String> {
         .map(|v| v.as_ref().to_string())
 }
 
+/// The metadata of an encrypted backup: the scheme and the recipients'
+/// fingerprints (never a key), as (name, value) pairs; none for a plain one.
+pub fn encryption_metadata(
+    recipients: Option<&crate::formats::encrypt::Recipients>,
+) -> Vec<(&'static str, String)> {
+    use crate::formats::encrypt::{RECIPIENTS_METADATA, SCHEME, SCHEME_METADATA};
+    match recipients {
+        Some(r) => vec![
+            (SCHEME_METADATA, SCHEME.to_string()),
+            (RECIPIENTS_METADATA, r.fingerprints().join(",")),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// `attrs` with `extra` metadata added (where the store keeps metadata).
+pub fn with_metadata(
+    mut attrs: Attributes,
+    extra: &[(&'static str, String)],
+    keep_meta: bool,
+) -> Attributes {
+    if keep_meta {
+        for (name, value) in extra {
+            attrs.insert(Attribute::Metadata((*name).into()), value.clone().into());
+        }
+    }
+    attrs
+}
+
 /// Whether the object at `path` has `size` bytes and records `sha256`.
 pub async fn stored_matches(
     client: &Arc<dyn ObjectStore>,

@@ -73,6 +73,9 @@ pub(crate) struct Target {
     max_retries: usize,
     /// Recorded as `x-amz-meta-snapjob-cluster` with the object.
     cluster: Option<String>,
+    /// More user metadata recorded with the object: (name after
+    /// `x-amz-meta-`, value), e.g. the encryption scheme.
+    metadata: Vec<(String, String)>,
     /// Create the object only if the key is free (`If-None-Match: *` on the PUT
     /// and on CompleteMultipartUpload): a backup name another writer took first
     /// is refused (412), never overwritten.
@@ -150,6 +153,7 @@ impl Target {
             sign_payload: s3.sign_payload,
             max_retries: tuning.max_retries,
             cluster: None,
+            metadata: Vec::new(),
             create_only: false,
             location: format!("s3://{}/{full_key}", s3.bucket),
         })
@@ -164,6 +168,15 @@ impl Target {
     /// Records `cluster` with the object (config checked it is header-safe).
     pub(crate) fn with_cluster(self, cluster: Option<String>) -> Target {
         Target { cluster, ..self }
+    }
+
+    /// Records `metadata` (names after `x-amz-meta-`, header-safe) with the object.
+    pub(crate) fn with_metadata(self, metadata: &[(&'static str, String)]) -> Target {
+        let metadata = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        Target { metadata, ..self }
     }
 
     /// Writes the object only where nothing is at the key yet.
@@ -233,6 +246,9 @@ impl Target {
                 Attribute::Metadata("snapjob-cluster".into()),
                 cluster.clone().into(),
             );
+        }
+        for (name, value) in &self.metadata {
+            attributes.insert(Attribute::Metadata(name.clone().into()), value.clone().into());
         }
         let opts = PutMultipartOptions {
             attributes,
@@ -490,6 +506,9 @@ impl Target {
             head = head.header("x-amz-meta-sha256", sum);
             if let Some(cluster) = &self.cluster {
                 head = head.header("x-amz-meta-snapjob-cluster", cluster);
+            }
+            for (name, value) in &self.metadata {
+                head = head.header(format!("x-amz-meta-{name}"), value.as_str());
             }
         }
         let completing = method == Method::POST && query.starts_with("uploadId=");

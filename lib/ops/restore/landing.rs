@@ -17,7 +17,7 @@
 //! and the recorded SHA-256 are checked, and dropping a [`Landed`] removes both.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,9 +26,11 @@ use std::sync::{Condvar, Mutex};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::base::digest::Sha256;
 use crate::base::error::{Error, Result};
 use crate::base::fs::TempFile;
 use crate::base::progress::Progress;
+use crate::formats::encrypt::{self, AGE_MAGIC, Decryption};
 use crate::formats::snapshot::{GZIP_MAGIC, NamedSink, SnapshotInfo, Verifier};
 
 /// Bytes read back from the file at a time, for verification.
@@ -78,6 +80,8 @@ pub(crate) struct Plan {
     pub(crate) range: u64,
     /// Progress reporting.
     pub(crate) progress: Progress,
+    /// How an encrypted (age) object is decrypted.
+    pub(crate) decrypt: Decryption,
 }
 
 /// Starts the thread that writes chunks where they belong and verifies the
@@ -96,6 +100,7 @@ fn land(plan: Plan, mut chunks: mpsc::Receiver<Chunk>) -> Result<Landed> {
         size,
         range,
         mut progress,
+        decrypt,
     } = plan;
     let (landing, file) = TempFile::beside(&dest, "download")?;
     let shared = Shared::default();
@@ -109,7 +114,18 @@ fn land(plan: Plan, mut chunks: mpsc::Receiver<Chunk>) -> Result<Landed> {
         });
         let verifier = {
             let (file, path, dest, shared) = (&file, &landing.path, &dest, &shared);
-            scope.spawn(move || verify(file, path, dest, size, shared, sync_tx))
+            let decrypt = &decrypt;
+            scope.spawn(move || {
+                let checked = if is_encrypted(file, path, size, shared)? {
+                    verify_encrypted(file, path, dest, size, shared, decrypt)
+                } else {
+                    verify(file, path, dest, size, shared, sync_tx)
+                };
+                if checked.is_err() {
+                    shared.failed.store(true, Ordering::Relaxed);
+                }
+                checked
+            })
         };
         let written = (|| {
             let mut book = Book::new(size, range);
@@ -255,6 +271,106 @@ fn verify(
         shared.failed.store(true, Ordering::Relaxed);
     }
     checked
+}
+
+/// Whether the object is an age file, by its first bytes (waited for).
+fn is_encrypted(file: &File, path: &Path, size: u64, shared: &Shared) -> Result<bool> {
+    let want = (AGE_MAGIC.len() as u64).min(size);
+    let mut have = 0;
+    while have < want {
+        match shared.wait_beyond(have) {
+            Some(end) => have = end,
+            None => return Ok(false), // short: the plain verification tells it
+        }
+    }
+    let mut head = vec![0; want as usize];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| Error::io(path, "cannot read back the download", e))?;
+    Ok(encrypt::is_age(&head))
+}
+
+/// The verifying thread for an age object: the landed ciphertext is read back in
+/// order as it fills, hashed (what the recorded SHA-256 is of), decrypted, and the
+/// plaintext verified and written (inflated when gzip) to the output's temporary
+/// file. The plaintext is never written anywhere else.
+#[allow(clippy::type_complexity)]
+fn verify_encrypted(
+    file: &File,
+    path: &Path,
+    dest: &Path,
+    size: u64,
+    shared: &Shared,
+    decrypt: &Decryption,
+) -> Result<(SnapshotInfo, Option<(TempFile, BufWriter<File>)>)> {
+    let (temp, out) = TempFile::create(dest)?;
+    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, out), &temp.path);
+    let mut v = Verifier::new(sink, false);
+    let mut reader = InOrder {
+        file,
+        path,
+        shared,
+        size,
+        at: 0,
+        hash: Sha256::new(),
+        failed: None,
+    };
+    // The reader's own failure (a short download) explains a decryption error.
+    let decrypted = encrypt::decrypt_into(&mut reader, decrypt, &mut v);
+    if let Some(e) = reader.failed.take() {
+        return Err(e);
+    }
+    decrypted?;
+    if reader.at != size {
+        return Err(Error::Data(format!(
+            "{} bytes follow the end of the encrypted stream",
+            size - reader.at
+        )));
+    }
+    let (mut info, sink) = v.finish()?;
+    info.input_bytes = size;
+    info.input_sha256 = Some(hex::encode(reader.hash.finalize()));
+    tracing::info!(
+        recipients = decrypt.recorded.as_deref().unwrap_or("not recorded"),
+        "encrypted backup (age) decrypted"
+    );
+    Ok((info, Some((temp, sink.into_inner()))))
+}
+
+/// The landed file read in order, waiting for its contiguous prefix to grow;
+/// hashes what it reads. A download that ends short is kept in `failed`.
+struct InOrder<'a> {
+    file: &'a File,
+    path: &'a Path,
+    shared: &'a Shared,
+    size: u64,
+    at: u64,
+    hash: Sha256,
+    failed: Option<Error>,
+}
+
+impl Read for InOrder<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let Some(end) = self.shared.wait_beyond(self.at) else {
+            let e = Error::Data(format!(
+                "the download ended after {} of {} bytes in order",
+                self.at, self.size
+            ));
+            self.failed = Some(e);
+            return Err(io::Error::other("the download ended short"));
+        };
+        let n = buf.len().min((end - self.at) as usize);
+        if let Err(e) = self.file.read_exact_at(&mut buf[..n], self.at) {
+            let msg = e.to_string();
+            self.failed = Some(Error::io(self.path, "cannot read back the download", e));
+            return Err(io::Error::other(msg));
+        }
+        self.hash.update(&buf[..n]);
+        self.at += n as u64;
+        Ok(n)
+    }
 }
 
 /// Which bytes of which range are in the file, and how far from the start they
@@ -438,6 +554,16 @@ mod tests {
         chunk: usize,
         order: &[usize],
     ) -> Result<(Landed, PathBuf)> {
+        land_with(dir, object, (range, chunk), order, Decryption::default())
+    }
+
+    fn land_with(
+        dir: &Path,
+        object: &[u8],
+        (range, chunk): (usize, usize),
+        order: &[usize],
+        decrypt: Decryption,
+    ) -> Result<(Landed, PathBuf)> {
         let (tx, rx) = mpsc::channel(object.len() / chunk + order.len() + 1);
         for &i in order {
             let start = i * range;
@@ -454,6 +580,7 @@ mod tests {
             size: object.len() as u64,
             range: range as u64,
             progress: Progress::new("downloading", None, std::time::Duration::from_secs(3600)),
+            decrypt,
         };
         land(plan, rx).map(|l| (l, dest))
     }
@@ -500,6 +627,73 @@ mod tests {
             "{e}"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_encrypted_object_lands_decrypted_and_verified_or_not_at_all() {
+        use std::io::Write as _;
+        let key = age::x25519::Identity::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let recipients = dir.path().join("recipients");
+        std::fs::write(&recipients, key.to_public().to_string()).unwrap();
+        let recipients = encrypt::Recipients::parse(None, Some((&recipients, "F")))
+            .unwrap()
+            .unwrap();
+        let keyfile = dir.path().join("key");
+        let secret = key.to_string();
+        std::fs::write(&keyfile, age::secrecy::ExposeSecret::expose_secret(&secret)).unwrap();
+        let how = |files: &[PathBuf]| Decryption {
+            identities: encrypt::Identities::from_files(files, "DECRYPT_IDENTITY_FILE").unwrap(),
+            var: "DECRYPT_IDENTITY_FILE".into(),
+            recorded: Some("0123456789abcdef".into()),
+        };
+        let db = synthetic(200);
+        for plain in [db.clone(), gzip(&db)] {
+            let mut w = recipients.encrypt(Vec::new()).unwrap();
+            w.write_all(&plain).unwrap();
+            let object = w.finish().unwrap();
+            let n = object.len().div_ceil(20_000);
+            let order: Vec<usize> = (0..n).rev().collect();
+            let (landed, dest) = land_with(
+                dir.path(),
+                &object,
+                (20_000, 3_000),
+                &order,
+                how(std::slice::from_ref(&keyfile)),
+            )
+            .unwrap();
+            let sha = hex::encode(crate::base::digest::Sha256::digest(&object));
+            assert_eq!(landed.info.input_sha256.as_deref(), Some(sha.as_str()));
+            assert_eq!(landed.info.input_bytes, object.len() as u64);
+            landed.persist(&dest).unwrap();
+            assert_eq!(std::fs::read(&dest).unwrap(), db);
+            std::fs::remove_file(&dest).unwrap();
+
+            let all: Vec<usize> = (0..n).collect();
+            let e = land_with(dir.path(), &object, (20_000, 3_000), &all, how(&[]))
+                .err()
+                .unwrap();
+            assert_eq!(e.exit_code(), 78, "{e}");
+            assert!(e.to_string().contains("0123456789abcdef"), "{e}");
+            let mut bad = object.clone();
+            let at = bad.len() / 2;
+            bad[at] ^= 1;
+            let e = land_with(
+                dir.path(),
+                &bad,
+                (20_000, 3_000),
+                &all,
+                how(std::slice::from_ref(&keyfile)),
+            )
+            .err()
+            .unwrap();
+            assert_eq!(e.exit_code(), 65, "{e}");
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names.len(), 2, "only the key files are left: {names:?}");
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::base::error::{Error, ErrorClass, Result};
 use crate::base::fs::TempFile;
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::formats::datadir::{self, DataDirReport};
+use crate::formats::encrypt::{Decryption, Identities, RECIPIENTS_METADATA};
 mod landing;
 use crate::formats::snapshot::{NamedSink, SnapshotInfo, Verifier};
 use crate::transport::object::SHA256_METADATA;
@@ -73,16 +74,39 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
     let snapshot_path = match &cfg.source {
         RestoreSource::File(path) => {
             report.source = path.display().to_string();
-            match &cfg.output {
-                Some(out) => {
+            let decrypt = Decryption {
+                identities: cfg.identities.clone(),
+                var: "DECRYPT_IDENTITY_FILE".into(),
+                recorded: None,
+            };
+            match (&cfg.output, &cfg.member) {
+                (Some(out), _) => {
                     let (src, dest) = (path.clone(), out.clone());
-                    let info = tokio::task::spawn_blocking(move || copy_verified(&src, &dest))
-                        .await
-                        .map_err(|e| Error::Other(format!("restore task failed: {e}")))??;
+                    let info = tokio::task::spawn_blocking(move || {
+                        let (info, temp) = copy_verified(&src, (&dest, "tmp"), &decrypt)?;
+                        temp.persist(&dest)?;
+                        Ok::<_, Error>(info)
+                    })
+                    .await
+                    .map_err(|e| Error::Other(format!("restore task failed: {e}")))??;
                     report.snapshot = Some(info);
                     out.clone()
                 }
-                None => path.clone(),
+                // An encrypted file is decrypted (and verified) beside the data
+                // dir first; a plain one is read where it is.
+                (None, Some(spec)) if local_is_age(path).unwrap_or(false) => {
+                    let (src, beside) = (path.clone(), spec.data_dir.clone());
+                    let (info, temp) = tokio::task::spawn_blocking(move || {
+                        copy_verified(&src, (&beside, "download"), &decrypt)
+                    })
+                    .await
+                    .map_err(|e| Error::Other(format!("restore task failed: {e}")))??;
+                    report.snapshot = Some(info);
+                    let p = temp.path.clone();
+                    scratch = Some(temp);
+                    p
+                }
+                (None, _) => path.clone(),
             }
         }
         source @ (RestoreSource::Object { .. } | RestoreSource::EtcdManager { .. }) => {
@@ -108,10 +132,10 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 (None, None) => unreachable!("config requires an output or a data dir"),
             };
             let (landed, checked) = download(
-                &client,
-                &path,
+                (&client, &path),
                 &location,
                 &beside,
+                &cfg.identities,
                 shutdown,
                 &deadline,
                 cfg.progress,
@@ -183,10 +207,10 @@ const RUNS_QUEUED: usize = 8;
 /// Downloads `key` into temporary files beside `dest`, verified. Returns the
 /// verified snapshot, not yet in place, and whether a recorded SHA-256 was checked.
 async fn download(
-    client: &Arc<dyn ObjectStore>,
-    path: &ObjectPath,
+    (client, path): (&Arc<dyn ObjectStore>, &ObjectPath),
     location: &str,
     dest: &Path,
+    identities: &Identities,
     shutdown: &Shutdown,
     deadline: &Deadline,
     every: std::time::Duration,
@@ -205,7 +229,16 @@ async fn download(
         })
         .await?;
     let etag = got.meta.e_tag.clone();
-    let fetched = fetch(client, path, location, dest, got, shutdown, deadline, every).await;
+    let fetched = fetch(
+        (client, path),
+        location,
+        (dest, identities),
+        got,
+        shutdown,
+        deadline,
+        every,
+    )
+    .await;
     match fetched {
         // A ranged GET found another ETag (the server refused If-Match, or
         // answered for another version).
@@ -264,10 +297,9 @@ async fn etag_now(
 /// Lands and verifies the object whose first GET is `got`.
 #[allow(clippy::too_many_arguments)]
 async fn fetch(
-    client: &Arc<dyn ObjectStore>,
-    path: &ObjectPath,
+    (client, path): (&Arc<dyn ObjectStore>, &ObjectPath),
     location: &str,
-    dest: &Path,
+    (dest, identities): (&Path, &Identities),
     got: object_store::GetResult,
     shutdown: &Shutdown,
     deadline: &Deadline,
@@ -278,6 +310,17 @@ async fn fetch(
         .attributes
         .get(&Attribute::Metadata(SHA256_METADATA.into()))
         .map(|v| v.as_ref().to_ascii_lowercase());
+    // An encrypted object is told by its content; the metadata, when there,
+    // names its recipients for the messages.
+    let decrypt = Decryption {
+        identities: identities.clone(),
+        var: "DECRYPT_IDENTITY_FILE".into(),
+        recorded: got
+            .attributes
+            .get(&Attribute::Metadata(RECIPIENTS_METADATA.into()))
+            .map(|v| v.as_ref().to_string())
+            .filter(|v| v.chars().all(|c| c.is_ascii_hexdigit() || c == ',')),
+    };
 
     let (tx, rx) = mpsc::channel::<landing::Chunk>(RUNS_QUEUED);
     let plan = landing::Plan {
@@ -285,6 +328,7 @@ async fn fetch(
         size: expected_size,
         range: RANGE,
         progress: crate::base::progress::Progress::new("downloading", Some(expected_size), every),
+        decrypt,
     };
     let landing = landing::spawn(plan, rx);
     let etag = got.meta.e_tag.clone();
@@ -423,13 +467,43 @@ async fn send(
     Ok(run.is_empty() || tx.send((offset, run)).await.is_ok())
 }
 
-/// Verifies a local snapshot file (raw or gzip) and writes the raw snapshot to
-/// `dest` atomically.
-fn copy_verified(src: &Path, dest: &Path) -> Result<SnapshotInfo> {
-    let (temp, file) = TempFile::create(dest)?;
+/// Whether the local file `path` is an age file (by its first bytes).
+fn local_is_age(path: &Path) -> Result<bool> {
+    let mut head = [0u8; crate::formats::encrypt::AGE_MAGIC.len()];
+    let mut file =
+        std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open snapshot", e))?;
+    let mut n = 0;
+    while n < head.len() {
+        match std::io::Read::read(&mut file, &mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, "cannot read snapshot", e)),
+        }
+    }
+    Ok(crate::formats::encrypt::is_age(&head[..n]))
+}
+
+/// Verifies a local snapshot file (raw or gzip; decrypted first when it is an
+/// age file) and writes the raw snapshot to a locked temporary file beside
+/// `dest` (`suffix` naming it), synced, for the caller to keep or rename.
+fn copy_verified(
+    src: &Path,
+    (dest, suffix): (&Path, &str),
+    decrypt: &Decryption,
+) -> Result<(SnapshotInfo, TempFile)> {
+    let (temp, file) = TempFile::beside(dest, suffix)?;
     let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, file), &temp.path);
-    let (info, out) = crate::formats::snapshot::verify_file(src, Verifier::new(sink, true))?;
+    let (info, out) = if local_is_age(src)? {
+        let input =
+            std::fs::File::open(src).map_err(|e| Error::io(src, "cannot open snapshot", e))?;
+        let mut v = Verifier::new(sink, false);
+        crate::formats::encrypt::decrypt_into(input, decrypt, &mut v)
+            .map_err(|e| e.about(src.display()))?;
+        v.finish().map_err(|e| e.about(src.display()))?
+    } else {
+        crate::formats::snapshot::verify_file(src, Verifier::new(sink, true))?
+    };
     crate::base::fs::flush_sync(out.into_inner(), &temp.path)?;
-    temp.persist(dest)?;
-    Ok(info)
+    Ok((info, temp))
 }

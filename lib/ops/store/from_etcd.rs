@@ -30,7 +30,7 @@ use crate::formats::pipeline::{Stages, spawn_pipeline};
 use crate::transport::etcd::to_file::{pump, stream_to_file};
 use crate::transport::etcd::{self, EtcdSource};
 use crate::transport::multipart;
-use crate::transport::object::{backup_attributes, confirm};
+use crate::transport::object::{backup_attributes, confirm, encryption_metadata, with_metadata};
 
 /// Cuts the compressed stream into parts for the uploader and hashes it.
 struct PartSink {
@@ -88,6 +88,11 @@ pub async fn store_from_etcd(
 ) -> Result<StoreReport> {
     let started = Instant::now();
     let what = cfg.remote.describe(&cfg.key);
+    // Verified, compressed, then encrypted when recipients are given.
+    let stages = |compress| Stages {
+        compress,
+        encrypt: cfg.encrypt.clone(),
+    };
     let mut stream = deadline
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
@@ -99,7 +104,7 @@ pub async fn store_from_etcd(
             &mut stream,
             &root.join(&cfg.key),
             "upload",
-            (compress, cfg.progress),
+            (stages(compress), cfg.progress),
             shutdown,
             deadline,
         )
@@ -127,9 +132,13 @@ pub async fn store_from_etcd(
                 .put_multipart_opts(
                     &path,
                     PutMultipartOptions {
-                        attributes: backup_attributes(
-                            None,
-                            cfg.cluster.as_deref(),
+                        attributes: with_metadata(
+                            backup_attributes(
+                                None,
+                                cfg.cluster.as_deref(),
+                                cfg.remote.keeps_metadata(),
+                            ),
+                            &encryption_metadata(cfg.encrypt.as_ref()),
                             cfg.remote.keeps_metadata(),
                         ),
                         ..PutMultipartOptions::default()
@@ -152,7 +161,7 @@ pub async fn store_from_etcd(
         hash: Sha256::new(),
         total: 0,
     };
-    let pipeline = spawn_pipeline(raw_rx, sink, Stages { compress }, |sink: PartSink| {
+    let pipeline = spawn_pipeline(raw_rx, sink, stages(compress), |sink: PartSink| {
         sink.finish()
             .map_err(|e| Error::Other(format!("finishing the upload stream: {e}")))
     });

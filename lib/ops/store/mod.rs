@@ -10,6 +10,10 @@
 //!
 //! Every failure, deadline or signal before completion aborts the multipart upload,
 //! so no object appears at the key and no parts are left behind.
+//!
+//! With recipients (`ENCRYPT_RECIPIENTS`), step 1 verifies the file and encrypts
+//! it into a locked temporary file (ciphertext only, `encrypt.rs`); that file is
+//! what the steps after it store.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,9 +27,10 @@ use crate::base::error::{Error, Result};
 use crate::base::time::mib_per_s;
 use crate::config::StoreConfig;
 use crate::formats::snapshot::{self, SnapshotInfo};
-use crate::transport::object::{confirm, stored_matches};
+use crate::transport::object::{confirm, encryption_metadata, stored_matches};
 use crate::transport::remote::Remote;
 
+mod encrypt;
 mod from_etcd;
 mod generic;
 mod verify;
@@ -114,11 +119,39 @@ async fn store_file(
             cfg.file.display()
         )));
     }
+    // Encrypted: the verified ciphertext in a locked temporary file (beside the
+    // destination in a local directory, to be renamed there) is what is stored.
+    let mut encrypted = match &cfg.encrypt {
+        Some(recipients) => {
+            let beside = match &cfg.remote {
+                Remote::Local { root } => (root.join(&cfg.key), "upload"),
+                _ => (cfg.file.clone(), "encrypt"),
+            };
+            let e =
+                encrypt::encrypt_file(&cfg.file, before, recipients, beside, shutdown, deadline)
+                    .await?;
+            Some(e)
+        }
+        None => None,
+    };
+    let ciphertext;
+    let (cfg, before) = match &encrypted {
+        Some(e) => {
+            ciphertext = StoreConfig {
+                file: e.temp.path.clone(),
+                ..cfg.clone()
+            };
+            (&ciphertext, file_state(&e.temp.path)?)
+        }
+        None => (cfg, before),
+    };
     let size = before.len;
     let part_size = part_size_for(size, cfg.transfer.part_size as u64);
     let (client, path, target) = cfg.remote.connect_put(&cfg.key, deadline, shutdown).await?;
     let target = target.map(|t| {
-        let t = t.with_cluster(cfg.cluster.clone());
+        let t = t
+            .with_cluster(cfg.cluster.clone())
+            .with_metadata(&encryption_metadata(cfg.encrypt.as_ref()));
         // An etcd-manager backup name is picked free; a writer that takes it
         // in the same moment must not be overwritten.
         if cfg.etcd_manager.is_some() {
@@ -131,7 +164,14 @@ async fn store_file(
 
     let (sha256, parts, info) = if let Some(target) = target {
         // S3: requests that stream from the file (put.rs).
-        let (sha256, verification) = verify::hash_and_verify(&cfg.file, shutdown, deadline).await?;
+        let (sha256, verification) = match &encrypted {
+            Some(e) => {
+                let info = e.info.clone();
+                let sha256 = info.input_sha256.clone().unwrap_or_default();
+                (sha256, tokio::spawn(async move { Ok(info) }))
+            }
+            None => verify::hash_and_verify(&cfg.file, shutdown, deadline).await?,
+        };
         if size
             <= cfg
                 .transfer
@@ -164,8 +204,19 @@ async fn store_file(
             (sha256, parts, info)
         }
     } else if let Remote::Local { root } = &cfg.remote {
-        let (sha256, info) = store_local(cfg, root, before, shutdown, deadline).await?;
-        (sha256, 1, info)
+        if let Some(e) = encrypted.take() {
+            // Verified and synced already: renamed into place.
+            e.temp.persist(&root.join(&cfg.key))?;
+            let sha256 = e.info.input_sha256.clone().unwrap_or_default();
+            (sha256, 1, e.info)
+        } else {
+            let (sha256, info) = store_local(cfg, root, before, shutdown, deadline).await?;
+            (sha256, 1, info)
+        }
+    } else if encrypted.is_some() {
+        return Err(Error::Config(
+            "ENCRYPT_RECIPIENTS: encryption is supported for S3 and file:// stores".into(),
+        ));
     } else {
         // Any other store: object_store's multipart upload, through its traits.
         generic::store_multipart(cfg, (&client, &path), before, part_size, shutdown, deadline)

@@ -13,7 +13,6 @@ use crate::base::digest::Sha256;
 use crate::base::error::{Error, Result};
 use crate::base::fs::TempFile;
 use crate::base::progress::Progress;
-use crate::formats::compress::Compress;
 use crate::formats::pipeline::{Hashing, Stages, spawn_pipeline};
 use crate::formats::snapshot::{NamedSink, SnapshotInfo};
 use crate::transport::etcd;
@@ -36,7 +35,7 @@ pub async fn pump(
     Ok(n)
 }
 
-/// Streams `stream`, verified and compressed, into a locked temporary file
+/// Streams `stream`, verified and through `stages` (compression, encryption), into a locked temporary file
 /// `.<file>.snapjob-<id>.<suffix>` and renames it into place once whole; what a
 /// killed run left there first is swept. Returns what was verified and the
 /// SHA-256 and size of the file written.
@@ -44,7 +43,7 @@ pub async fn stream_to_file(
     stream: &mut etcd::SnapshotStream,
     file: &std::path::Path,
     suffix: &str,
-    (compress, progress): (Compress, Duration),
+    (stages, progress): (Stages, Duration),
     shutdown: &Shutdown,
     deadline: &Deadline,
 ) -> Result<(SnapshotInfo, (String, u64))> {
@@ -59,15 +58,10 @@ pub async fn stream_to_file(
         hash: Sha256::new(),
         total: 0,
     };
-    let pipeline = spawn_pipeline(
-        rx,
-        sink,
-        Stages { compress },
-        move |w: Hashing<NamedSink<_>>| {
-            crate::base::fs::flush_sync(w.inner.into_inner(), &path)?;
-            Ok((hex::encode(w.hash.finalize()), w.total))
-        },
-    );
+    let pipeline = spawn_pipeline(rx, sink, stages, move |w: Hashing<NamedSink<_>>| {
+        crate::base::fs::flush_sync(w.inner.into_inner(), &path)?;
+        Ok((hex::encode(w.hash.finalize()), w.total))
+    });
     let pumped = deadline
         .run(
             shutdown,
