@@ -6,5 +6,6 @@
 pub mod compress;
 pub mod datadir;
 pub mod etcd_manager;
+pub mod etcddb;
 pub mod pipeline;
 pub mod snapshot;
