@@ -1,6 +1,6 @@
-//! `snapjob`: all four binaries in one file, for the container image (one static
-//! binary instead of four keeps it small). It runs as the program it is called as:
-//! `store`, `delete`, `restore` and `snapshot` are links to it.
+//! `snapjob`: all the binaries in one file, for the container image (one static
+//! binary instead of five keeps it small). It runs as the program it is called as:
+//! `store`, `delete`, `restore`, `snapshot` and `verify` are links to it.
 // Each program includes the shared `cli` module itself (so each also builds alone);
 // here that module is compiled once per program, which is intended.
 #![allow(clippy::duplicate_mod)]
@@ -13,6 +13,8 @@ mod restore;
 mod snapshot;
 #[path = "store.rs"]
 mod store;
+#[path = "verify.rs"]
+mod verify;
 
 use std::process::ExitCode;
 
@@ -30,9 +32,10 @@ fn main() -> ExitCode {
         "delete" => delete::main(),
         "restore" => restore::main(),
         "snapshot" => snapshot::main(),
+        "verify" => verify::main(),
         other => {
             eprintln!(
-                "snapjob: called as {other:?}; run it as store, delete, restore or snapshot (links to this binary)"
+                "snapjob: called as {other:?}; run it as store, delete, restore, snapshot or verify (links to this binary)"
             );
             ExitCode::from(64)
         }

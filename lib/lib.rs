@@ -50,10 +50,12 @@ pub use base::error::{Error, ErrorClass, Result, StopReason};
 pub use base::settings::{Inputs, Secret};
 pub use config::{
     CtlConfig, DeleteConfig, RestoreConfig, Retention, SnapshotConfig, StoreConfig, Transfer,
+    VerifyConfig, VerifyFlags,
 };
 pub use ops::ctl::ctl;
 pub use ops::delete::{DeleteOutcome, delete};
 pub use ops::restore::{RestoreReport, restore};
 pub use ops::snapshot::{SnapshotReport, snapshot_to_file};
 pub use ops::store::{StoreReport, store};
+pub use ops::verify::{VerifyReport, verify};
 pub use transport::remote::Remote;

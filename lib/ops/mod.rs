@@ -7,3 +7,4 @@ pub mod delete;
 pub mod restore;
 pub mod snapshot;
 pub mod store;
+pub mod verify;

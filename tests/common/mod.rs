@@ -403,6 +403,7 @@ pub fn command(bin: &str, env: &[(String, String)], args: &[&str]) -> Command {
         "delete" => env!("CARGO_BIN_EXE_delete"),
         "restore" => env!("CARGO_BIN_EXE_restore"),
         "snapshot" => env!("CARGO_BIN_EXE_snapshot"),
+        "verify" => env!("CARGO_BIN_EXE_verify"),
         other => panic!("no binary {other}"),
     };
     let mut cmd = Command::new(path);

@@ -30,7 +30,8 @@ pub struct DbFacts {
     pub revision: i64,
     /// The oldest revision still in the `key` bucket (0 when it is empty).
     pub first_revision: i64,
-    /// The compact revision (the newer of the scheduled and finished ones).
+    /// The compact revision (the newer of the scheduled and finished ones); -1
+    /// when the store was never compacted, as etcd says.
     pub compact_revision: i64,
     /// etcd's `HashKV` at `revision` (CRC-32C), as `etcdctl endpoint hashkv` prints it.
     pub hash_kv: u32,
@@ -176,7 +177,7 @@ pub fn check(file: &File, len: u64, check: &dyn Fn() -> Result<()>) -> Result<Db
     }
     let hasher = std::collections::hash_map::RandomState::new();
     let mut newest = Newest::new();
-    let (mut scheduled, mut finished) = (0i64, 0i64);
+    let (mut scheduled, mut finished) = (-1i64, -1i64);
     let mut member_ids = Vec::new();
     for (name, header) in &roots {
         check()?;
@@ -300,7 +301,7 @@ mod tests {
         let (f, len) = fixture();
         let mut bytes = vec![0u8; len as usize];
         std::os::unix::fs::FileExt::read_exact_at(&f, &mut bytes, 0).unwrap();
-        let good = check(&f, len, &|| Ok(())).unwrap();
+        check(&f, len, &|| Ok(())).unwrap();
         let mut caught = 0;
         for page in 0..(len / 4096) as usize {
             for (at, xor) in [(0usize, 1u8), (8, 0x03), (10, 0x40), (16, 0x10), (20, 0x01)] {
