@@ -321,3 +321,192 @@ async fn altered_pages_behind_a_recomputed_trailer_are_caught() {
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("orig.db")]);
 }
+
+/// Stores the fixture as `$CLUSTER-<name>` with `store` (which records the
+/// cluster and the SHA-256), `hours_ago` old.
+fn stored(server: &S3Server, name: &str, hours_ago: u64) {
+    let env = with(
+        &server.job_env(),
+        &[
+            ("BACKUP_TO_CREATE", name),
+            (
+                "SNAPSHOT_FILE",
+                fixture("etcd-3.4-small.db.gz").to_str().unwrap(),
+            ),
+        ],
+    );
+    run("store", &env, &[]).assert_code(0);
+    server.age(&format!("{CLUSTER}-{name}"), hours_ago);
+}
+
+#[test]
+fn latest_picks_this_clusters_newest_and_a_corrupt_one_exits_65_naming_it() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    stored(&server, "a.db.gz", 3);
+    stored(&server, "b.db.gz", 2);
+    stored(&server, "c.db.gz", 1);
+    // Newest of all, under the prefix, but not recorded as this cluster's.
+    server.s3cmd_put(
+        &fixture("etcd-3.4-small.db"),
+        &format!("{CLUSTER}-foreign.db"),
+    );
+    let env = with(
+        &server.job_env(),
+        &[("TMPDIR", dir.path().to_str().unwrap())],
+    );
+    let keys = |r: &Run| -> Vec<String> {
+        lines(r)
+            .iter()
+            .filter_map(|l| l["key"].as_str().map(str::to_string))
+            .collect()
+    };
+
+    let r = run("verify", &env, &["--latest", "2"]);
+    r.assert_code(0);
+    assert_eq!(
+        keys(&r),
+        [format!("{CLUSTER}-c.db.gz"), format!("{CLUSTER}-b.db.gz")]
+    );
+    let first = &lines(&r)[0];
+    assert_eq!(first["result"], "ok");
+    assert_eq!(first["sha256_checked"], true);
+    assert_eq!(first["gzip"], true);
+    assert_eq!(first["revision"], 208, "{first}");
+    let summary = lines(&r).pop().unwrap();
+    assert_eq!(
+        (summary["backups"].as_u64(), summary["passed"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    let r = run("verify", &env, &["--all"]);
+    r.assert_code(0);
+    assert_eq!(keys(&r).len(), 4, "{}", r.stdout);
+    assert_eq!(keys(&r)[0], format!("{CLUSTER}-foreign.db"));
+
+    // b corrupted where it is stored: the recorded SHA-256 no longer matches.
+    let file = server.object_file(&format!("{CLUSTER}-b.db.gz"));
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let (port, pushes) = http_receiver();
+    let log = dir.path().join("termination-log");
+    let env = with(
+        &env,
+        &[
+            ("PUSHGATEWAY_URL", &format!("http://127.0.0.1:{port}")),
+            ("TERMINATION_LOG", log.to_str().unwrap()),
+        ],
+    );
+    let r = run("verify", &env, &["--latest", "3"]);
+    r.assert_code(65);
+    let results: Vec<(String, String)> = lines(&r)
+        .iter()
+        .filter(|l| l["key"].is_string())
+        .map(|l| {
+            (
+                l["key"].as_str().unwrap().into(),
+                l["result"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (format!("{CLUSTER}-c.db.gz"), "ok".into()),
+            (format!("{CLUSTER}-b.db.gz"), "corrupt".into()),
+            (format!("{CLUSTER}-a.db.gz"), "ok".into()),
+        ]
+    );
+    let error = r.error_lines().pop().unwrap();
+    // Named with what failed (here the gzip CRC sees the flipped byte first).
+    assert!(
+        error.contains(&format!(
+            "1 of 3 backups failed verification: {CLUSTER}-b.db.gz: the gzip"
+        )),
+        "{error}"
+    );
+    let message: Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!(message["operation"], "verify");
+    assert_eq!(message["exit_code"], 65);
+    assert!(
+        message["error"].as_str().unwrap().contains("b.db.gz"),
+        "{message}"
+    );
+    let mut bodies = Vec::new();
+    while let Ok((_, path, body)) = pushes.recv_timeout(std::time::Duration::from_secs(10)) {
+        assert_eq!(
+            path,
+            format!("/metrics/job/snapjob/cluster/{CLUSTER}/operation/verify")
+        );
+        bodies.push(body);
+        if bodies.len() == 2 {
+            break;
+        }
+    }
+    let all = bodies.join("");
+    assert!(
+        all.contains(&format!(
+            "snapjob_verify_passed{{key=\"{CLUSTER}-b.db.gz\"}} 0\n"
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "snapjob_verify_passed{{key=\"{CLUSTER}-a.db.gz\"}} 1\n"
+        )),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
+            "snapjob_verify_revision{{key=\"{CLUSTER}-a.db.gz\"}} 208\n"
+        )),
+        "{all}"
+    );
+    assert!(all.contains("snapjob_verify_failed 1\n"), "{all}");
+    assert!(
+        !all.contains("snapjob_verify_last_success_timestamp_seconds"),
+        "{all}"
+    );
+    assert!(all.contains("snapjob_exit_code 65\n"), "{all}");
+    // Only what the run brought: the termination log.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("termination-log")]);
+}
+
+#[test]
+fn bad_selections_and_missing_backups() {
+    let server = S3Server::start();
+    let env = server.job_env();
+    let r = run("verify", &env, &[]);
+    r.assert_code(64);
+    assert!(r.stderr.contains("exactly one of"), "{}", r.stderr);
+    run("verify", &env, &["--all", "--latest", "1"]).assert_code(64);
+    let r = run("verify", &env, &["--key", "nothing-here.db"]);
+    r.assert_code(12);
+    let r = run("verify", &env, &["--latest", "2"]);
+    r.assert_code(12);
+    assert!(r.stderr.contains("no backups to verify"), "{}", r.stderr);
+    let local = vec![
+        ("STORAGE_URL".to_string(), "file:///tmp".to_string()),
+        ("CLUSTER".into(), "c".into()),
+    ];
+    let r = run("verify", &local, &["--latest", "2"]);
+    r.assert_code(78);
+    assert!(
+        r.stderr.contains("--latest needs an S3 store"),
+        "{}",
+        r.stderr
+    );
+}
