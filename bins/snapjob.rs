@@ -1,12 +1,15 @@
 //! `snapjob`: all the binaries in one file, for the container image (one static
-//! binary instead of five keeps it small). It runs as the program it is called as:
-//! `store`, `delete`, `restore`, `snapshot` and `verify` are links to it.
+//! binary instead of six keeps it small). It runs as the program it is called as:
+//! `store`, `delete`, `restore`, `snapshot`, `verify` and `list` are links
+//! to it.
 // Each program includes the shared `cli` module itself (so each also builds alone);
 // here that module is compiled once per program, which is intended.
 #![allow(clippy::duplicate_mod)]
 
 #[path = "delete.rs"]
 mod delete;
+#[path = "list.rs"]
+mod list;
 #[path = "restore.rs"]
 mod restore;
 #[path = "snapshot.rs"]
@@ -33,9 +36,10 @@ fn main() -> ExitCode {
         "restore" => restore::main(),
         "snapshot" => snapshot::main(),
         "verify" => verify::main(),
+        "list" => list::main(),
         other => {
             eprintln!(
-                "snapjob: called as {other:?}; run it as store, delete, restore, snapshot or verify (links to this binary)"
+                "snapjob: called as {other:?}; run it as store, delete, restore, snapshot, verify or list (links to this binary)"
             );
             ExitCode::from(64)
         }

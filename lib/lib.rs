@@ -17,8 +17,9 @@
 //!   streaming uploads), the object contract (metadata, read-back), the multipart
 //!   engine.
 //! - [`config`]: each operation's typed, validated configuration from the inputs.
-//! - [`ops`]: the operations, `store`, `snapshot`, `delete`, `restore`, `ctl`. An
-//!   operation never imports another: what two share moves a layer down.
+//! - [`ops`]: the operations, `store`, `snapshot`, `delete`, `restore`, `verify`,
+//!   `list`, `ctl`. An operation never imports another: what two share moves a
+//!   layer down.
 //! - [`report`]: the run's JSON summary (termination message) and Pushgateway
 //!   metrics.
 //!
@@ -49,11 +50,12 @@ pub use base::cancel::{Deadline, Shutdown, ShutdownTrigger};
 pub use base::error::{Error, ErrorClass, Result, StopReason};
 pub use base::settings::{Inputs, Secret};
 pub use config::{
-    CtlConfig, DeleteConfig, RestoreConfig, Retention, SnapshotConfig, StoreConfig, Transfer,
-    VerifyConfig, VerifyFlags,
+    CtlConfig, DeleteConfig, ListConfig, RestoreConfig, Retention, SnapshotConfig, StoreConfig,
+    Transfer, VerifyConfig, VerifyFlags,
 };
 pub use ops::ctl::ctl;
 pub use ops::delete::{DeleteOutcome, delete};
+pub use ops::list::{ListReport, list};
 pub use ops::restore::{RestoreReport, restore};
 pub use ops::snapshot::{SnapshotReport, snapshot_to_file};
 pub use ops::store::{StoreReport, store};

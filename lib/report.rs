@@ -81,6 +81,12 @@ impl Outcome for crate::ops::verify::VerifyReport {
     }
 }
 
+impl Outcome for crate::ops::list::ListReport {
+    fn fill(&self, s: &mut Summary) {
+        s.bytes = Some(self.entries.iter().map(|e| e.size).sum());
+    }
+}
+
 /// A Prometheus label value, quoted.
 fn label_value(v: &str) -> String {
     v.replace('\\', "\\\\")

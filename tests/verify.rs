@@ -510,3 +510,78 @@ fn bad_selections_and_missing_backups() {
         r.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_shows_the_inventory_newest_first_with_what_is_recorded() {
+    let server = S3Server::start();
+    tokio::task::block_in_place(|| {
+        stored(&server, "old.db.gz", 5);
+        server.s3cmd_put(
+            &fixture("etcd-3.4-small.db"),
+            &format!("{CLUSTER}-s3cmd.db"),
+        );
+        server.age(&format!("{CLUSTER}-s3cmd.db"), 3);
+    });
+    let client = Remote::from_inputs(&Inputs::from_env_vars(server.job_env()))
+        .unwrap()
+        .open(&ClientTuning::for_deadline(std::time::Duration::from_secs(
+            30,
+        )))
+        .await
+        .unwrap();
+    let mut attrs = Attributes::new();
+    for (k, v) in [
+        ("snapjob-revision", "208"),
+        ("snapjob-hashkv", "839412090"),
+        ("snapjob-compact-revision", "-1"),
+        ("sha256", &"ab".repeat(32)),
+    ] {
+        attrs.insert(
+            Attribute::Metadata(k.to_string().into()),
+            v.to_string().into(),
+        );
+    }
+    client
+        .put_opts(
+            &ObjectPath::parse(format!("{CLUSTER}-new.db")).unwrap(),
+            b"x".to_vec().into(),
+            PutOptions {
+                attributes: attrs,
+                ..PutOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Another cluster's prefix is not listed.
+    tokio::task::block_in_place(|| {
+        server.s3cmd_put(&fixture("etcd-3.4-small.db"), "other-cluster-x.db");
+        let r = run("list", &server.job_env(), &["--json"]);
+        r.assert_code(0);
+        let got = lines(&r);
+        let keys: Vec<&str> = got.iter().map(|l| l["key"].as_str().unwrap()).collect();
+        assert_eq!(
+            keys,
+            [
+                format!("{CLUSTER}-new.db"),
+                format!("{CLUSTER}-s3cmd.db"),
+                format!("{CLUSTER}-old.db.gz")
+            ]
+        );
+        assert_eq!(got[0]["revision"], "208");
+        assert_eq!(got[0]["hash_kv"], "839412090");
+        assert_eq!(got[0]["sha256_recorded"], true);
+        assert_eq!(got[1]["sha256_recorded"], false);
+        assert!(got[1].get("revision").is_none(), "{}", got[1]);
+        assert_eq!(got[2]["cluster"], CLUSTER);
+        assert_eq!(got[2]["sha256_recorded"], true);
+        let size = std::fs::metadata(fixture("etcd-3.4-small.db"))
+            .unwrap()
+            .len();
+        assert_eq!(got[1]["size"], size);
+        assert!(got[2]["time"].as_str().unwrap().ends_with('Z'));
+        let r = run("list", &server.job_env(), &[]);
+        r.assert_code(0);
+        assert!(r.stdout.starts_with("TIME"), "{}", r.stdout);
+        assert_eq!(r.stdout.lines().count(), 4, "{}", r.stdout);
+    });
+}

@@ -23,7 +23,7 @@ mod verify;
 
 pub use etcd::{DEFAULT_GZIP_LEVEL, SnapshotConfig, etcd_settings};
 pub use restore::{CtlConfig, RestoreConfig, RestoreSource};
-pub use verify::{Selection, VerifyConfig, VerifyFlags};
+pub use verify::{ListConfig, Selection, VerifyConfig, VerifyFlags};
 
 /// Where the controller's init container leaves the snapshot.
 pub const DEFAULT_SNAPSHOT_FILE: &str = "/backup/snapshot.db.gz";

@@ -120,6 +120,30 @@ impl VerifyConfig {
     }
 }
 
+/// Configuration of `list`.
+#[derive(Debug, Clone)]
+pub struct ListConfig {
+    /// Where the backups are.
+    pub remote: Remote,
+    /// Key prefix listed (`--prefix`, else `$CLUSTER-`, else everything at the root).
+    pub prefix: String,
+    /// Internal time budget.
+    pub deadline: Duration,
+}
+
+impl ListConfig {
+    /// Validates the inputs of `list`.
+    pub fn from_inputs(i: &Inputs, prefix: Option<String>) -> Result<Self> {
+        Ok(ListConfig {
+            remote: Remote::from_inputs(i)?,
+            prefix: prefix
+                .or_else(|| i.cluster.as_ref().map(|c| format!("{c}-")))
+                .unwrap_or_default(),
+            deadline: super::deadline(i, Duration::from_secs(110))?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tests::inputs;

@@ -1,9 +1,10 @@
 //! The operations, one folder or file each: `store`, `snapshot`, `delete`,
-//! `restore` and `ctl` (etcd-manager-ctl's commands). An operation never imports
+//! `restore`, `verify`, `list` and `ctl` (etcd-manager-ctl's commands). An operation never imports
 //! another; what two share lives a layer down.
 
 pub mod ctl;
 pub mod delete;
+pub mod list;
 pub mod restore;
 pub mod snapshot;
 pub mod store;
