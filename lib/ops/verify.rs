@@ -233,13 +233,13 @@ async fn check_one(
     );
     let size = got.meta.size;
     let (temp, file) = TempFile::beside(scratch, "verify")?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(16);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let sink_path = temp.path.clone();
     let mut progress = crate::base::progress::Progress::new("verifying", Some(size), cfg.progress);
     let inflate = tokio::task::spawn_blocking(move || -> Result<(SnapshotInfo, std::fs::File)> {
         let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, file), &sink_path);
         let mut v = Verifier::new(sink, true);
-        for chunk in rx {
+        while let Some(chunk) = rx.blocking_recv() {
             v.update(&chunk)?;
             progress.add(chunk.len() as u64);
         }
@@ -258,7 +258,7 @@ async fn check_one(
             while let Some(chunk) = stream.next().await {
                 let chunk =
                     chunk.map_err(|e| Error::remote(format!("download of {location}"), e))?;
-                if tx.send(chunk).is_err() {
+                if tx.send(chunk).await.is_err() {
                     break; // the verifier stopped; its error says why
                 }
             }

@@ -26,7 +26,7 @@ use bolt::{BUCKET_LEAF, Bolt};
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct DbFacts {
     /// The store's current revision (what etcd starts at): the newest revision
-    /// in the `key` bucket, or the compact revision if that is higher.
+    /// in the `key` bucket, or the compact revision if that is higher (at least 1).
     pub revision: i64,
     /// The oldest revision still in the `key` bucket (0 when it is empty).
     pub first_revision: i64,
@@ -191,6 +191,10 @@ pub fn check(file: &File, len: u64, check: &dyn Fn() -> Result<()>) -> Result<Db
             }
             match name.as_slice() {
                 b"key" => {
+                    // A long walk stops for a shutdown or the deadline.
+                    if facts.revisions % 65536 == 65535 {
+                        check()?;
+                    }
                     let rev = parse_rev(k)?;
                     if facts.revisions == 0 {
                         facts.first_revision = rev.main;
@@ -245,7 +249,8 @@ pub fn check(file: &File, len: u64, check: &dyn Fn() -> Result<()>) -> Result<Db
         None => db.used_pages() * db.page_size() as u64,
     };
     facts.compact_revision = scheduled.max(finished);
-    facts.revision = facts.revision.max(facts.compact_revision);
+    // etcd's store starts at revision 1.
+    facts.revision = facts.revision.max(facts.compact_revision).max(1);
     facts.keys = newest.values().filter(|(_, _, tomb)| !tomb).count() as u64;
     facts.cluster_id = id_hex(cluster_id(&member_ids));
     facts.members.sort();
