@@ -28,6 +28,10 @@ struct Args {
     /// Where each snapshot is downloaded while it is checked [default: $TMPDIR or /tmp]
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<String>,
+    /// Also build an etcd member data dir from each backup with our restore (in the temp
+    /// dir, removed after) and check it the same way
+    #[arg(long)]
+    restore_test: bool,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -40,6 +44,7 @@ pub fn main() -> std::process::ExitCode {
             all: args.all,
             prefix: args.prefix,
             temp_dir: args.temp_dir,
+            restore_test: args.restore_test,
         };
         let cfg = VerifyConfig::from_inputs(&inputs, &flags)?;
         let report = snapjob::verify(&cfg, &shutdown, &mut |checked| {

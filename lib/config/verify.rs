@@ -42,6 +42,9 @@ pub struct VerifyConfig {
     pub deadline: Duration,
     /// Interval of progress lines.
     pub progress: Duration,
+    /// Also build a member data dir from each backup (in a temporary directory)
+    /// and check it.
+    pub restore_test: bool,
 }
 
 /// The flags `verify` adds to the common inputs.
@@ -55,6 +58,8 @@ pub struct VerifyFlags {
     pub prefix: Option<String>,
     /// `--temp-dir DIR`.
     pub temp_dir: Option<String>,
+    /// `--restore-test`.
+    pub restore_test: bool,
 }
 
 impl VerifyConfig {
@@ -116,6 +121,7 @@ impl VerifyConfig {
             temp_dir,
             deadline: super::deadline(i, Duration::from_secs(3600))?,
             progress: super::progress(i)?,
+            restore_test: f.restore_test,
         })
     }
 }

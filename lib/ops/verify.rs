@@ -47,6 +47,10 @@ pub struct Checked {
     pub hash_kv_checked: bool,
     /// The object was gzip.
     pub gzip: bool,
+    /// `--restore-test`: the member data dir built from it checked, and its db's
+    /// size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<u64>,
     /// What the db holds (for a backup that got that far).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub facts: Option<DbFacts>,
@@ -102,7 +106,7 @@ pub async fn verify(
     let started = Instant::now();
     let deadline = Deadline::after(cfg.deadline);
     let scratch = cfg.temp_dir.join("snapjob-verify.db");
-    crate::base::fs::sweep(&scratch, &["verify"]);
+    crate::base::fs::sweep(&scratch, &["verify", "restore-test"]);
     let (client, _) = cfg.remote.connect("verify", &deadline, shutdown).await?;
     let keys: Vec<String> = match &cfg.selection {
         Selection::Key(k) => vec![k.clone()],
@@ -178,6 +182,7 @@ async fn one(
         sha256_checked: false,
         hash_kv_checked: false,
         gzip: false,
+        restore_test: None,
         facts: None,
         seconds: 0.0,
     };
@@ -289,13 +294,21 @@ async fn check_one(
     }
     let len = info.snapshot_bytes - if info.has_trailer { 32 } else { 0 };
     let (d, s) = (*deadline, shutdown.clone());
-    let facts = tokio::task::spawn_blocking(move || {
-        let facts = etcddb::check(&file, len, &|| d.check(&s, "checking the db"));
+    let (restore_test, scratch) = (cfg.restore_test, scratch.to_path_buf());
+    let (facts, restored) = tokio::task::spawn_blocking(move || {
+        let stop = || d.check(&s, "checking the db");
+        let facts = etcddb::check(&file, len, &stop)?;
+        drop(file);
+        let restored = match restore_test {
+            true => Some(restore_and_check(&temp.path, &scratch, &facts, &stop)?),
+            false => None,
+        };
         drop(temp);
-        facts
+        Ok::<_, Error>((facts, restored))
     })
     .await
     .map_err(|e| Error::Other(format!("check task failed: {e}")))??;
+    checked.restore_test = restored;
     if let (Some(rev), Some(hash)) = (&recorded_hash.0, &recorded_hash.1) {
         let ours = (facts.revision.to_string(), facts.hash_kv.to_string());
         if (rev, hash) != (&ours.0, &ours.1) {
@@ -310,4 +323,73 @@ async fn check_one(
     }
     checked.facts = Some(facts);
     Ok(())
+}
+
+/// `--restore-test`: builds a one-member data dir from the snapshot with our
+/// restore (crate::formats::datadir) in a temporary directory beside `scratch`,
+/// checks its db as the snapshot's was and compares what etcd would serve from it
+/// (revision, compaction, HashKV, keys, revisions, leases); checks its WAL is
+/// there. Everything is removed after. Returns the restored db's size.
+fn restore_and_check(
+    snapshot: &Path,
+    scratch: &Path,
+    want: &DbFacts,
+    stop: &dyn Fn() -> Result<()>,
+) -> Result<u64> {
+    use crate::formats::datadir::{DataDirSpec, Flavor, restore_data_dir};
+    let dir = crate::base::fs::TempDir::beside(scratch, "restore-test")?;
+    let data_dir = dir.path.join("data");
+    let spec = DataDirSpec {
+        name: "verify".into(),
+        initial_cluster: "verify=http://127.0.0.1:2380".into(),
+        advertise_peer_urls: "http://127.0.0.1:2380".into(),
+        token: "snapjob-verify".into(),
+        data_dir: data_dir.clone(),
+        wal_dir: None,
+        skip_hash_check: false,
+        flavor: Flavor::V35,
+    };
+    restore_data_dir(snapshot, &spec)?;
+    let db_path = data_dir.join("member").join("snap").join("db");
+    let db = std::fs::File::open(&db_path)
+        .map_err(|e| Error::io(&db_path, "cannot open the restored db", e))?;
+    let len = db
+        .metadata()
+        .map_err(|e| Error::io(&db_path, "cannot read the restored db", e))?
+        .len();
+    let got = etcddb::check(&db, len, stop)
+        .map_err(|e| Error::Data(format!("restore test: the restored member's {}", e.chain())))?;
+    let pairs = [
+        ("revision", got.revision, want.revision),
+        (
+            "compact revision",
+            got.compact_revision,
+            want.compact_revision,
+        ),
+        ("HashKV", i64::from(got.hash_kv), i64::from(want.hash_kv)),
+        ("live keys", got.keys as i64, want.keys as i64),
+        ("revisions", got.revisions as i64, want.revisions as i64),
+        ("leases", got.leases as i64, want.leases as i64),
+    ];
+    for (what, restored, snapshot) in pairs {
+        if restored != snapshot {
+            return Err(Error::Data(format!(
+                "restore test: the restored member's {what} is {restored}, the snapshot's {snapshot}"
+            )));
+        }
+    }
+    let wal = data_dir.join("member").join("wal");
+    let has_wal = std::fs::read_dir(&wal)
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+        })
+        .unwrap_or(false);
+    if !has_wal {
+        return Err(Error::Data(format!(
+            "restore test: no WAL file in {}",
+            wal.display()
+        )));
+    }
+    Ok(len)
 }
