@@ -344,7 +344,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let mut t = tempfile::tempfile().unwrap();
+        let t = tempfile::tempfile().unwrap();
         for _ in 0..1500 {
             let mut b = bytes.clone();
             for _ in 0..1 + next() % 4 {
