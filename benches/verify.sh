@@ -12,7 +12,6 @@ cd "$(dirname "$0")/.."
 runs=${1:-3}
 source benches/common.sh
 bin=$etcd_bin
-cargo build --release --quiet --bin verify
 target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 trap 'kill $etcd_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -43,6 +42,7 @@ live=$("$bin/etcdctl" --endpoints "$ep" endpoint hashkv -w json)
 kill $etcd_pid; wait $etcd_pid 2>/dev/null || true
 rm -rf "$work/etcd"
 snap_mb=$(( $(stat -c %s "$work/store/snap.db") / 1048576 ))
+cargo build --release --quiet --bin verify
 for run in $(seq "$runs"); do
   /usr/bin/time -f "%e %M" -o "$work/t" "$bin/etcdutl" snapshot status "$work/store/snap.db" -w json >"$work/status.json" 2>/dev/null
   echo "etcdutl $(cat "$work/t")" >>"$work/results"
