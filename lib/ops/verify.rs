@@ -54,6 +54,8 @@ pub struct Checked {
     /// What the db holds (for a backup that got that far).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub facts: Option<DbFacts>,
+    /// Wall time of the db check (structure walk, facts and HashKV) alone.
+    pub check_seconds: f64,
     /// Wall time.
     pub seconds: f64,
 }
@@ -184,6 +186,7 @@ async fn one(
         gzip: false,
         restore_test: None,
         facts: None,
+        check_seconds: 0.0,
         seconds: 0.0,
     };
     let outcome = check_one(cfg, client, key, scratch, deadline, shutdown, &mut checked).await;
@@ -295,19 +298,22 @@ async fn check_one(
     let len = info.snapshot_bytes - if info.has_trailer { 32 } else { 0 };
     let (d, s) = (*deadline, shutdown.clone());
     let (restore_test, scratch) = (cfg.restore_test, scratch.to_path_buf());
-    let (facts, restored) = tokio::task::spawn_blocking(move || {
+    let (facts, restored, took) = tokio::task::spawn_blocking(move || {
         let stop = || d.check(&s, "checking the db");
+        let started = Instant::now();
         let facts = etcddb::check(&file, len, &stop)?;
+        let took = started.elapsed().as_secs_f64();
         drop(file);
         let restored = match restore_test {
             true => Some(restore_and_check(&temp.path, &scratch, &facts, &stop)?),
             false => None,
         };
         drop(temp);
-        Ok::<_, Error>((facts, restored))
+        Ok::<_, Error>((facts, restored, took))
     })
     .await
     .map_err(|e| Error::Other(format!("check task failed: {e}")))??;
+    checked.check_seconds = took;
     checked.restore_test = restored;
     if let (Some(rev), Some(hash)) = (&recorded_hash.0, &recorded_hash.1) {
         let ours = (facts.revision.to_string(), facts.hash_kv.to_string());

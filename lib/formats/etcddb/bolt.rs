@@ -100,6 +100,21 @@ pub struct Bolt<'f> {
     free: Vec<u64>,
     free_count: u64,
     used_count: u64,
+    /// One page buffer per tree level, reused.
+    pool: Vec<Vec<u8>>,
+}
+
+/// Where an element lies, for messages (built only when one is needed).
+#[derive(Clone, Copy)]
+struct At(Option<u64>);
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(p) => write!(f, "page {p}"),
+            None => f.write_str("an inline bucket"),
+        }
+    }
 }
 
 fn get(bits: &[u64], i: u64) -> bool {
@@ -159,6 +174,7 @@ impl<'f> Bolt<'f> {
             free: Vec::new(),
             free_count: 0,
             used_count: 0,
+            pool: Vec::new(),
         };
         bolt.mark(0, 0)?;
         bolt.mark(1, 0)?;
@@ -216,6 +232,13 @@ impl<'f> Bolt<'f> {
 
     /// Reads page `pgid` with its overflow pages, checking its header id.
     fn read_page(&self, pgid: u64) -> Result<Vec<u8>> {
+        let mut page = Vec::new();
+        self.read_page_into(pgid, &mut page)?;
+        Ok(page)
+    }
+
+    /// [`Bolt::read_page`] into `page` (resized to fit).
+    fn read_page_into(&self, pgid: u64, page: &mut Vec<u8>) -> Result<()> {
         if pgid < 2 || pgid >= self.meta.pgid {
             return Err(corrupt(format!(
                 "page {pgid} lies outside 2..{} (the high-water mark)",
@@ -223,17 +246,17 @@ impl<'f> Bolt<'f> {
             )));
         }
         let at = pgid * self.page_size as u64;
-        let mut page = vec![0u8; self.page_size];
+        page.resize(self.page_size, 0);
         self.file
-            .read_exact_at(&mut page, at)
+            .read_exact_at(page, at)
             .map_err(|e| corrupt(format!("cannot read page {pgid}: {e}")))?;
-        if u64_at(&page, 0) != pgid {
+        if u64_at(page, 0) != pgid {
             return Err(corrupt(format!(
                 "page {pgid} carries the id {}",
-                u64_at(&page, 0)
+                u64_at(page, 0)
             )));
         }
-        let overflow = u64::from(u32_at(&page, 12));
+        let overflow = u64::from(u32_at(page, 12));
         if pgid + overflow >= self.meta.pgid {
             return Err(corrupt(format!(
                 "page {pgid} with {overflow} overflow pages runs past the high-water mark"
@@ -245,7 +268,7 @@ impl<'f> Bolt<'f> {
                 .read_exact_at(&mut page[self.page_size..], at + self.page_size as u64)
                 .map_err(|e| corrupt(format!("cannot read page {pgid}: {e}")))?;
         }
-        Ok(page)
+        Ok(())
     }
 
     fn read_freelist(&mut self) -> Result<()> {
@@ -324,7 +347,7 @@ impl<'f> Bolt<'f> {
                 if page.len() < PAGE_HEADER || u16_at(page, 8) != LEAF_PAGE {
                     return Err(corrupt("an inline bucket is not a leaf page"));
                 }
-                leaf(page, None, None, "inline bucket", visit)
+                leaf(page, None, None, At(None), visit)
             }
             root => self.walk_tree(root, None, None, 0, mark, visit),
         }
@@ -344,30 +367,51 @@ impl<'f> Bolt<'f> {
                 "page {pgid}: tree deeper than {MAX_DEPTH}"
             )));
         }
-        let page = self.read_page(pgid)?;
-        if mark {
-            self.mark(pgid, u64::from(u32_at(&page, 12)))?;
+        if self.pool.len() <= depth {
+            self.pool.resize_with(depth + 1, Vec::new);
         }
-        let what = format!("page {pgid}");
-        match u16_at(&page, 8) {
-            LEAF_PAGE => leaf(&page, lo, hi, &what, visit),
+        let mut page = std::mem::take(&mut self.pool[depth]);
+        let walked = self.walk_page(pgid, &mut page, lo, hi, depth, mark, visit);
+        self.pool[depth] = page;
+        walked
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn walk_page(
+        &mut self,
+        pgid: u64,
+        page: &mut Vec<u8>,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+        depth: usize,
+        mark: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<()> {
+        self.read_page_into(pgid, page)?;
+        let page = &page[..];
+        if mark {
+            self.mark(pgid, u64::from(u32_at(page, 12)))?;
+        }
+        let what = At(Some(pgid));
+        match u16_at(page, 8) {
+            LEAF_PAGE => leaf(page, lo, hi, what, visit),
             BRANCH_PAGE => {
-                let count = u16_at(&page, 10) as usize;
+                let count = u16_at(page, 10) as usize;
                 if count == 0 {
                     return Err(corrupt(format!("{what}: an empty branch page")));
                 }
-                elements(&page, count, &what)?;
+                elements(page, count, what)?;
                 let keys = (0..count)
                     .map(|i| {
                         let at = PAGE_HEADER + i * ELEMENT;
                         let (pos, ksize) =
-                            (u32_at(&page, at) as usize, u32_at(&page, at + 4) as usize);
-                        slice(&page, at, pos, ksize, &what)
+                            (u32_at(page, at) as usize, u32_at(page, at + 4) as usize);
+                        slice(page, at, pos, ksize, what)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                check_order(&keys, lo, hi, &what)?;
+                check_order(&keys, lo, hi, what)?;
                 for i in 0..count {
-                    let child = u64_at(&page, PAGE_HEADER + i * ELEMENT + 8);
+                    let child = u64_at(page, PAGE_HEADER + i * ELEMENT + 8);
                     // A child's keys lie in [its separator, the next one).
                     let next = keys.get(i + 1).copied().or(hi);
                     self.walk_tree(child, Some(keys[i]), next, depth + 1, mark, visit)?;
@@ -380,7 +424,7 @@ impl<'f> Bolt<'f> {
 }
 
 /// The element table fits the page.
-fn elements(page: &[u8], count: usize, what: &str) -> Result<()> {
+fn elements(page: &[u8], count: usize, what: At) -> Result<()> {
     if PAGE_HEADER + count * ELEMENT > page.len() {
         return Err(corrupt(format!(
             "{what}: {count} elements overflow the page"
@@ -390,13 +434,7 @@ fn elements(page: &[u8], count: usize, what: &str) -> Result<()> {
 }
 
 /// `len` bytes at `element + pos`, inside the page.
-fn slice<'p>(
-    page: &'p [u8],
-    element: usize,
-    pos: usize,
-    len: usize,
-    what: &str,
-) -> Result<&'p [u8]> {
+fn slice(page: &[u8], element: usize, pos: usize, len: usize, what: At) -> Result<&[u8]> {
     let start = element.checked_add(pos);
     match start.and_then(|s| s.checked_add(len).map(|e| (s, e))) {
         Some((s, e)) if e <= page.len() => Ok(&page[s..e]),
@@ -407,7 +445,7 @@ fn slice<'p>(
 }
 
 /// Keys strictly ascending and within `[lo, hi)`.
-fn check_order(keys: &[&[u8]], lo: Option<&[u8]>, hi: Option<&[u8]>, what: &str) -> Result<()> {
+fn check_order(keys: &[&[u8]], lo: Option<&[u8]>, hi: Option<&[u8]>, what: At) -> Result<()> {
     for w in keys.windows(2) {
         if w[0] >= w[1] {
             return Err(corrupt(format!("{what}: keys out of order")));
@@ -431,7 +469,7 @@ fn leaf(
     page: &[u8],
     lo: Option<&[u8]>,
     hi: Option<&[u8]>,
-    what: &str,
+    what: At,
     visit: &mut Visit<'_>,
 ) -> Result<()> {
     let count = u16_at(page, 10) as usize;
