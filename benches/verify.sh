@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # verify (download + SHA-256 + trailer + bbolt walk + facts + HashKV) vs
-# `etcdutl snapshot status` 3.5.1 on the same ~1 GiB real etcd snapshot.
+# `etcdutl snapshot status` 3.5.1 on the same ~1 GiB real etcd snapshot; `verify-check`
+# is the db check alone (verify's check_seconds: structure walk, facts, HashKV).
 # Fills an etcd 3.5.1 on loopback with ~1 GiB of real writes (large values, many small
 # keys, overwrites, deletes, a compaction), saves the snapshot with etcdctl, then runs
 # both tools RUNS times each, interleaved; reports median wall time and peak RSS, and the
@@ -49,6 +50,8 @@ for run in $(seq "$runs"); do
   /usr/bin/time -f "%e %M" -o "$work/t" env LOG_LEVEL=warn STORAGE_URL="file://$work/store" \
     "$target/release/verify" --key snap.db --temp-dir "$work" >"$work/verify.json"
   echo "verify $(cat "$work/t")" >>"$work/results"
+  # The db check alone (structure walk, facts, HashKV) from verify's own line; no RSS.
+  echo "verify-check $(head -1 "$work/verify.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["check_seconds"])') 0" >>"$work/results"
 done
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); snapshot ${snap_mb} MiB from etcd 3.5.1; $runs runs each, interleaved"
 echo "etcdutl snapshot status: $(cat "$work/status.json")"
@@ -56,7 +59,7 @@ echo "verify: $(head -1 "$work/verify.json")"
 echo "live member endpoint hashkv: $live"
 echo "| tool | wall s (median [min-max]) | peak RSS MiB |"
 echo "|---|---|---|"
-for tool in etcdutl verify; do
+for tool in etcdutl verify verify-check; do
   grep "^$tool " "$work/results" | python3 -c '
 import sys, statistics
 rows = [l.split() for l in sys.stdin]
