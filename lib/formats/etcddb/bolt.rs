@@ -499,3 +499,101 @@ fn leaf(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fixture's db, and the pages a walk of every tree finds unused.
+    fn fixture_and_free() -> (Vec<u8>, Vec<u64>) {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/etcd-3.4-small.db");
+        let raw = std::fs::read(path).unwrap();
+        let db = raw[..raw.len() - 32].to_vec();
+        let f = tempfile::tempfile().unwrap();
+        f.write_all_at(&db, 0).unwrap();
+        let mut b = Bolt::open(&f, db.len() as u64).unwrap();
+        let mut buckets = Vec::new();
+        b.walk_root(true, &mut |_, v, _| {
+            buckets.push(v.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        for v in buckets {
+            b.walk_bucket(&v, true, &mut |_, _, _| Ok(())).unwrap();
+        }
+        let free = (2..b.pages()).filter(|p| !get(&b.used, *p)).collect();
+        (db, free)
+    }
+
+    /// The db with a synced freelist naming `free`, written at a new last page.
+    fn with_freelist(db: &[u8], free: &[u64]) -> std::fs::File {
+        let mut db = db.to_vec();
+        let hwm = (db.len() / 4096) as u64;
+        let mut page = vec![0u8; 4096];
+        page[..8].copy_from_slice(&hwm.to_le_bytes());
+        page[8..10].copy_from_slice(&FREELIST_PAGE.to_le_bytes());
+        page[10..12].copy_from_slice(&(free.len() as u16).to_le_bytes());
+        for (i, id) in free.iter().enumerate() {
+            page[PAGE_HEADER + i * 8..PAGE_HEADER + i * 8 + 8].copy_from_slice(&id.to_le_bytes());
+        }
+        db.extend_from_slice(&page);
+        for m in [0usize, 4096] {
+            let meta = &mut db[m + PAGE_HEADER..m + PAGE_HEADER + 64];
+            meta[32..40].copy_from_slice(&hwm.to_le_bytes());
+            meta[40..48].copy_from_slice(&(hwm + 1).to_le_bytes());
+            let sum = fnv1a64(&meta[..56]);
+            meta[56..64].copy_from_slice(&sum.to_le_bytes());
+        }
+        let f = tempfile::tempfile().unwrap();
+        f.write_all_at(&db, 0).unwrap();
+        f
+    }
+
+    fn check_all(f: &std::fs::File) -> Result<u64> {
+        let len = f.metadata().unwrap().len();
+        let mut b = Bolt::open(f, len)?;
+        let mut buckets = Vec::new();
+        b.walk_root(true, &mut |_, v, _| {
+            buckets.push(v.to_vec());
+            Ok(())
+        })?;
+        for v in buckets {
+            b.walk_bucket(&v, true, &mut |_, _, _| Ok(()))?;
+        }
+        b.check_coverage()?;
+        Ok(b.free_pages().unwrap())
+    }
+
+    #[test]
+    fn a_synced_freelist_must_cover_exactly_the_unused_pages() {
+        let (db, free) = fixture_and_free();
+        assert!(!free.is_empty(), "the fixture has free pages");
+        assert_eq!(
+            check_all(&with_freelist(&db, &free)).unwrap(),
+            free.len() as u64
+        );
+        // A free page missing from the list.
+        let err = check_all(&with_freelist(&db, &free[1..])).unwrap_err();
+        assert!(
+            err.to_string().contains("neither reachable nor free"),
+            "{err}"
+        );
+        // A page in use listed as free.
+        let mut wrong = free.clone();
+        wrong.push(2);
+        let err = check_all(&with_freelist(&db, &wrong)).unwrap_err();
+        assert!(
+            err.to_string().contains("in use and in the freelist"),
+            "{err}"
+        );
+        // A page listed twice, and one past the high-water mark.
+        let mut twice = free.clone();
+        twice.push(free[0]);
+        let err = check_all(&with_freelist(&db, &twice)).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+        let mut past = free.clone();
+        past.push(10_000);
+        let err = check_all(&with_freelist(&db, &past)).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
+}
