@@ -1,6 +1,7 @@
-//! `snapjob`: all five binaries in one file, for the container image (one static
-//! binary instead of five keeps it small). It runs as the program it is called as:
-//! `store`, `delete`, `copy`, `restore` and `snapshot` are links to it.
+//! `snapjob`: all the binaries in one file, for the container image (one static
+//! binary instead of seven keeps it small). It runs as the program it is called as:
+//! `store`, `delete`, `copy`, `restore`, `snapshot`, `verify` and `list` are links
+//! to it.
 // Each program includes the shared `cli` module itself (so each also builds alone);
 // here that module is compiled once per program, which is intended.
 #![allow(clippy::duplicate_mod)]
@@ -9,12 +10,16 @@
 mod copy;
 #[path = "delete.rs"]
 mod delete;
+#[path = "list.rs"]
+mod list;
 #[path = "restore.rs"]
 mod restore;
 #[path = "snapshot.rs"]
 mod snapshot;
 #[path = "store.rs"]
 mod store;
+#[path = "verify.rs"]
+mod verify;
 
 use std::process::ExitCode;
 
@@ -33,9 +38,11 @@ fn main() -> ExitCode {
         "copy" => copy::main(),
         "restore" => restore::main(),
         "snapshot" => snapshot::main(),
+        "verify" => verify::main(),
+        "list" => list::main(),
         other => {
             eprintln!(
-                "snapjob: called as {other:?}; run it as store, delete, copy, restore or snapshot (links to this binary)"
+                "snapjob: called as {other:?}; run it as store, delete, copy, restore, snapshot, verify or list (links to this binary)"
             );
             ExitCode::from(64)
         }

@@ -17,8 +17,9 @@
 //!   streaming uploads), the object contract (metadata, read-back), the multipart
 //!   engine.
 //! - [`config`]: each operation's typed, validated configuration from the inputs.
-//! - [`ops`]: the operations, `store`, `snapshot`, `delete`, `copy`, `restore`, `ctl`. An
-//!   operation never imports another: what two share moves a layer down.
+//! - [`ops`]: the operations, `store`, `snapshot`, `delete`, `copy`, `restore`,
+//!   `verify`, `list`, `ctl`. An operation never imports another: what two share
+//!   moves a layer down.
 //! - [`report`]: the run's JSON summary (termination message) and Pushgateway
 //!   metrics.
 //!
@@ -49,13 +50,15 @@ pub use base::cancel::{Deadline, Shutdown, ShutdownTrigger};
 pub use base::error::{Error, ErrorClass, Result, StopReason};
 pub use base::settings::{Inputs, Secret};
 pub use config::{
-    CopyConfig, CopyWhat, CtlConfig, DeleteConfig, RestoreConfig, Retention, Scope, SnapshotConfig,
-    StoreConfig, Transfer,
+    CopyConfig, CopyWhat, CtlConfig, DeleteConfig, ListConfig, RestoreConfig, Retention, Scope,
+    SnapshotConfig, StoreConfig, Transfer, VerifyConfig, VerifyFlags,
 };
 pub use ops::copy::{CopyReport, copy};
 pub use ops::ctl::ctl;
 pub use ops::delete::{DeleteOutcome, DeleteReport, PruneReport, delete};
+pub use ops::list::{ListReport, list};
 pub use ops::restore::{RestoreReport, restore};
 pub use ops::snapshot::{SnapshotReport, snapshot_to_file};
 pub use ops::store::{StoreReport, store};
+pub use ops::verify::{VerifyReport, verify};
 pub use transport::remote::Remote;

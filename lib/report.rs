@@ -126,6 +126,100 @@ impl Outcome for crate::ops::restore::RestoreReport {
     }
 }
 
+impl Outcome for crate::ops::verify::VerifyReport {
+    fn fill(&self, s: &mut Summary) {
+        if let [one] = self.backups.as_slice() {
+            s.key = Some(one.key.clone());
+        }
+        s.bytes = Some(self.backups.iter().map(|c| c.object_bytes).sum());
+    }
+}
+
+impl Outcome for crate::ops::list::ListReport {
+    fn fill(&self, s: &mut Summary) {
+        s.bytes = Some(self.entries.iter().map(|e| e.size).sum());
+    }
+}
+
+/// A Prometheus label value, quoted.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `verify`'s gauges: how many backups were checked and failed, when all last
+/// passed, and per backup (label `key`): passed, when it was verified, its
+/// revision, HashKV and live keys.
+pub fn verify_metrics(report: &crate::ops::verify::VerifyReport, now_unix: u64) -> String {
+    let mut out = String::new();
+    let gauge = |out: &mut String, name: &str, help: &str, rows: Vec<(String, String)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (labels, v) in rows {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    let failed = report.backups.iter().filter(|c| !c.passed()).count();
+    gauge(
+        &mut out,
+        "snapjob_verify_backups",
+        "Backups the last verify run checked.",
+        vec![(String::new(), report.backups.len().to_string())],
+    );
+    gauge(
+        &mut out,
+        "snapjob_verify_failed",
+        "Backups the last verify run found corrupt.",
+        vec![(String::new(), failed.to_string())],
+    );
+    if failed == 0 {
+        gauge(
+            &mut out,
+            "snapjob_verify_last_success_timestamp_seconds",
+            "When every backup a verify run checked last passed.",
+            vec![(String::new(), now_unix.to_string())],
+        );
+    }
+    let per = |f: &dyn Fn(&crate::ops::verify::Checked) -> Option<String>| {
+        report
+            .backups
+            .iter()
+            .filter_map(|c| Some((format!("{{key=\"{}\"}}", label_value(&c.key)), f(c)?)))
+            .collect::<Vec<_>>()
+    };
+    gauge(
+        &mut out,
+        "snapjob_verify_passed",
+        "1 if the backup passed its last verification, else 0.",
+        per(&|c| Some(u8::from(c.passed()).to_string())),
+    );
+    gauge(
+        &mut out,
+        "snapjob_verify_timestamp_seconds",
+        "When the backup was last verified.",
+        per(&|_| Some(now_unix.to_string())),
+    );
+    gauge(
+        &mut out,
+        "snapjob_verify_revision",
+        "The etcd revision the backup holds.",
+        per(&|c| c.facts.as_ref().map(|f| f.revision.to_string())),
+    );
+    gauge(
+        &mut out,
+        "snapjob_verify_hashkv",
+        "etcd's HashKV of the backup at its revision.",
+        per(&|c| c.facts.as_ref().map(|f| f.hash_kv.to_string())),
+    );
+    gauge(
+        &mut out,
+        "snapjob_verify_keys",
+        "Live keys in the backup at its revision.",
+        per(&|c| c.facts.as_ref().map(|f| f.keys.to_string())),
+    );
+    out
+}
+
 impl Outcome for crate::ops::snapshot::SnapshotReport {
     fn fill(&self, s: &mut Summary) {
         s.key = Some(self.file.display().to_string());
@@ -316,11 +410,21 @@ pub async fn push_metrics(
     summary: &Summary,
     now_unix: u64,
 ) -> Result<(), String> {
+    push_text(url, cluster, &summary.operation, summary.metrics(now_unix)).await
+}
+
+/// POSTs Prometheus text to the group of `cluster` and `operation`.
+pub async fn push_text(
+    url: &str,
+    cluster: &str,
+    operation: &str,
+    body: String,
+) -> Result<(), String> {
     let target = format!(
         "{}/metrics/job/snapjob/{}/{}",
         url.trim_end_matches('/'),
         label("cluster", cluster),
-        label("operation", &summary.operation)
+        label("operation", operation)
     );
     // Credentials in the URL (`https://user:pw@host`) are never shown.
     let shown = crate::transport::remote::redact_userinfo(&target);
@@ -331,7 +435,7 @@ pub async fn push_metrics(
     let response = client
         .post(&target)
         .header("content-type", "text/plain; version=0.0.4")
-        .body(summary.metrics(now_unix))
+        .body(body)
         .send()
         .await
         .map_err(|e| {

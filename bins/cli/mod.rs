@@ -86,8 +86,7 @@ pub fn env_inputs() -> Inputs {
 
 /// The default filter: our own events at info, dependencies at warn, and the TLS
 /// verifier's own error line off (our error line says the same, with the hint).
-const DEFAULT_FILTER: &str =
-    "warn,snapjob=info,store=info,delete=info,restore=info,copy=info,rustls_platform_verifier=off";
+const DEFAULT_FILTER: &str = "warn,snapjob=info,store=info,delete=info,restore=info,copy=info,verify=info,list=info,rustls_platform_verifier=off";
 
 /// The filter from `LOG_LEVEL` (else `RUST_LOG`, else [`DEFAULT_FILTER`]). A
 /// single word must be a level (`warning`, `verbose`, `fatal`, `critical` are

@@ -22,10 +22,12 @@ use crate::transport::remote::{Remote, parse_bool};
 mod copy;
 mod etcd;
 mod restore;
+mod verify;
 
 pub use copy::{CopyConfig, CopyWhat};
 pub use etcd::{DEFAULT_GZIP_LEVEL, SnapshotConfig, etcd_settings};
 pub use restore::{CtlConfig, RestoreConfig, RestoreSource};
+pub use verify::{ListConfig, Selection, VerifyConfig, VerifyFlags};
 
 /// Where the controller's init container leaves the snapshot.
 pub const DEFAULT_SNAPSHOT_FILE: &str = "/backup/snapshot.db.gz";

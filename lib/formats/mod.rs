@@ -7,6 +7,7 @@ pub mod compress;
 pub mod datadir;
 pub mod encrypt;
 pub mod etcd_manager;
+pub mod etcddb;
 pub mod pipeline;
 pub mod retention;
 pub mod snapshot;

@@ -15,6 +15,14 @@ pub const SHA256_METADATA: &str = "sha256";
 /// The user-metadata name of the cluster a backup belongs to
 /// (`x-amz-meta-snapjob-cluster`): what retention trusts, never the key prefix.
 pub const CLUSTER_METADATA: &str = "snapjob-cluster";
+/// The user-metadata names of the member's answer to `HashKV` at the snapshot's
+/// revision (`x-amz-meta-snapjob-revision`, `-hashkv`, `-compact-revision`):
+/// `verify` compares them with the hash it computes from the snapshot.
+pub const REVISION_METADATA: &str = "snapjob-revision";
+/// See [`REVISION_METADATA`].
+pub const HASHKV_METADATA: &str = "snapjob-hashkv";
+/// See [`REVISION_METADATA`].
+pub const COMPACT_METADATA: &str = "snapjob-compact-revision";
 /// The metadata a stored backup carries, where the store keeps metadata: its
 /// SHA-256 (when known before the upload) and its cluster.
 pub fn backup_attributes(

@@ -248,7 +248,10 @@ impl Target {
             );
         }
         for (name, value) in &self.metadata {
-            attributes.insert(Attribute::Metadata(name.clone().into()), value.clone().into());
+            attributes.insert(
+                Attribute::Metadata(name.clone().into()),
+                value.clone().into(),
+            );
         }
         let opts = PutMultipartOptions {
             attributes,

@@ -416,6 +416,8 @@ pub fn command(bin: &str, env: &[(String, String)], args: &[&str]) -> Command {
         "restore" => env!("CARGO_BIN_EXE_restore"),
         "snapshot" => env!("CARGO_BIN_EXE_snapshot"),
         "copy" => env!("CARGO_BIN_EXE_copy"),
+        "verify" => env!("CARGO_BIN_EXE_verify"),
+        "list" => env!("CARGO_BIN_EXE_list"),
         other => panic!("no binary {other}"),
     };
     let mut cmd = Command::new(path);
