@@ -32,8 +32,16 @@ pub async fn backups(
 ) -> object_store::Result<Vec<Listed>> {
     // object_store lists by path segment: list the prefix's directory and
     // compare the last segment as a string.
+    // `parse`, not `from`: the directory as the keys have it (`from` would
+    // escape a `~` and list another directory).
     let (dir, start) = match prefix.rsplit_once('/') {
-        Some((d, s)) => (Some(ObjectPath::from(d)), s),
+        Some((d, s)) => (
+            Some(
+                ObjectPath::parse(d)
+                    .map_err(|source| object_store::Error::InvalidPath { source })?,
+            ),
+            s,
+        ),
         None => (None, prefix),
     };
     let listing = client.list_with_delimiter(dir.as_ref()).await?;
