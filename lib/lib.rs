@@ -9,8 +9,8 @@
 //! - [`base`]: the error type and exit codes, shutdown and deadlines, raw settings
 //!   (env via envy, secrets opaque), SHA-256, progress lines, time, file helpers
 //!   (locked temporary files, atomic rename, fsync). Uses nothing of ours.
-//! - [`formats`]: bytes with no network: the snapshot verifier, compression, the
-//!   stage pipeline (verify -> compress -> sink), kops etcd-manager's store layout,
+//! - [`formats`]: bytes with no network: the snapshot verifier, compression, age encryption, the
+//!   stage pipeline (verify -> compress -> encrypt -> sink), kops etcd-manager's store layout,
 //!   the etcd member data dir (bbolt, WAL, `.snap`).
 //! - [`transport`]: where bytes come from and go to: a live etcd's snapshot
 //!   stream, object stores (S3 and local directories through object_store; S3
