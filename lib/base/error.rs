@@ -355,6 +355,19 @@ fn classify_s3_code(code: &str) -> Option<(ErrorClass, &'static str)> {
             "access denied (check ACCESS_KEY_ID and SECRET_ACCESS_KEY)",
         ),
         "NoSuchBucket" => (ErrorClass::NotFound, "the bucket does not exist"),
+        // Azure Blob Storage's codes.
+        "AuthenticationFailed"
+        | "AuthorizationFailure"
+        | "AuthorizationPermissionMismatch"
+        | "InsufficientAccountPermissions" => (
+            ErrorClass::Denied,
+            "access denied (check the AZURE_STORAGE_* credentials)",
+        ),
+        "ContainerNotFound" => (ErrorClass::NotFound, "the container does not exist"),
+        "ServerBusy" | "OperationTimedOut" => (
+            ErrorClass::Unavailable,
+            "service unavailable or throttling, after retries",
+        ),
         "SlowDown" | "ServiceUnavailable" | "RequestLimitExceeded" | "Throttling" => (
             ErrorClass::Unavailable,
             "service unavailable or throttling, after retries",

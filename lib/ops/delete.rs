@@ -278,6 +278,12 @@ async fn belongs_to(
         Ok(head) => Ok(head
             .attributes
             .get(&Attribute::Metadata(CLUSTER_METADATA.into()))
+            // Azure metadata names cannot hold '-' (Remote::backup_attributes).
+            .or_else(|| {
+                head.attributes.get(&Attribute::Metadata(
+                    CLUSTER_METADATA.replace('-', "_").into(),
+                ))
+            })
             .is_some_and(|v| v.as_ref() == cluster)),
         Err(object_store::Error::NotFound { .. }) => Ok(false),
         Err(e) => Err(e),
@@ -359,5 +365,6 @@ fn bucket_name(remote: &Remote) -> String {
     match remote {
         Remote::S3(s) => s.bucket.clone(),
         Remote::Local { root } => root.display().to_string(),
+        Remote::Azure(a) => a.container.clone(),
     }
 }

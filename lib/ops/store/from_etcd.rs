@@ -30,7 +30,7 @@ use crate::formats::pipeline::{Stages, spawn_pipeline};
 use crate::transport::etcd::to_file::{pump, stream_to_file};
 use crate::transport::etcd::{self, EtcdSource};
 use crate::transport::multipart;
-use crate::transport::object::{backup_attributes, confirm};
+use crate::transport::object::confirm;
 
 /// Cuts the compressed stream into parts for the uploader and hashes it.
 struct PartSink {
@@ -127,11 +127,7 @@ pub async fn store_from_etcd(
                 .put_multipart_opts(
                     &path,
                     PutMultipartOptions {
-                        attributes: backup_attributes(
-                            None,
-                            cfg.cluster.as_deref(),
-                            cfg.remote.keeps_metadata(),
-                        ),
+                        attributes: cfg.remote.backup_attributes(None, cfg.cluster.as_deref()),
                         ..PutMultipartOptions::default()
                     },
                 )

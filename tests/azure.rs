@@ -1,0 +1,378 @@
+//! Azure Blob Storage against Azurite (npm), with Microsoft's Python SDK
+//! (azure-storage-blob) as the peer that reads what we store and writes what we
+//! restore. `scripts/test.sh` installs both.
+
+mod common;
+
+use common::azurite::{Azurite, CONTAINER, KEY};
+use common::*;
+
+/// Runs `bin`; fails the test if the account key was printed.
+fn az_run(bin: &str, env: &[(String, String)], args: &[&str]) -> Run {
+    let r = run(bin, env, args);
+    assert!(
+        !r.all().contains(KEY),
+        "the account key was printed:\n{}",
+        r.all()
+    );
+    r
+}
+
+fn key(prefix: &str, backup: &str) -> String {
+    format!("{prefix}/{CLUSTER}-{backup}")
+}
+
+#[test]
+fn store_restore_delete_with_a_connection_string_and_the_sdk_as_peer() {
+    let az = Azurite::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env = az.env("etcd/prod");
+    let file = fixture("etcd-3.4-small.db.gz");
+    let r = az_run(
+        "store",
+        &env,
+        &["--backup", "one.db.gz", "--file", file.to_str().unwrap()],
+    );
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("az://etcd-backups/etcd/prod/"),
+        "{}",
+        r.stderr
+    );
+    let name = key("etcd/prod", "one.db.gz");
+    assert_eq!(az.names(), vec![name.clone()]);
+
+    // The SDK downloads it byte-identical, and sees the SHA-256 and the cluster.
+    let got = dir.path().join("sdk.db.gz");
+    az.py(&["get", CONTAINER, &name, got.to_str().unwrap()]);
+    let sent = std::fs::read(&file).unwrap();
+    assert_eq!(std::fs::read(&got).unwrap(), sent);
+    let meta: serde_json::Value =
+        serde_json::from_str(&az.py(&["meta", CONTAINER, &name])).unwrap();
+    assert_eq!(meta["sha256"], sha256_hex(&sent));
+    assert_eq!(meta["snapjob_cluster"], CLUSTER);
+
+    // Restored identical (decompressed), its SHA-256 checked.
+    let out = dir.path().join("out.db");
+    let r = az_run(
+        "restore",
+        &env,
+        &["--backup", "one.db.gz", "--output", out.to_str().unwrap()],
+    );
+    r.assert_code(0);
+    assert!(r.stderr.contains("\"sha256_checked\":true"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(fixture("etcd-3.4-small.db")).unwrap()
+    );
+
+    az_run("delete", &env, &["--backup", "one.db.gz"]).assert_code(0);
+    assert_eq!(az.names(), Vec::<String>::new());
+    // Deleting what is not there is success.
+    az_run("delete", &env, &["--backup", "one.db.gz"]).assert_code(0);
+    // Restoring it is "not found".
+    az_run(
+        "restore",
+        &env,
+        &["--backup", "one.db.gz", "--output", out.to_str().unwrap()],
+    )
+    .assert_code(12);
+}
+
+#[test]
+fn multipart_store_commits_one_block_per_part_and_restores_identical() {
+    let az = Azurite::start();
+    let dir = tempfile::tempdir().unwrap();
+    let raw = synthetic_snapshot(3000, 9);
+    let gz = gzip(&raw);
+    assert!(gz.len() > 10 << 20, "{}", gz.len());
+    let file = write_file(dir.path(), "snapshot.db.gz", &gz);
+    let env = with(
+        &az.env("mp"),
+        &[("PART_SIZE", "5MiB"), ("CONCURRENCY", "2")],
+    );
+    az_run(
+        "store",
+        &env,
+        &["--backup", "big.db.gz", "--file", file.to_str().unwrap()],
+    )
+    .assert_code(0);
+    let name = key("mp", "big.db.gz");
+    let blocks: usize = az.py(&["blocks", CONTAINER, &name]).trim().parse().unwrap();
+    assert_eq!(blocks, gz.len().div_ceil(5 << 20));
+    let out = dir.path().join("out.db");
+    az_run(
+        "restore",
+        &env,
+        &["--backup", "big.db.gz", "--output", out.to_str().unwrap()],
+    )
+    .assert_code(0);
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), sha256_hex(&raw));
+}
+
+#[test]
+fn a_corrupt_snapshot_leaves_no_blob() {
+    let az = Azurite::start();
+    let env = az.env("bad");
+    let file = fixture("broken-trailer.db.gz");
+    let r = az_run(
+        "store",
+        &env,
+        &["--backup", "bad.db.gz", "--file", file.to_str().unwrap()],
+    );
+    r.assert_code(65);
+    assert_eq!(az.names(), Vec::<String>::new());
+}
+
+#[test]
+fn a_snapshot_the_sdk_uploaded_is_restored_and_a_wrong_digest_refused() {
+    let az = Azurite::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env = az.env("peer");
+    let file = fixture("etcd-3.4-small.db.gz");
+    let sum = sha256_hex(&std::fs::read(&file).unwrap());
+    let f = file.to_str().unwrap();
+    az.py(&[
+        "put",
+        CONTAINER,
+        &key("peer", "sdk.db.gz"),
+        f,
+        &format!("sha256={sum}"),
+    ]);
+    az.py(&["put", CONTAINER, &key("peer", "plain.db.gz"), f]);
+    let wrong = "0".repeat(64);
+    az.py(&[
+        "put",
+        CONTAINER,
+        &key("peer", "lie.db.gz"),
+        f,
+        &format!("sha256={wrong}"),
+    ]);
+    let raw = std::fs::read(fixture("etcd-3.4-small.db")).unwrap();
+    for (backup, checked) in [("sdk.db.gz", true), ("plain.db.gz", false)] {
+        let out = dir.path().join(format!("{backup}.out"));
+        let r = az_run(
+            "restore",
+            &env,
+            &["--backup", backup, "--output", out.to_str().unwrap()],
+        );
+        r.assert_code(0);
+        assert!(
+            r.stderr.contains(&format!("\"sha256_checked\":{checked}")),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), raw);
+    }
+    let out = dir.path().join("lie.out");
+    let r = az_run(
+        "restore",
+        &env,
+        &["--backup", "lie.db.gz", "--output", out.to_str().unwrap()],
+    );
+    r.assert_code(65);
+    assert!(!out.exists());
+}
+
+#[test]
+fn every_credential_form_reaches_the_container_and_a_wrong_key_is_77() {
+    let az = Azurite::start();
+    let file = fixture("etcd-3.4-small.db.gz");
+    let f = file.to_str().unwrap();
+    let base = vec![
+        ("STORAGE_URL".to_string(), format!("az://{CONTAINER}/creds")),
+        ("CLUSTER".to_string(), CLUSTER.to_string()),
+    ];
+    let endpoint = format!("http://127.0.0.1:{}/devstoreaccount1", az.port);
+    let sas = az.py(&["sas", CONTAINER]).trim().to_string();
+    let forms: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "emulator",
+            vec![
+                ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+                (
+                    "AZURITE_BLOB_STORAGE_URL",
+                    format!("http://127.0.0.1:{}", az.port),
+                ),
+            ],
+        ),
+        (
+            "key",
+            vec![
+                ("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1".into()),
+                ("AZURE_STORAGE_ACCOUNT_KEY", KEY.into()),
+                ("AZURE_STORAGE_ENDPOINT", endpoint.clone()),
+            ],
+        ),
+        (
+            "sas",
+            vec![
+                ("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1".into()),
+                ("AZURE_STORAGE_SAS_TOKEN", sas.clone()),
+                ("AZURE_STORAGE_ENDPOINT", endpoint.clone()),
+            ],
+        ),
+        (
+            "sas-connection-string",
+            vec![(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                format!("BlobEndpoint={endpoint};SharedAccessSignature={sas}"),
+            )],
+        ),
+    ];
+    for (form, pairs) in &forms {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let env = with(&base, &pairs);
+        let r = az_run(
+            "store",
+            &env,
+            &["--backup", &format!("{form}.db.gz"), "--file", f],
+        );
+        r.assert_code(0);
+        assert!(!r.all().contains(&sas), "{form}: the SAS token was printed");
+        az_run("delete", &env, &["--backup", &format!("{form}.db.gz")]).assert_code(0);
+    }
+    assert_eq!(az.names(), Vec::<String>::new());
+
+    // A wrong key: access denied, nothing stored, the key not shown.
+    let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=";
+    let env = with(
+        &base,
+        &[
+            ("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", wrong),
+            ("AZURE_STORAGE_ENDPOINT", &endpoint),
+        ],
+    );
+    let r = az_run("store", &env, &["--backup", "denied.db.gz", "--file", f]);
+    r.assert_code(77);
+    assert!(!r.all().contains(wrong));
+    assert_eq!(az.names(), Vec::<String>::new());
+
+    // A container that does not exist: not found.
+    let env = with(&az.env("x"), &[("STORAGE_URL", "az://no-such-container/x")]);
+    az_run("store", &env, &["--backup", "nc.db.gz", "--file", f]).assert_code(12);
+}
+
+#[test]
+fn retention_keeps_the_newest_of_this_cluster_and_never_touches_others() {
+    let az = Azurite::start();
+    let env = az.env("ret");
+    let f = fixture("etcd-3.4-small.db.gz");
+    let f = f.to_str().unwrap();
+    for b in ["a.db.gz", "b.db.gz", "c.db.gz"] {
+        az_run("store", &env, &["--backup", b, "--file", f]).assert_code(0);
+    }
+    // Same prefix, but not recorded as this cluster's backup.
+    let foreign = format!("ret/{CLUSTER}-foreign.db.gz");
+    az.py(&["put", CONTAINER, &foreign, f]);
+    let r = az_run("delete", &with(&env, &[("KEEP_LAST", "1")]), &[]);
+    r.assert_code(0);
+    let left = az.names();
+    assert!(left.contains(&foreign), "{left:?}");
+    assert_eq!(left.len(), 2, "one backup and the foreign object: {left:?}");
+}
+
+#[test]
+fn a_kops_store_in_azureblob_lists_restores_and_refuses_a_write() {
+    let az = Azurite::start();
+    let dir = tempfile::tempdir().unwrap();
+    let main = fixture("etcd-manager/main");
+    // Upload the fixture store (backups with and without meta files).
+    for entry in std::fs::read_dir(&main).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.path().is_dir() || entry.file_name() == "control" {
+            continue;
+        }
+        for file in std::fs::read_dir(entry.path()).unwrap() {
+            let file = file.unwrap();
+            let name = format!(
+                "kops/backups/etcd/main/{}/{}",
+                entry.file_name().to_string_lossy(),
+                file.file_name().to_string_lossy()
+            );
+            az.py(&["put", CONTAINER, &name, file.path().to_str().unwrap()]);
+        }
+    }
+    let env = vec![(
+        "AZURE_STORAGE_CONNECTION_STRING".to_string(),
+        az.connection_string(),
+    )];
+    let url = format!("azureblob://{CONTAINER}/kops/backups/etcd/main");
+    let listed = az_run("restore", &env, &["--backup-store", &url, "list-backups"]);
+    listed.assert_code(0);
+    assert_eq!(
+        listed.stdout.lines().collect::<Vec<_>>(),
+        ["2026-01-02T03:04:05Z-000007", "2026-01-04T00:00:00Z-000009"]
+    );
+    let out = dir.path().join("out.db");
+    let r = az_run(
+        "restore",
+        &env,
+        &[
+            "--backup-store",
+            &url,
+            "--backup",
+            "2026-01-02T03:04:05Z-000007",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    r.assert_code(0);
+    assert!(std::fs::metadata(&out).unwrap().len() > 0);
+
+    // Writing a backup must be create-only, which object_store's block list
+    // commit cannot say: refused before anything is sent.
+    let before = az.names();
+    let f = fixture("etcd-3.4-small.db.gz");
+    let env = with(&env, &[("ETCD_VERSION", "3.4.13"), ("MEMBER_COUNT", "1")]);
+    let r = az_run(
+        "store",
+        &env,
+        &["--backup-store", &url, "--file", f.to_str().unwrap()],
+    );
+    r.assert_code(78);
+    assert!(r.stderr.contains("create-only"), "{}", r.stderr);
+    assert_eq!(az.names(), before);
+}
+
+#[test]
+fn sigterm_mid_upload_commits_nothing() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
+    let az = Azurite::start();
+    // The second block never gets an answer, so the upload is surely in progress.
+    let proxy = Proxy::start(az.port, vec![Rule::once(Op::PutObject, 2, Fault::Stall)]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "snapshot.db", &synthetic_snapshot(3000, 5));
+    let env = with(
+        &az.env("sig"),
+        &[
+            (
+                "AZURE_STORAGE_CONNECTION_STRING",
+                &az.connection_string_via(proxy.port),
+            ),
+            ("PART_SIZE", "5MiB"),
+            ("CONCURRENCY", "1"),
+            ("BACKUP_TO_CREATE", "sig.db"),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+        ],
+    );
+    let mut child = command("store", &env, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while proxy.count(Op::PutObject) < 2 {
+        assert!(std::time::Instant::now() < until, "no upload in progress");
+        assert!(child.try_wait().unwrap().is_none(), "store ended early");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    signal(&child, Signal::SIGTERM);
+    let out = wait_within(child, "store");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    // No blob: the staged block is uncommitted (the service discards it).
+    assert_eq!(az.names(), Vec::<String>::new());
+}
