@@ -376,3 +376,63 @@ fn sigterm_mid_upload_commits_nothing() {
     // No blob: the staged block is uncommitted (the service discards it).
     assert_eq!(az.names(), Vec::<String>::new());
 }
+
+#[test]
+fn from_etcd_to_azure_then_into_a_data_dir_that_boots() {
+    let az = Azurite::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (bin, ctl) = (etcd34("etcd"), etcd34("etcdctl"));
+    let (client, peer) = (port(), port());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let src = Etcd::boot(
+        &bin,
+        "src",
+        &dir.path().join("src-data"),
+        client,
+        &peer_url,
+        &format!("src={peer_url}"),
+        "src-token",
+    );
+    wait_healthy(&ctl, &src.client_url);
+    etcdctl(&ctl, &src.client_url, &["put", "/azure/key", "from etcd"]);
+    let env = with(
+        &az.env("live"),
+        &[("ETCD_ENDPOINTS", &src.client_url), ("PART_SIZE", "5MiB")],
+    );
+    az_run("store", &env, &["--from-etcd", "--backup", "live.db.gz"]).assert_code(0);
+    drop(src);
+    assert_eq!(az.names(), vec![key("live", "live.db.gz")]);
+
+    let data = dir.path().join("restored");
+    let (client, peer) = (port(), port());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let cluster = format!("m0={peer_url}");
+    let d = data.to_str().unwrap();
+    az_run(
+        "restore",
+        &env,
+        &[
+            "--backup",
+            "live.db.gz",
+            "--data-dir",
+            d,
+            "--name",
+            "m0",
+            "--initial-cluster",
+            &cluster,
+            "--initial-cluster-token",
+            "t",
+            "--initial-advertise-peer-urls",
+            &peer_url,
+        ],
+    )
+    .assert_code(0);
+    let member = Etcd::boot(&bin, "m0", &data, client, &peer_url, &cluster, "t");
+    wait_healthy(&ctl, &member.client_url);
+    let got = etcdctl(
+        &ctl,
+        &member.client_url,
+        &["get", "/azure/key", "--print-value-only"],
+    );
+    assert_eq!(got.trim(), "from etcd");
+}

@@ -16,8 +16,11 @@ pub const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 pub const CONTAINER: &str = "etcd-backups";
 
+/// scripts/test.sh's cache: `SNAPJOB_CACHE`, default ~/.cache/snapjob.
 fn cache() -> PathBuf {
-    PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/snapjob")
+    std::env::var("SNAPJOB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/snapjob"))
 }
 
 /// One Azurite blob service with one container.
