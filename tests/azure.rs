@@ -436,3 +436,138 @@ fn from_etcd_to_azure_then_into_a_data_dir_that_boots() {
     );
     assert_eq!(got.trim(), "from etcd");
 }
+
+#[test]
+fn throttling_until_the_retries_end_is_15_and_leaves_no_blob() {
+    use common::proxy::{Fault, Op, Proxy, Rule};
+    let az = Azurite::start();
+    let proxy = Proxy::start(
+        az.port,
+        vec![Rule::always(Op::PutObject, Fault::Status(503))],
+    );
+    let env = with(
+        &az.env("busy"),
+        &[
+            (
+                "AZURE_STORAGE_CONNECTION_STRING",
+                &az.connection_string_via(proxy.port),
+            ),
+            ("DEADLINE", "20s"),
+        ],
+    );
+    let f = fixture("etcd-3.4-small.db.gz");
+    let r = az_run(
+        "store",
+        &env,
+        &["--backup", "busy.db.gz", "--file", f.to_str().unwrap()],
+    );
+    r.assert_code(15);
+    assert!(proxy.count(Op::PutObject) > 1, "retried");
+    assert_eq!(az.names(), Vec::<String>::new());
+}
+
+#[test]
+fn workload_identity_sends_the_federated_token_to_the_authority_host() {
+    let az = Azurite::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token = "federated-token-7c1e-do-not-print";
+    let token_file = write_file(dir.path(), "token", token.as_bytes());
+    // A loopback token endpoint: it records the exchange and answers no token.
+    let (port, requests) = http_receiver();
+    let env = vec![
+        ("STORAGE_URL".to_string(), format!("az://{CONTAINER}/wi")),
+        ("CLUSTER".to_string(), CLUSTER.to_string()),
+        (
+            "AZURE_STORAGE_ACCOUNT_NAME".to_string(),
+            "devstoreaccount1".to_string(),
+        ),
+        (
+            "AZURE_STORAGE_ENDPOINT".to_string(),
+            format!("http://127.0.0.1:{}/devstoreaccount1", az.port),
+        ),
+        ("AZURE_CLIENT_ID".to_string(), "my-client-id".to_string()),
+        ("AZURE_TENANT_ID".to_string(), "my-tenant".to_string()),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE".to_string(),
+            token_file.to_str().unwrap().to_string(),
+        ),
+        (
+            "AZURE_AUTHORITY_HOST".to_string(),
+            format!("http://127.0.0.1:{port}"),
+        ),
+        ("DEADLINE".to_string(), "10s".to_string()),
+    ];
+    let f = fixture("etcd-3.4-small.db.gz");
+    let r = az_run(
+        "store",
+        &env,
+        &["--backup", "wi.db.gz", "--file", f.to_str().unwrap()],
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        !r.all().contains(token),
+        "the token was printed:\n{}",
+        r.all()
+    );
+    assert!(r.stderr.contains("workload identity"), "{}", r.stderr);
+    let (method, path, body) = requests
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("no token request");
+    assert_eq!(method, "POST");
+    assert_eq!(path, "/my-tenant/oauth2/v2.0/token");
+    assert!(
+        body.contains(&format!("client_assertion={token}")),
+        "{body}"
+    );
+    assert!(body.contains("client_id=my-client-id"), "{body}");
+    assert_eq!(az.names(), Vec::<String>::new());
+}
+
+#[test]
+fn managed_identity_asks_the_msi_endpoint_for_a_storage_token() {
+    let az = Azurite::start();
+    let (port, requests) = http_receiver();
+    let env = vec![
+        ("STORAGE_URL".to_string(), format!("az://{CONTAINER}/mi")),
+        ("CLUSTER".to_string(), CLUSTER.to_string()),
+        (
+            "AZURE_STORAGE_ACCOUNT_NAME".to_string(),
+            "devstoreaccount1".to_string(),
+        ),
+        (
+            "AZURE_STORAGE_ENDPOINT".to_string(),
+            format!("http://127.0.0.1:{}/devstoreaccount1", az.port),
+        ),
+        (
+            "AZURE_CLIENT_ID".to_string(),
+            "user-assigned-id".to_string(),
+        ),
+        (
+            "AZURE_MSI_ENDPOINT".to_string(),
+            format!("http://127.0.0.1:{port}/metadata/identity/oauth2/token"),
+        ),
+        ("DEADLINE".to_string(), "10s".to_string()),
+    ];
+    let f = fixture("etcd-3.4-small.db.gz");
+    let r = az_run(
+        "store",
+        &env,
+        &["--backup", "mi.db.gz", "--file", f.to_str().unwrap()],
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(r.stderr.contains("managed identity"), "{}", r.stderr);
+    let (method, path, _) = requests
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("no token request");
+    assert_eq!(method, "GET");
+    assert!(
+        path.starts_with("/metadata/identity/oauth2/token?"),
+        "{path}"
+    );
+    assert!(path.contains("client_id=user-assigned-id"), "{path}");
+    assert!(
+        path.contains("resource=https%3A%2F%2Fstorage.azure.com"),
+        "{path}"
+    );
+    assert_eq!(az.names(), Vec::<String>::new());
+}
