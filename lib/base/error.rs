@@ -561,6 +561,19 @@ mod tests {
             source: "status code: 502 Bad Gateway: <Code>BadGateway</Code>".into(),
         };
         assert_eq!(Error::remote("put", e).exit_code(), 15);
+        // Azure Blob Storage's codes, in the same <Code> element.
+        for (code, want) in [
+            ("AuthenticationFailed", 77),
+            ("AuthorizationPermissionMismatch", 77),
+            ("ContainerNotFound", 12),
+            ("ServerBusy", 15),
+        ] {
+            let e = object_store::Error::Generic {
+                store: "MicrosoftAzure",
+                source: format!("<Error><Code>{code}</Code></Error>").into(),
+            };
+            assert_eq!(Error::remote("put", e).exit_code(), want, "{code}");
+        }
         assert_eq!(s3_code("no code here <Code>open"), None);
         assert_eq!(http_status("status code: 5"), None);
     }
