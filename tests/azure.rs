@@ -373,6 +373,10 @@ fn sigterm_mid_upload_commits_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert!(
+        stderr.contains("never committed, so no blob exists"),
+        "{stderr}"
+    );
     // No blob: the staged block is uncommitted (the service discards it).
     assert_eq!(az.names(), Vec::<String>::new());
 }
