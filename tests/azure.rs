@@ -122,6 +122,14 @@ fn a_corrupt_snapshot_leaves_no_blob() {
     );
     r.assert_code(65);
     assert_eq!(az.names(), Vec::<String>::new());
+    // Verification runs beside the upload: the block was staged, but the block
+    // list that would make it a blob was never sent.
+    assert_eq!(
+        az.py(&["uncommitted", CONTAINER])
+            .lines()
+            .collect::<Vec<_>>(),
+        [key("bad", "bad.db.gz")]
+    );
 }
 
 #[test]
@@ -377,8 +385,16 @@ fn sigterm_mid_upload_commits_nothing() {
         stderr.contains("never committed, so no blob exists"),
         "{stderr}"
     );
-    // No blob: the staged block is uncommitted (the service discards it).
+    // No blob: the first block was staged, but the block list never committed
+    // (the service discards uncommitted blocks).
     assert_eq!(az.names(), Vec::<String>::new());
+    assert_eq!(
+        az.py(&["uncommitted", CONTAINER])
+            .lines()
+            .collect::<Vec<_>>(),
+        [key("sig", "sig.db")],
+        "the staged block is there, uncommitted"
+    );
 }
 
 #[test]
