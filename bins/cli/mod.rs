@@ -14,7 +14,7 @@ use snapjob::{Error, Inputs, Shutdown, StopReason};
 /// overrides the environment variable named in its help.
 #[derive(Debug, Args)]
 pub struct Common {
-    /// Storage URL instead of a bucket: s3://bucket[/prefix] or file:///dir [env: STORAGE_URL]
+    /// Storage URL instead of a bucket: s3://bucket[/prefix], az://container[/prefix] or file:///dir [env: STORAGE_URL]
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Bucket name [env: BUCKET_NAME]

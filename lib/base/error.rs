@@ -359,6 +359,19 @@ fn classify_s3_code(code: &str) -> Option<(ErrorClass, &'static str)> {
             "access denied (check ACCESS_KEY_ID and SECRET_ACCESS_KEY)",
         ),
         "NoSuchBucket" => (ErrorClass::NotFound, "the bucket does not exist"),
+        // Azure Blob Storage's codes.
+        "AuthenticationFailed"
+        | "AuthorizationFailure"
+        | "AuthorizationPermissionMismatch"
+        | "InsufficientAccountPermissions" => (
+            ErrorClass::Denied,
+            "access denied (check the AZURE_STORAGE_* credentials)",
+        ),
+        "ContainerNotFound" => (ErrorClass::NotFound, "the container does not exist"),
+        "ServerBusy" | "OperationTimedOut" => (
+            ErrorClass::Unavailable,
+            "service unavailable or throttling, after retries",
+        ),
         "SlowDown" | "ServiceUnavailable" | "RequestLimitExceeded" | "Throttling" => (
             ErrorClass::Unavailable,
             "service unavailable or throttling, after retries",
@@ -559,6 +572,19 @@ mod tests {
             source: "status code: 502 Bad Gateway: <Code>BadGateway</Code>".into(),
         };
         assert_eq!(Error::remote("put", e).exit_code(), 15);
+        // Azure Blob Storage's codes, in the same <Code> element.
+        for (code, want) in [
+            ("AuthenticationFailed", 77),
+            ("AuthorizationPermissionMismatch", 77),
+            ("ContainerNotFound", 12),
+            ("ServerBusy", 15),
+        ] {
+            let e = object_store::Error::Generic {
+                store: "MicrosoftAzure",
+                source: format!("<Error><Code>{code}</Code></Error>").into(),
+            };
+            assert_eq!(Error::remote("put", e).exit_code(), want, "{code}");
+        }
         assert_eq!(s3_code("no code here <Code>open"), None);
         assert_eq!(http_status("status code: 5"), None);
     }

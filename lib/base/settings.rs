@@ -213,6 +213,30 @@ pub struct Inputs {
     /// `FORCE_ENCRYPTED_ETCD_MANAGER`: `true` lets `store --backup-store` encrypt,
     /// which etcd-manager itself cannot restore.
     pub force_encrypted_etcd_manager: Option<String>,
+    /// `AZURE_STORAGE_ACCOUNT_NAME`: the Azure storage account (az:// URLs).
+    pub azure_storage_account_name: Option<String>,
+    /// `AZURE_STORAGE_ACCOUNT_KEY`: its shared key.
+    pub azure_storage_account_key: Option<Secret>,
+    /// `AZURE_STORAGE_SAS_TOKEN`: a shared access signature instead of the key.
+    pub azure_storage_sas_token: Option<Secret>,
+    /// `AZURE_STORAGE_CONNECTION_STRING`: account, key or SAS, and endpoint in one.
+    pub azure_storage_connection_string: Option<Secret>,
+    /// `AZURE_STORAGE_USE_EMULATOR`: talk to Azurite with its well-known account.
+    pub azure_storage_use_emulator: Option<String>,
+    /// `AZURITE_BLOB_STORAGE_URL`: where that Azurite listens (default `http://127.0.0.1:10000`).
+    pub azurite_blob_storage_url: Option<String>,
+    /// `AZURE_STORAGE_ENDPOINT`: the account's blob endpoint (default `https://ACCOUNT.blob.core.windows.net`).
+    pub azure_storage_endpoint: Option<String>,
+    /// `AZURE_CLIENT_ID`: workload / managed identity client id.
+    pub azure_client_id: Option<String>,
+    /// `AZURE_TENANT_ID`: the workload identity's tenant.
+    pub azure_tenant_id: Option<String>,
+    /// `AZURE_FEDERATED_TOKEN_FILE`: the workload identity's projected token.
+    pub azure_federated_token_file: Option<String>,
+    /// `AZURE_AUTHORITY_HOST`: the Entra ID endpoint (default `https://login.microsoftonline.com`).
+    pub azure_authority_host: Option<String>,
+    /// `AZURE_MSI_ENDPOINT`: the managed identity token endpoint (IMDS by default).
+    pub azure_msi_endpoint: Option<String>,
 }
 
 impl Inputs {
@@ -321,7 +345,19 @@ impl Inputs {
             encrypt_recipients,
             encrypt_recipients_file,
             decrypt_identity_file,
-            force_encrypted_etcd_manager
+            force_encrypted_etcd_manager,
+            azure_storage_account_name,
+            azure_storage_account_key,
+            azure_storage_sas_token,
+            azure_storage_connection_string,
+            azure_storage_use_emulator,
+            azurite_blob_storage_url,
+            azure_storage_endpoint,
+            azure_client_id,
+            azure_tenant_id,
+            azure_federated_token_file,
+            azure_authority_host,
+            azure_msi_endpoint
         )
     }
 }

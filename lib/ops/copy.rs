@@ -27,7 +27,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{Attribute, GetOptions, ObjectStore, PutMultipartOptions};
+use object_store::{GetOptions, ObjectStore, PutMultipartOptions};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -40,7 +40,7 @@ use crate::formats::etcd_manager;
 use crate::formats::snapshot::{SnapshotInfo, Verifier};
 use crate::transport::multipart;
 use crate::transport::object::{
-    CLUSTER_METADATA, backup_attributes, cluster_objects, confirm, recorded_sha256, stored_matches,
+    CLUSTER_METADATA, cluster_objects, confirm, metadata_value, recorded_sha256, stored_matches,
 };
 use crate::transport::remote::head;
 
@@ -315,10 +315,7 @@ impl Run<'_> {
             .await?;
         let size = got.meta.size;
         let recorded = recorded_sha256(&got.attributes);
-        let cluster = got
-            .attributes
-            .get(&Attribute::Metadata(CLUSTER_METADATA.into()))
-            .map(|v| v.as_ref().to_string());
+        let cluster = metadata_value(&got.attributes, CLUSTER_METADATA);
         let keep_meta = self.cfg.to.keeps_metadata();
         if recorded.is_none() {
             tracing::warn!(
@@ -328,7 +325,10 @@ impl Run<'_> {
             );
         }
         let opts = PutMultipartOptions {
-            attributes: backup_attributes(recorded.as_deref(), cluster.as_deref(), keep_meta),
+            attributes: self
+                .cfg
+                .to
+                .backup_attributes(recorded.as_deref(), cluster.as_deref(), &[]),
             ..PutMultipartOptions::default()
         };
         // Not cut by a signal: the server may create the upload before we learn

@@ -307,5 +307,6 @@ fn bucket_name(remote: &Remote) -> String {
     match remote {
         Remote::S3(s) => s.bucket.clone(),
         Remote::Local { root } => root.display().to_string(),
+        Remote::Azure(a) => a.container.clone(),
     }
 }

@@ -58,8 +58,9 @@ pub async fn backups(
                             .attributes
                             .iter()
                             .filter_map(|(k, v)| match k {
+                                // Azure's names hold `_` where store's hold `-`.
                                 Attribute::Metadata(name) => {
-                                    Some((name.to_string(), v.to_string()))
+                                    Some((name.replace('_', "-"), v.to_string()))
                                 }
                                 _ => None,
                             })

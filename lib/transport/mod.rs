@@ -2,6 +2,7 @@
 //! stores (S3 and local directories through object_store, S3 streaming uploads),
 //! the object contract (metadata, read-back) and the multipart engine.
 
+pub mod azure;
 pub mod etcd;
 pub mod listing;
 pub mod multipart;

@@ -61,6 +61,16 @@ pub(crate) async fn abort(
     in_flight.shutdown().await;
     let limit = std::time::Duration::from_secs(15);
     let failure = match tokio::time::timeout(limit, upload.abort()).await {
+        // Azure has no abort: blocks never committed are no blob, and the service
+        // discards them (transport/azure.rs).
+        Ok(Ok(())) if what.starts_with("az://") => {
+            tracing::info!(
+                object = what,
+                "upload abandoned: its staged blocks were never committed, so no blob exists \
+                 (Azure discards uncommitted blocks within 7 days)"
+            );
+            return None;
+        }
         Ok(Ok(())) => {
             tracing::info!(object = what, "multipart upload aborted; no parts left");
             return None;

@@ -103,6 +103,15 @@ pub async fn cluster_objects(
     Ok((found, count))
 }
 
+/// The value of the user metadata `name` as `store` writes it, also under the
+/// name with `_` for `-` (Azure's form: its metadata names cannot hold `-`).
+pub fn metadata_value(attributes: &Attributes, name: &str) -> Option<String> {
+    attributes
+        .get(&Attribute::Metadata(name.to_string().into()))
+        .or_else(|| attributes.get(&Attribute::Metadata(name.replace('-', "_").into())))
+        .map(|v| v.as_ref().to_string())
+}
+
 /// Whether the object's metadata names `cluster` (an object gone meanwhile is not).
 pub async fn belongs_to(
     client: &dyn ObjectStore,
@@ -110,10 +119,9 @@ pub async fn belongs_to(
     cluster: &str,
 ) -> object_store::Result<bool> {
     match crate::transport::remote::head(client, location).await {
-        Ok(head) => Ok(head
-            .attributes
-            .get(&Attribute::Metadata(CLUSTER_METADATA.into()))
-            .is_some_and(|v| v.as_ref() == cluster)),
+        Ok(head) => {
+            Ok(metadata_value(&head.attributes, CLUSTER_METADATA).as_deref() == Some(cluster))
+        }
         Err(object_store::Error::NotFound { .. }) => Ok(false),
         Err(e) => Err(e),
     }

@@ -28,6 +28,9 @@ pub const DEFAULT_CA_BUNDLE: &str = "/etc/ca-bundle/ca-bundle.pem";
 pub enum Remote {
     /// An S3-compatible bucket.
     S3(S3Settings),
+    /// An Azure Blob Storage container (`az://`, `azure://`, `azureblob://`,
+    /// `https://ACCOUNT.blob.core.windows.net/`).
+    Azure(crate::transport::azure::AzureSettings),
     /// A local directory (`file:///dir`): the embedded default that needs no server.
     Local {
         /// The directory; created on first use.
@@ -367,6 +370,9 @@ impl Remote {
             Some(url) => match parse_storage_url(url)? {
                 Remote::Local { root } => return Ok(Remote::Local { root }),
                 Remote::S3(s) => (s.bucket, s.prefix),
+                Remote::Azure(a) => {
+                    return crate::transport::azure::from_inputs(a, inputs).map(Remote::Azure);
+                }
             },
             None => {
                 let bucket = inputs.bucket_name.clone().ok_or_else(|| {
@@ -435,12 +441,44 @@ impl Remote {
                 None => format!("s3://{}/{key}", s.bucket),
             },
             Remote::Local { root } => format!("file://{}/{key}", root.display()),
+            Remote::Azure(a) => a.describe(key),
         }
     }
 
     /// Whether the store keeps user metadata (where the SHA-256 is recorded).
     pub fn keeps_metadata(&self) -> bool {
-        matches!(self, Remote::S3(_))
+        matches!(self, Remote::S3(_) | Remote::Azure(_))
+    }
+
+    /// The metadata a backup carries here ([`backup_attributes`]): on Azure
+    /// under names that are C# identifiers, as the service requires.
+    ///
+    /// [`backup_attributes`]: crate::transport::object::backup_attributes
+    pub fn backup_attributes(
+        &self,
+        sha256: Option<&str>,
+        cluster: Option<&str>,
+        extra: &[(&'static str, String)],
+    ) -> object_store::Attributes {
+        let keep = self.keeps_metadata();
+        let attrs = crate::transport::object::with_metadata(
+            crate::transport::object::backup_attributes(sha256, cluster, keep),
+            extra,
+            keep,
+        );
+        match self {
+            Remote::Azure(_) => attrs
+                .iter()
+                .map(|(k, v)| match k {
+                    object_store::Attribute::Metadata(name) => (
+                        object_store::Attribute::Metadata(name.replace('-', "_").into()),
+                        v.clone(),
+                    ),
+                    other => (other.clone(), v.clone()),
+                })
+                .collect(),
+            _ => attrs,
+        }
     }
 
     /// The preamble of every operation: builds the client within the deadline and
@@ -471,6 +509,7 @@ impl Remote {
                 Ok(Arc::new(fs))
             }
             Remote::S3(s) => open_s3(s, tuning).await,
+            Remote::Azure(a) => a.open(tuning),
         }
     }
 }
@@ -674,6 +713,9 @@ async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn Object
 }
 
 fn parse_storage_url(raw: &str) -> Result<Remote> {
+    if let Some(azure) = crate::transport::azure::parse_url(raw)? {
+        return Ok(Remote::Azure(azure));
+    }
     let bad = |why: &str| Error::Config(format!("STORAGE_URL={raw:?} is not valid: {why}"));
     let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
     match url.scheme() {
@@ -714,7 +756,7 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
             }))
         }
         other => Err(bad(&format!(
-            "scheme {other:?} is not supported (use s3:// or file://)"
+            "scheme {other:?} is not supported (use s3://, az:// or file://)"
         ))),
     }
 }
@@ -735,7 +777,7 @@ fn validate_bucket(bucket: &str) -> Result<()> {
 
 /// Reads the CA bundle: `CA_BUNDLE` must exist when set; the default path is
 /// optional. A file without any certificate is a configuration error.
-fn load_ca_bundle(explicit: Option<&str>) -> Result<Option<(PathBuf, Vec<u8>)>> {
+pub(crate) fn load_ca_bundle(explicit: Option<&str>) -> Result<Option<(PathBuf, Vec<u8>)>> {
     let path = PathBuf::from(explicit.unwrap_or(DEFAULT_CA_BUNDLE));
     let pem = match std::fs::read(&path) {
         Ok(pem) => pem,

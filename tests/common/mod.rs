@@ -7,6 +7,7 @@
 //! themselves even if a test process dies, and are killed on drop.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod garage;
 pub mod proxy;
 pub mod tls;

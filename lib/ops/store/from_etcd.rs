@@ -30,7 +30,7 @@ use crate::formats::pipeline::{Stages, spawn_pipeline};
 use crate::transport::etcd::to_file::{pump, stream_to_file};
 use crate::transport::etcd::{self, EtcdSource};
 use crate::transport::multipart;
-use crate::transport::object::{backup_attributes, confirm, encryption_metadata, with_metadata};
+use crate::transport::object::{confirm, encryption_metadata};
 
 /// Cuts the compressed stream into parts for the uploader and hashes it.
 struct PartSink {
@@ -132,14 +132,10 @@ pub async fn store_from_etcd(
                 .put_multipart_opts(
                     &path,
                     PutMultipartOptions {
-                        attributes: with_metadata(
-                            backup_attributes(
-                                None,
-                                cfg.cluster.as_deref(),
-                                cfg.remote.keeps_metadata(),
-                            ),
+                        attributes: cfg.remote.backup_attributes(
+                            None,
+                            cfg.cluster.as_deref(),
                             &encryption_metadata(cfg.encrypt.as_ref()),
-                            cfg.remote.keeps_metadata(),
                         ),
                         ..PutMultipartOptions::default()
                     },

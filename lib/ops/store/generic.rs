@@ -24,7 +24,7 @@ use crate::base::progress::Progress;
 use crate::config::StoreConfig;
 use crate::formats::snapshot::SnapshotInfo;
 use crate::transport::multipart;
-use crate::transport::object::{backup_attributes, stored_matches};
+use crate::transport::object::stored_matches;
 
 /// Stores `cfg.file` at `path` of `client` as a multipart upload; returns the
 /// SHA-256, the number of parts and what verification found. `before` is the
@@ -49,7 +49,11 @@ pub(super) async fn store_multipart(
     let (sha256, verification) = verify::hash_and_verify(&cfg.file, shutdown, deadline).await?;
     let keep_meta = cfg.remote.keeps_metadata();
     let opts = PutMultipartOptions {
-        attributes: backup_attributes(Some(&sha256), cfg.cluster.as_deref(), keep_meta),
+        attributes: cfg.remote.backup_attributes(
+            Some(&sha256),
+            cfg.cluster.as_deref(),
+            &crate::transport::object::encryption_metadata(cfg.encrypt.as_ref()),
+        ),
         ..PutMultipartOptions::default()
     };
     // Not cut by a signal: the server may create the upload before we learn its

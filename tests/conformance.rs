@@ -1,0 +1,219 @@
+//! One scenario every backend runs (issue 16): store one-shot and multipart, a
+//! corrupt snapshot leaves nothing, restore identical, delete of a missing backup
+//! is 0, retention (refused where the store keeps no metadata), delete by name.
+//! Adding a backend means adding one constructor and one `#[test]` line below.
+//! Backend-specific promises (signals, peers, kops) live in each backend's file.
+
+mod common;
+
+use common::azurite::Azurite;
+use common::*;
+
+/// A store under test: the Job's environment for it, and a listing of what it holds.
+struct Backend {
+    name: &'static str,
+    /// Location and credentials; the location's prefix is `conf`.
+    env: Vec<(String, String)>,
+    /// Whether the store keeps object metadata (retention needs it).
+    keeps_metadata: bool,
+    /// Every object name under the location's root, `conf/...` for ours.
+    names: Box<dyn Fn() -> Vec<String>>,
+}
+
+fn s3s_fs() -> Backend {
+    let server = std::rc::Rc::new(S3Server::start());
+    let env = with(
+        &without(&server.job_env(), &["BUCKET_NAME"]),
+        &[("STORAGE_URL", &format!("s3://{BUCKET}/conf"))],
+    );
+    Backend {
+        name: "s3s-fs",
+        env,
+        keeps_metadata: true,
+        names: Box::new(move || {
+            s3cmd_keys(server.s3cmd(&["ls", "-r", &format!("s3://{BUCKET}/")]))
+        }),
+    }
+}
+
+/// s3cmd's `ls -r` of the bucket: the keys, sorted.
+fn s3cmd_keys(out: std::process::Output) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "s3cmd ls: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prefix = format!("s3://{BUCKET}/");
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last()?.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
+fn garage() -> Backend {
+    let g = std::rc::Rc::new(common::garage::Garage::start());
+    let env = with(
+        &without(&g.job_env(), &["BUCKET_NAME"]),
+        &[("STORAGE_URL", &format!("s3://{BUCKET}/conf"))],
+    );
+    Backend {
+        name: "garage",
+        env,
+        keeps_metadata: true,
+        names: Box::new(move || {
+            assert_eq!(
+                g.uploads(),
+                Vec::<String>::new(),
+                "garage: an upload was left"
+            );
+            s3cmd_keys(g.s3cmd(&["ls", "-r", &format!("s3://{BUCKET}/")]))
+        }),
+    }
+}
+
+fn local() -> Backend {
+    let dir = std::rc::Rc::new(tempfile::tempdir().unwrap());
+    let env = vec![
+        (
+            "STORAGE_URL".to_string(),
+            format!("file://{}/conf", dir.path().display()),
+        ),
+        ("CLUSTER".to_string(), CLUSTER.to_string()),
+    ];
+    Backend {
+        name: "file://",
+        env,
+        keeps_metadata: false,
+        names: Box::new(move || {
+            let mut v = Vec::new();
+            let root = dir.path();
+            let mut stack = vec![root.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else {
+                        v.push(p.strip_prefix(root).unwrap().display().to_string());
+                    }
+                }
+            }
+            v.sort();
+            v
+        }),
+    }
+}
+
+fn azurite() -> Backend {
+    let az = std::rc::Rc::new(Azurite::start());
+    Backend {
+        name: "azurite",
+        env: az.env("conf"),
+        keeps_metadata: true,
+        names: Box::new(move || az.names()),
+    }
+}
+
+fn scenario(b: &Backend) {
+    let name = b.name;
+    let dir = tempfile::tempdir().unwrap();
+    let k = |backup: &str| format!("conf/{CLUSTER}-{backup}");
+    let small = fixture("etcd-3.4-small.db.gz");
+    let small = small.to_str().unwrap();
+    let small_raw = std::fs::read(fixture("etcd-3.4-small.db")).unwrap();
+
+    // One-shot.
+    run("store", &b.env, &["--backup", "one.db.gz", "--file", small]).assert_code(0);
+    assert_eq!((b.names)(), vec![k("one.db.gz")], "{name}");
+
+    // Multipart: three 5 MiB parts.
+    let raw = synthetic_snapshot(3000, 9);
+    let big = write_file(dir.path(), "big.db.gz", &gzip(&raw));
+    let env = with(&b.env, &[("PART_SIZE", "5MiB"), ("SINGLE_PUT_MAX", "0")]);
+    run(
+        "store",
+        &env,
+        &["--backup", "big.db.gz", "--file", big.to_str().unwrap()],
+    )
+    .assert_code(0);
+    let out = dir.path().join("big.out");
+    run(
+        "restore",
+        &b.env,
+        &["--backup", "big.db.gz", "--output", out.to_str().unwrap()],
+    )
+    .assert_code(0);
+    assert!(
+        std::fs::read(&out).unwrap() == raw,
+        "{name}: multipart restore"
+    );
+
+    // A corrupt snapshot leaves nothing.
+    let before = (b.names)();
+    let bad = fixture("broken-trailer.db.gz");
+    run(
+        "store",
+        &env,
+        &["--backup", "bad.db.gz", "--file", bad.to_str().unwrap()],
+    )
+    .assert_code(65);
+    assert_eq!(
+        (b.names)(),
+        before,
+        "{name}: a corrupt snapshot left something"
+    );
+
+    // Restore identical.
+    let out = dir.path().join("one.out");
+    run(
+        "restore",
+        &b.env,
+        &["--backup", "one.db.gz", "--output", out.to_str().unwrap()],
+    )
+    .assert_code(0);
+    assert_eq!(std::fs::read(&out).unwrap(), small_raw, "{name}");
+
+    // Delete of a missing backup is success, and changes nothing.
+    run("delete", &b.env, &["--backup", "nope.db.gz"]).assert_code(0);
+    assert_eq!((b.names)(), before, "{name}");
+
+    // Retention: the newest one of this cluster's backups is kept.
+    let keep = with(&b.env, &[("KEEP_LAST", "1")]);
+    if b.keeps_metadata {
+        run("delete", &keep, &[]).assert_code(0);
+        assert_eq!((b.names)().len(), 1, "{name}: {:?}", (b.names)());
+    } else {
+        run("delete", &keep, &[]).assert_code(78);
+        assert_eq!((b.names)(), before, "{name}");
+    }
+
+    // Delete by name.
+    for n in (b.names)() {
+        let backup = n.strip_prefix(&format!("conf/{CLUSTER}-")).unwrap();
+        run("delete", &b.env, &["--backup", backup]).assert_code(0);
+    }
+    assert_eq!((b.names)(), Vec::<String>::new(), "{name}");
+}
+
+#[test]
+fn s3s_fs_conforms() {
+    scenario(&s3s_fs());
+}
+
+#[test]
+fn garage_conforms() {
+    scenario(&garage());
+}
+
+#[test]
+fn file_conforms() {
+    scenario(&local());
+}
+
+#[test]
+fn azurite_conforms() {
+    scenario(&azurite());
+}
