@@ -181,6 +181,12 @@ pub struct Inputs {
     pub dry_run: Option<String>,
     /// `PROGRESS_INTERVAL`: seconds between progress lines (default 5; 0: every update).
     pub progress_interval: Option<String>,
+    /// `STORAGE_EMULATOR_HOST`: a GCS emulator (`host:port`), no credentials.
+    pub storage_emulator_host: Option<String>,
+    /// `GOOGLE_APPLICATION_CREDENTIALS`: a GCS JSON key file.
+    pub google_application_credentials: Option<String>,
+    /// `GCS_ENDPOINT`: replaces `https://storage.googleapis.com`.
+    pub gcs_endpoint: Option<String>,
 }
 
 impl Inputs {
@@ -275,7 +281,10 @@ impl Inputs {
             keep_within,
             retention_timezone,
             dry_run,
-            progress_interval
+            progress_interval,
+            storage_emulator_host,
+            google_application_credentials,
+            gcs_endpoint
         )
     }
 }

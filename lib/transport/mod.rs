@@ -3,6 +3,7 @@
 //! the object contract (metadata, read-back) and the multipart engine.
 
 pub mod etcd;
+pub mod gcs;
 pub mod multipart;
 pub mod object;
 pub(crate) mod put;

@@ -27,6 +27,7 @@ use crate::transport::object::{confirm, stored_matches};
 use crate::transport::remote::Remote;
 
 mod from_etcd;
+mod gcs;
 mod generic;
 mod verify;
 
@@ -166,6 +167,9 @@ async fn store_file(
     } else if let Remote::Local { root } = &cfg.remote {
         let (sha256, info) = store_local(cfg, root, before, shutdown, deadline).await?;
         (sha256, 1, info)
+    } else if let Remote::Gcs(settings) = &cfg.remote {
+        // GCS: one resumable upload, completed by its held-back last chunk.
+        gcs::store_resumable(cfg, settings, before, part_size, shutdown, deadline).await?
     } else {
         // Any other store: object_store's multipart upload, through its traits.
         generic::store_multipart(cfg, (&client, &path), before, part_size, shutdown, deadline)

@@ -1,0 +1,220 @@
+//! Google Cloud Storage (`gs://`) against fake-gcs-server, with the Python
+//! `google-cloud-storage` SDK as the peer on the same server: store (one and
+//! several chunks), a corrupt snapshot and a SIGTERM leave nothing, restore
+//! identical (ours and the SDK's objects, the recorded SHA-256 checked), delete,
+//! retention, and a kops etcd-manager store in `gs://`.
+
+mod common;
+
+use std::path::Path;
+
+use common::gcs::FakeGcs;
+use common::proxy::{Fault, Op, Proxy, Rule};
+use common::*;
+
+fn store_env(gcs: &FakeGcs, backup: &str, file: &Path) -> Vec<(String, String)> {
+    with(
+        &gcs.job_env("etcd"),
+        &[
+            ("BACKUP_TO_CREATE", backup),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+        ],
+    )
+}
+
+fn restore_env(gcs: &FakeGcs, backup: &str, out: &Path) -> Vec<(String, String)> {
+    with(
+        &gcs.job_env("etcd"),
+        &[
+            ("BACKUP_TO_RESTORE", backup),
+            ("OUTPUT_FILE", out.to_str().unwrap()),
+        ],
+    )
+}
+
+#[test]
+fn store_in_one_and_in_several_chunks_is_read_back_by_the_sdk() {
+    let gcs = FakeGcs::start();
+    let dir = tempfile::tempdir().unwrap();
+    // 12 MiB raw in 5 MiB chunks: three requests, the last held back until verified.
+    let big = synthetic_snapshot(3 * 1024, 7);
+    for (name, bytes, part_size) in [
+        (
+            "small.db.gz",
+            std::fs::read(fixture("etcd-3.4-small.db.gz")).unwrap(),
+            "8MiB",
+        ),
+        ("big.db", big, "5MiB"),
+    ] {
+        let file = write_file(dir.path(), name, &bytes);
+        let env = with(&store_env(&gcs, name, &file), &[("PART_SIZE", part_size)]);
+        let r = run("store", &env, &[]);
+        r.assert_code(0);
+        let key = format!("etcd/{CLUSTER}-{name}");
+        let parts = if name == "big.db" { 3 } else { 1 };
+        assert!(
+            r.stderr.contains(&format!("\"parts\":{parts}")),
+            "{}",
+            r.stderr
+        );
+        let back = dir.path().join(format!("{name}.sdk"));
+        gcs.download(&key, &back);
+        assert_eq!(std::fs::read(&back).unwrap(), bytes, "{name}");
+        assert_eq!(
+            gcs.metadata(&key),
+            [
+                format!("sha256={}", sha256_hex(&bytes)),
+                format!("snapjob-cluster={CLUSTER}")
+            ],
+        );
+        // And restore brings back the same snapshot, its SHA-256 checked.
+        let out = dir.path().join(format!("{name}.out"));
+        let r = run("restore", &restore_env(&gcs, name, &out), &[]);
+        r.assert_code(0);
+        assert!(r.stderr.contains("\"sha256_checked\":true"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn a_corrupt_snapshot_and_a_missing_bucket_leave_nothing() {
+    let gcs = FakeGcs::start();
+    let env = store_env(&gcs, "bad.db.gz", &fixture("broken-trailer.db.gz"));
+    run("store", &env, &[]).assert_code(65);
+    assert!(gcs.keys("").is_empty(), "{:?}", gcs.keys(""));
+    // A bucket that does not exist: not found (12), named.
+    let env = with(
+        &store_env(&gcs, "x.db.gz", &fixture("etcd-3.4-small.db.gz")),
+        &[("STORAGE_URL", "gs://no-such-bucket/etcd")],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(12);
+    assert!(r.all().contains("gs://no-such-bucket/etcd/"), "{}", r.all());
+}
+
+#[test]
+fn sigterm_during_the_upload_leaves_nothing() {
+    let gcs = FakeGcs::start();
+    // Chunk uploads stall; the session's start and its cancellation pass.
+    let proxy = Proxy::start(gcs.port, vec![Rule::always(Op::PutObject, Fault::Stall)]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "big.db", &synthetic_snapshot(3 * 1024, 3));
+    let env = with(
+        &store_env(&gcs, "big.db", &file),
+        &[
+            (
+                "STORAGE_EMULATOR_HOST",
+                &format!("127.0.0.1:{}", proxy.port),
+            ),
+            ("PART_SIZE", "5MiB"),
+        ],
+    );
+    let child = command("store", &env, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A condition, not a timer: the first chunk has reached the proxy.
+    let until = std::time::Instant::now() + time_limit();
+    while proxy.count(Op::PutObject) == 0 {
+        assert!(std::time::Instant::now() < until, "no chunk was sent");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    signal(&child, Signal::SIGTERM);
+    let r = Run::of(wait_within(child, "store"));
+    r.assert_code(143);
+    assert_eq!(proxy.count(Op::Delete), 1, "the session was not cancelled");
+    assert!(gcs.keys("").is_empty(), "{:?}", gcs.keys(""));
+}
+
+#[test]
+fn sdk_uploads_restore_and_a_wrong_recorded_sha256_is_refused() {
+    let gcs = FakeGcs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = synthetic_snapshot(64, 5);
+    let file = write_file(dir.path(), "peer.db", &snap);
+    let key = format!("etcd/{CLUSTER}-peer.db");
+    gcs.upload(&file, &key, &[]);
+    let out = dir.path().join("out.db");
+    run("restore", &restore_env(&gcs, "peer.db", &out), &[]).assert_code(0);
+    assert_eq!(std::fs::read(&out).unwrap(), snap);
+    // With the right SHA-256 recorded it is checked; a wrong one is refused (65)
+    // and the output left as it was.
+    gcs.upload(&file, &key, &[("sha256", &sha256_hex(&snap))]);
+    let r = run("restore", &restore_env(&gcs, "peer.db", &out), &[]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("\"sha256_checked\":true"), "{}", r.stderr);
+    gcs.upload(&file, &key, &[("sha256", &sha256_hex(b"other"))]);
+    std::fs::remove_file(&out).unwrap();
+    run("restore", &restore_env(&gcs, "peer.db", &out), &[]).assert_code(65);
+    assert!(!out.exists());
+    // Missing: 12.
+    run("restore", &restore_env(&gcs, "missing.db", &out), &[]).assert_code(12);
+}
+
+#[test]
+fn delete_and_retention() {
+    let gcs = FakeGcs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("etcd-3.4-small.db.gz");
+    for name in ["a.db.gz", "b.db.gz", "c.db.gz"] {
+        run("store", &store_env(&gcs, name, &file), &[]).assert_code(0);
+    }
+    // A backup of another cluster with the same prefix is not ours to count.
+    let other = write_file(dir.path(), "o", b"other");
+    gcs.upload(&other, &format!("etcd/{CLUSTER}-zz.db.gz"), &[]);
+    let del = |name: &str, extra: &[(&str, &str)]| {
+        let env = with(&gcs.job_env("etcd"), &[("BACKUP_TO_DELETE", name)]);
+        run("delete", &with(&env, extra), &[])
+    };
+    // A missing backup is already deleted: 0.
+    del("missing.db.gz", &[]).assert_code(0);
+    del("a.db.gz", &[]).assert_code(0);
+    let k = |n: &str| format!("etcd/{CLUSTER}-{n}");
+    assert_eq!(
+        gcs.keys("etcd/"),
+        [k("b.db.gz"), k("c.db.gz"), k("zz.db.gz")]
+    );
+    // Retention: keep the newest one of this cluster's backups.
+    del("b.db.gz", &[("KEEP_LAST", "1")]).assert_code(0);
+    assert_eq!(gcs.keys("etcd/"), [k("c.db.gz"), k("zz.db.gz")]);
+}
+
+#[test]
+fn kops_store_in_gs_lists_and_restores() {
+    let gcs = FakeGcs::start();
+    let root = fixture("etcd-manager/main");
+    // The golden store, uploaded by the SDK under main/.
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(&root).unwrap().to_str().unwrap();
+                gcs.upload(&p, &format!("main/{rel}"), &[]);
+            }
+        }
+    }
+    let url = format!("gs://{BUCKET}/main");
+    let env = [("STORAGE_EMULATOR_HOST".to_string(), gcs.host())];
+    let r = run("restore", &env, &["--backup-store", &url, "list-backups"]);
+    r.assert_code(0);
+    assert_eq!(
+        r.stdout.lines().collect::<Vec<_>>(),
+        ["2026-01-02T03:04:05Z-000007", "2026-01-04T00:00:00Z-000009"]
+    );
+    let before = gcs.keys("main/control/").len();
+    let r = run(
+        "restore",
+        &env,
+        &[
+            "--backup-store",
+            &url,
+            "restore-backup",
+            "2026-01-02T03:04:05Z-000007",
+        ],
+    );
+    r.assert_code(0);
+    assert_eq!(gcs.keys("main/control/").len(), before + 1, "{}", r.all());
+}
