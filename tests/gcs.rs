@@ -217,4 +217,151 @@ fn kops_store_in_gs_lists_and_restores() {
     );
     r.assert_code(0);
     assert_eq!(gcs.keys("main/control/").len(), before + 1, "{}", r.all());
+    // A backup written by `store` into the same store (create-only), listed
+    // with the others and restored byte-identical.
+    let file = fixture("etcd-3.4-small.db.gz");
+    let r = run(
+        "store",
+        &env,
+        &[
+            "--backup-store",
+            &url,
+            "--file",
+            file.to_str().unwrap(),
+            "--etcd-version",
+            "3.5.1",
+            "--member-count",
+            "3",
+        ],
+    );
+    r.assert_code(0);
+    let listed = run("restore", &env, &["--backup-store", &url, "list-backups"]);
+    listed.assert_code(0);
+    let names: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(names.len(), 3, "{}", listed.stdout);
+    let ours = names.iter().find(|n| !n.starts_with("2026-01-0")).unwrap();
+    let keys = gcs.keys(&format!("main/{ours}/"));
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let data = keys.iter().find(|k| !k.ends_with(".meta")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let back = dir.path().join("back");
+    gcs.download(data, &back);
+    assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&file).unwrap());
+}
+
+/// A metadata server on loopback: answers every request with a token and
+/// records the request heads.
+fn metadata_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut head = String::new();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            log.lock().unwrap().push(head);
+            let body =
+                r#"{"access_token":"metadata-token-1","expires_in":3600,"token_type":"Bearer"}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn credentials_from_the_metadata_server_and_a_service_account_key() {
+    let gcs = FakeGcs::start();
+    let file = fixture("etcd-3.4-small.db.gz");
+    let endpoint = format!("http://{}", gcs.host());
+    // fake-gcs-server takes any token; what is checked is that each source
+    // gives one and the whole store goes through with it.
+    let base = without(
+        &store_env(&gcs, "md.db.gz", &file),
+        &["STORAGE_EMULATOR_HOST"],
+    );
+    let base = with(&base, &[("GCS_ENDPOINT", &endpoint)]);
+
+    // The metadata server (GKE workload identity), at GCE_METADATA_HOST.
+    let (port, seen) = metadata_server();
+    let env = with(
+        &base,
+        &[("GCE_METADATA_HOST", &format!("127.0.0.1:{port}"))],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains("\"credentials\":\"metadata server\""),
+        "{}",
+        r.stderr
+    );
+    let heads = seen.lock().unwrap().clone();
+    assert!(
+        heads.iter().any(|h| h
+            .contains("/computeMetadata/v1/instance/service-accounts/default/token")
+            && h.to_ascii_lowercase().contains("metadata-flavor: google")),
+        "{heads:?}"
+    );
+    assert!(
+        !r.all().contains("metadata-token-1"),
+        "the token was printed"
+    );
+
+    // A service account key (GOOGLE_APPLICATION_CREDENTIALS): self-signed JWTs.
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("key.pem");
+    let out = output_within(
+        std::process::Command::new("openssl").args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            pem.to_str().unwrap(),
+        ]),
+        "openssl genpkey",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let key = serde_json::json!({
+        "type": "service_account",
+        "project_id": "test",
+        "private_key_id": "k1",
+        "private_key": std::fs::read_to_string(&pem).unwrap(),
+        "client_email": "backup@test.iam.gserviceaccount.com",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    });
+    let json = dir.path().join("sa.json");
+    std::fs::write(&json, key.to_string()).unwrap();
+    let env = with(
+        &base,
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", json.to_str().unwrap()),
+            ("BACKUP_TO_CREATE", "sa.db.gz"),
+        ],
+    );
+    let r = run("store", &env, &[]);
+    r.assert_code(0);
+    assert!(r.stderr.contains("key file"), "{}", r.stderr);
+    assert!(!r.all().contains("PRIVATE KEY"), "the key was printed");
+    assert_eq!(
+        gcs.keys("etcd/"),
+        [
+            format!("etcd/{CLUSTER}-md.db.gz"),
+            format!("etcd/{CLUSTER}-sa.db.gz")
+        ]
+    );
 }

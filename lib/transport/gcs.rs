@@ -17,12 +17,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::stream::BoxStream;
 use object_store::gcp::{
     GcpCredential, GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey,
 };
 use object_store::prefix::PrefixStore;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, RetryConfig, StaticCredentialProvider,
+    Attribute, BackoffConfig, ClientOptions, CopyOptions, GetOptions, GetResult, ListResult,
+    MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, RetryConfig, StaticCredentialProvider,
 };
 
 use super::remote::{ClientTuning, redact_userinfo};
@@ -268,13 +271,113 @@ impl GcsClient {
 
     /// The client as an [`ObjectStore`] under the URL's prefix.
     pub(crate) fn object_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        let store = GcsStore(self.clone());
         Ok(match &self.settings.prefix {
             Some(p) => Arc::new(PrefixStore::new(
-                self.store.clone(),
+                store,
                 ObjectPath::parse(p)
                     .map_err(|e| Error::Config(format!("STORAGE_URL prefix: {e}")))?,
             )),
-            None => Arc::new(self.store.clone()),
+            None => Arc::new(store),
+        })
+    }
+
+    /// The JSON API's upload URL of the bucket.
+    fn upload_url(&self) -> std::result::Result<reqwest::Url, String> {
+        let base = self.settings.base_url.as_deref().unwrap_or(GCS_URL);
+        let mut url = reqwest::Url::parse(&format!("{base}/upload/storage/v1/b/"))
+            .map_err(|e| format!("GCS upload URL: {e}"))?;
+        url.path_segments_mut()
+            .map_err(|_| "GCS upload URL cannot have a path".to_string())?
+            .pop_if_empty()
+            .push(&self.settings.bucket)
+            .push("o");
+        Ok(url)
+    }
+
+    /// One small object in one request (JSON API multipart upload: metadata and
+    /// bytes), as the SDKs write them; `name` is the full object name.
+    async fn simple_upload(
+        &self,
+        name: &str,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let fail = |e: String| generic(e);
+        let mut url = self.upload_url().map_err(fail)?;
+        url.query_pairs_mut()
+            .append_pair("uploadType", "multipart")
+            .append_pair("name", name);
+        match &opts.mode {
+            PutMode::Overwrite => {}
+            PutMode::Create => {
+                url.query_pairs_mut().append_pair("ifGenerationMatch", "0");
+            }
+            PutMode::Update(v) => {
+                let generation = v.version.as_deref().ok_or_else(|| {
+                    generic("a conditional update needs the object's generation".to_string())
+                })?;
+                url.query_pairs_mut()
+                    .append_pair("ifGenerationMatch", generation);
+            }
+        }
+        let mut meta = serde_json::Map::new();
+        let mut content_type = "application/octet-stream".to_string();
+        for (key, value) in opts.attributes.iter() {
+            match key {
+                Attribute::Metadata(k) => {
+                    meta.insert(k.to_string(), serde_json::Value::from(value.as_ref()));
+                }
+                Attribute::ContentType => content_type = value.to_string(),
+                _ => {}
+            }
+        }
+        let head =
+            serde_json::json!({ "name": name, "contentType": content_type, "metadata": meta });
+        let boundary = "snapjob-7c1f0b9e2d4a";
+        let mut body = format!(
+            "--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n{head}\r\n\
+             --{boundary}\r\ncontent-type: {content_type}\r\n\r\n"
+        )
+        .into_bytes();
+        for chunk in payload.iter() {
+            body.extend_from_slice(chunk);
+        }
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let location = format!("gs://{}/{name}", self.settings.bucket);
+        let mut request = self
+            .http
+            .post(url)
+            .header(
+                "content-type",
+                format!("multipart/related; boundary={boundary}"),
+            )
+            .body(body);
+        if let Some(auth) = self
+            .authorization()
+            .await
+            .map_err(|e| generic(e.to_string()))?
+        {
+            request = request.header("authorization", auth);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| object_store::Error::Generic {
+                store: "GCS",
+                source: Box::new(e.without_url()),
+            })?;
+        if !response.status().is_success() {
+            return Err(status_error_of(&location, response).await);
+        }
+        let text = response.bytes().await.map_err(|e| generic(e.to_string()))?;
+        let answer: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| generic(e.to_string()))?;
+        let field = |k: &str| answer.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Ok(PutResult {
+            e_tag: field("etag"),
+            version: field("generation"),
+            extensions: Default::default(),
         })
     }
 
@@ -465,13 +568,20 @@ fn transport_error(location: &str, e: reqwest::Error) -> Error {
 /// A refused request as the typed object_store error its status means, so it
 /// is classified as any other (not found 12, denied 77, throttled 15).
 async fn status_error(location: &str, response: reqwest::Response) -> Error {
+    Error::remote(
+        format!("upload to {location}"),
+        status_error_of(location, response).await,
+    )
+}
+
+async fn status_error_of(location: &str, response: reqwest::Response) -> object_store::Error {
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
     let text: String = text.chars().take(300).collect();
     let source: Box<dyn std::error::Error + Send + Sync> =
         format!("status code: {status}: {text}").into();
     let path = location.to_string();
-    let e = match status.as_u16() {
+    match status.as_u16() {
         404 => object_store::Error::NotFound { path, source },
         412 => object_store::Error::Precondition { path, source },
         401 => object_store::Error::Unauthenticated { path, source },
@@ -480,8 +590,90 @@ async fn status_error(location: &str, response: reqwest::Response) -> Error {
             store: "GCS",
             source,
         },
-    };
-    Error::remote(format!("upload to {location}"), e)
+    }
+}
+
+/// object_store's GCS client, but for single-request writes, which go through
+/// the JSON API (as the Google SDKs send them) rather than the XML API's PUT:
+/// the same service, and what GCS emulators implement. Everything else is
+/// object_store's.
+#[derive(Clone)]
+struct GcsStore(GcsClient);
+
+impl std::fmt::Debug for GcsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GcsStore({})", self.0.settings.bucket)
+    }
+}
+
+impl std::fmt::Display for GcsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GoogleCloudStorage({})", self.0.settings.bucket)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for GcsStore {
+    async fn put_opts(
+        &self,
+        location: &ObjectPath,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let result = self.0.simple_upload(location.as_ref(), payload, opts).await;
+        match result {
+            Err(object_store::Error::Precondition { path, source }) => {
+                Err(object_store::Error::AlreadyExists { path, source })
+            }
+            other => other,
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjectPath,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.0.store.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjectPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.0.store.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
+        self.0.store.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.0.store.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> object_store::Result<ListResult> {
+        self.0.store.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &ObjectPath,
+        to: &ObjectPath,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.0.store.copy_opts(from, to, options).await
+    }
 }
 
 #[cfg(test)]
