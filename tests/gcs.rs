@@ -365,3 +365,50 @@ fn credentials_from_the_metadata_server_and_a_service_account_key() {
         ]
     );
 }
+
+#[test]
+fn store_from_etcd_streams_into_one_resumable_session() {
+    let gcs = FakeGcs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (bin, ctl) = (etcd34("etcd"), etcd34("etcdctl"));
+    let (client, peer) = (port(), port());
+    let peer_url = format!("http://127.0.0.1:{peer}");
+    let etcd = Etcd::boot(
+        &bin,
+        "src",
+        &dir.path().join("data"),
+        client,
+        &peer_url,
+        &format!("src={peer_url}"),
+        "src-token",
+    );
+    wait_healthy(&ctl, &etcd.client_url);
+    // About 10 MiB uncompressed: two 5 MiB parts, cut into 256 KiB-aligned chunks.
+    let value = "v".repeat(64 * 1024);
+    for i in 0..160 {
+        etcdctl(
+            &ctl,
+            &etcd.client_url,
+            &["put", &format!("/big/{i}"), &value],
+        );
+    }
+    let env = with(
+        &gcs.job_env("etcd"),
+        &[
+            ("BACKUP_TO_CREATE", "live.db"),
+            ("ETCD_ENDPOINTS", &etcd.client_url),
+            ("PART_SIZE", "5MiB"),
+            ("COMPRESS", "none"),
+        ],
+    );
+    let r = run("store", &env, &["--from-etcd"]);
+    r.assert_code(0);
+    let key = format!("etcd/{CLUSTER}-live.db");
+    let back = dir.path().join("back.db");
+    gcs.download(&key, &back);
+    let stored = std::fs::read(&back).unwrap();
+    assert!(stored.len() > 10 << 20, "{}", stored.len());
+    let out = dir.path().join("out.db");
+    run("restore", &restore_env(&gcs, "live.db", &out), &[]).assert_code(0);
+    assert_eq!(std::fs::read(&out).unwrap(), stored);
+}

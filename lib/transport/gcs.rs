@@ -17,6 +17,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures::FutureExt;
 use futures::stream::BoxStream;
 use object_store::gcp::{
     GcpCredential, GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey,
@@ -409,6 +411,18 @@ impl GcsClient {
             Some(p) => format!("{p}/{key}"),
             None => key.to_string(),
         };
+        self.start_session(&name, Some(total), metadata, create_only)
+            .await
+    }
+
+    /// [`GcsClient::start_resumable`] for the full object `name`; `total` when known.
+    async fn start_session(
+        &self,
+        name: &str,
+        total: Option<u64>,
+        metadata: &[(&str, &str)],
+        create_only: bool,
+    ) -> Result<Resumable> {
         let location = format!("gs://{}/{name}", self.settings.bucket);
         let base = self.settings.base_url.as_deref().unwrap_or(GCS_URL);
         let mut url = reqwest::Url::parse(&format!("{base}/upload/storage/v1/b/"))
@@ -420,7 +434,7 @@ impl GcsClient {
             .push("o");
         url.query_pairs_mut()
             .append_pair("uploadType", "resumable")
-            .append_pair("name", &name);
+            .append_pair("name", name);
         if create_only {
             url.query_pairs_mut().append_pair("ifGenerationMatch", "0");
         }
@@ -438,8 +452,10 @@ impl GcsClient {
             .post(url)
             .header("content-type", "application/json; charset=UTF-8")
             .header("x-upload-content-type", "application/octet-stream")
-            .header("x-upload-content-length", total)
             .body(body.to_string());
+        if let Some(total) = total {
+            request = request.header("x-upload-content-length", total);
+        }
         if let Some(auth) = self.authorization().await? {
             request = request.header("authorization", auth);
         }
@@ -475,7 +491,7 @@ impl GcsClient {
 pub(crate) struct Resumable {
     client: GcsClient,
     session: String,
-    total: u64,
+    total: Option<u64>,
     location: String,
 }
 
@@ -493,14 +509,14 @@ impl Resumable {
     ) -> Result<()> {
         let len = bytes.len() as u64;
         let end = offset + len;
-        if end > self.total || (last && end != self.total) || (len == 0) {
+        let total = self.total.unwrap_or(end);
+        if end > total || (last && end != total) || (len == 0) {
             return Err(Error::Other(format!(
-                "chunk {offset}+{len} does not fit an upload of {} bytes",
-                self.total
+                "chunk {offset}+{len} does not fit an upload of {total} bytes"
             )));
         }
         let range = if last {
-            format!("bytes {offset}-{}/{}", end - 1, self.total)
+            format!("bytes {offset}-{}/{total}", end - 1)
         } else {
             format!("bytes {offset}-{}/*", end - 1)
         };
@@ -527,6 +543,10 @@ impl Resumable {
 
     /// Cancels the session; returns what may be left when it could not.
     pub(crate) async fn cancel(self) -> Option<String> {
+        self.cancel_ref().await
+    }
+
+    async fn cancel_ref(&self) -> Option<String> {
         let mut request = self.client.http.delete(&self.session);
         if let Ok(Some(auth)) = self.client.authorization().await {
             request = request.header("authorization", auth);
@@ -544,6 +564,83 @@ impl Resumable {
                 "an incomplete resumable upload to {} (GCS drops it after a week)",
                 self.location
             )),
+        }
+    }
+}
+
+type Sent =
+    futures::future::Shared<futures::future::BoxFuture<'static, std::result::Result<(), String>>>;
+
+/// A multipart upload on one resumable session.
+struct Chunked {
+    session: Arc<Resumable>,
+    /// Bytes not sent yet: under 256 KiB, or the last 256 KiB held back.
+    held: Vec<u8>,
+    /// Where the next chunk starts.
+    offset: u64,
+    /// The request of the previous part; the next waits for it.
+    previous: Sent,
+}
+
+impl std::fmt::Debug for Chunked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chunked({})", self.session.location)
+    }
+}
+
+#[async_trait::async_trait]
+impl MultipartUpload for Chunked {
+    fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+        for chunk in data.iter() {
+            self.held.extend_from_slice(chunk);
+        }
+        // Send whole 256 KiB units, keeping at least one byte for `complete`.
+        let units = (self.held.len().saturating_sub(1) as u64 / CHUNK_ALIGN) * CHUNK_ALIGN;
+        let rest = self.held.split_off(units as usize);
+        let send = Bytes::from(std::mem::replace(&mut self.held, rest));
+        let (offset, previous, session) =
+            (self.offset, self.previous.clone(), self.session.clone());
+        self.offset += send.len() as u64;
+        let sent: Sent = async move {
+            previous.await?;
+            if send.is_empty() {
+                return Ok(());
+            }
+            session
+                .put_chunk(offset, send, false)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+        .shared();
+        self.previous = sent.clone();
+        async move { sent.await.map_err(generic) }.boxed()
+    }
+
+    async fn complete(&mut self) -> object_store::Result<PutResult> {
+        self.previous.clone().await.map_err(generic)?;
+        let last = Bytes::from(std::mem::take(&mut self.held));
+        if last.is_empty() {
+            return Err(generic(
+                "an empty object cannot complete a resumable upload".to_string(),
+            ));
+        }
+        self.session
+            .put_chunk(self.offset, last, true)
+            .await
+            .map_err(|e| generic(e.to_string()))?;
+        Ok(PutResult {
+            e_tag: None,
+            version: None,
+            extensions: Default::default(),
+        })
+    }
+
+    async fn abort(&mut self) -> object_store::Result<()> {
+        let _ = self.previous.clone().await;
+        match self.session.cancel_ref().await {
+            None => Ok(()),
+            Some(left) => Err(generic(left)),
         }
     }
 }
@@ -629,12 +726,35 @@ impl ObjectStore for GcsStore {
         }
     }
 
+    /// A resumable session (JSON API), not the XML multipart upload: parts are
+    /// cut into 256 KiB-aligned chunks sent strictly in order, each part's
+    /// request after the previous one's; the tail is held back for `complete`,
+    /// so nothing is visible before it.
     async fn put_multipart_opts(
         &self,
         location: &ObjectPath,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.0.store.put_multipart_opts(location, opts).await
+        let meta: Vec<(String, String)> = opts
+            .attributes
+            .iter()
+            .filter_map(|(k, v)| match k {
+                Attribute::Metadata(k) => Some((k.to_string(), v.to_string())),
+                _ => None,
+            })
+            .collect();
+        let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let session = self
+            .0
+            .start_session(location.as_ref(), None, &meta, false)
+            .await
+            .map_err(|e| generic(e.to_string()))?;
+        Ok(Box::new(Chunked {
+            session: Arc::new(session),
+            held: Vec::new(),
+            offset: 0,
+            previous: futures::future::ready(Ok(())).boxed().shared(),
+        }))
     }
 
     async fn get_opts(
