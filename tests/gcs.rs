@@ -412,3 +412,68 @@ fn store_from_etcd_streams_into_one_resumable_session() {
     run("restore", &restore_env(&gcs, "live.db", &out), &[]).assert_code(0);
     assert_eq!(std::fs::read(&out).unwrap(), stored);
 }
+
+#[test]
+fn service_refusals_map_to_exit_codes() {
+    let gcs = FakeGcs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("etcd-3.4-small.db.gz");
+    for (status, code) in [(403, 77), (401, 77), (429, 15), (503, 15)] {
+        // Every request answered with `status` by a proxy in front of the server.
+        let proxy = Proxy::start(gcs.port, Rule::on_every_request(Fault::Status(status)));
+        let host = format!("127.0.0.1:{}", proxy.port);
+        let over = [("STORAGE_EMULATOR_HOST", host.as_str()), ("DEADLINE", "5s")];
+        let r = run(
+            "store",
+            &with(&store_env(&gcs, "x.db.gz", &file), &over),
+            &[],
+        );
+        r.assert_code(code);
+        let out = dir.path().join("out");
+        let r = run(
+            "restore",
+            &with(&restore_env(&gcs, "x.db.gz", &out), &over),
+            &[],
+        );
+        r.assert_code(code);
+        let env = with(&gcs.job_env("etcd"), &[("BACKUP_TO_DELETE", "x.db.gz")]);
+        run("delete", &with(&env, &over), &[]).assert_code(code);
+    }
+    assert!(gcs.keys("").is_empty());
+}
+
+#[test]
+fn restore_to_a_data_dir_from_gs_matches_the_one_from_the_file() {
+    let gcs = FakeGcs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = fixture("etcd-3.4-small.db.gz");
+    run("store", &store_env(&gcs, "dd.db.gz", &file), &[]).assert_code(0);
+    let member = |data: &Path| -> Vec<String> {
+        [
+            "--name",
+            "m0",
+            "--initial-cluster",
+            "m0=http://127.0.0.1:2380",
+            "--initial-cluster-token",
+            "tok",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:2380",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (from_gs, from_file) = (dir.path().join("gs"), dir.path().join("file"));
+    let args = member(&from_gs);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = with(&gcs.job_env("etcd"), &[("BACKUP_TO_RESTORE", "dd.db.gz")]);
+    run("restore", &env, &args).assert_code(0);
+    let mut args = member(&from_file);
+    args.extend(["--snapshot".to_string(), file.to_str().unwrap().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("restore", &[], &args).assert_code(0);
+    let db = |d: &Path| std::fs::read(d.join("member/snap/db")).unwrap();
+    assert!(!db(&from_gs).is_empty());
+    assert_eq!(db(&from_gs), db(&from_file));
+}
