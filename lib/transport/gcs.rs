@@ -637,7 +637,7 @@ impl MultipartUpload for Chunked {
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {
-        let _ = self.previous.clone().await;
+        // Not after the chunk in flight: it may be the one that stalls.
         match self.session.cancel_ref().await {
             None => Ok(()),
             Some(left) => Err(generic(left)),
@@ -838,6 +838,23 @@ mod tests {
             assert!(err.to_string().starts_with(var), "{err}");
             assert!(!err.to_string().contains("pw@"), "{err}");
         }
+    }
+
+    #[test]
+    fn gs_urls_select_gcs_and_are_described_with_their_prefix() {
+        let r = crate::transport::remote::Remote::from_inputs(&inputs(&[
+            ("STORAGE_URL", "gs://backups/etcd/prod/"),
+            ("STORAGE_EMULATOR_HOST", "127.0.0.1:4443"),
+        ]))
+        .unwrap();
+        assert!(r.keeps_metadata());
+        assert_eq!(r.describe("c-1.db.gz"), "gs://backups/etcd/prod/c-1.db.gz");
+        let err = crate::transport::remote::Remote::from_inputs(&inputs(&[
+            ("STORAGE_URL", "gs://backups/etcd"),
+            ("BUCKET_NAME", "other"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 78);
     }
 
     #[test]
