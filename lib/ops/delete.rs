@@ -306,6 +306,7 @@ async fn delete_one(
 fn bucket_name(remote: &Remote) -> String {
     match remote {
         Remote::S3(s) => s.bucket.clone(),
+        Remote::Gcs(g) => g.bucket.clone(),
         Remote::Local { root } => root.display().to_string(),
         Remote::Azure(a) => a.container.clone(),
     }

@@ -4,6 +4,7 @@
 
 pub mod azure;
 pub mod etcd;
+pub mod gcs;
 pub mod listing;
 pub mod multipart;
 pub mod object;

@@ -31,6 +31,8 @@ pub enum Remote {
     /// An Azure Blob Storage container (`az://`, `azure://`, `azureblob://`,
     /// `https://ACCOUNT.blob.core.windows.net/`).
     Azure(crate::transport::azure::AzureSettings),
+    /// A Google Cloud Storage bucket (`gs://bucket/prefix`).
+    Gcs(crate::transport::gcs::GcsSettings),
     /// A local directory (`file:///dir`): the embedded default that needs no server.
     Local {
         /// The directory; created on first use.
@@ -373,6 +375,16 @@ impl Remote {
                 Remote::Azure(a) => {
                     return crate::transport::azure::from_inputs(a, inputs).map(Remote::Azure);
                 }
+                Remote::Gcs(g) => {
+                    if inputs.bucket_name.as_ref().is_some_and(|b| *b != g.bucket) {
+                        return Err(Error::Config(
+                            "BUCKET_NAME and STORAGE_URL name different buckets; set one".into(),
+                        ));
+                    }
+                    let ca = load_ca_bundle(inputs.ca_bundle.as_deref())?;
+                    return crate::transport::gcs::settings(g.bucket, g.prefix, inputs, ca)
+                        .map(Remote::Gcs);
+                }
             },
             None => {
                 let bucket = inputs.bucket_name.clone().ok_or_else(|| {
@@ -440,6 +452,10 @@ impl Remote {
                 Some(p) => format!("s3://{}/{p}/{key}", s.bucket),
                 None => format!("s3://{}/{key}", s.bucket),
             },
+            Remote::Gcs(g) => match &g.prefix {
+                Some(p) => format!("gs://{}/{p}/{key}", g.bucket),
+                None => format!("gs://{}/{key}", g.bucket),
+            },
             Remote::Local { root } => format!("file://{}/{key}", root.display()),
             Remote::Azure(a) => a.describe(key),
         }
@@ -447,7 +463,7 @@ impl Remote {
 
     /// Whether the store keeps user metadata (where the SHA-256 is recorded).
     pub fn keeps_metadata(&self) -> bool {
-        matches!(self, Remote::S3(_) | Remote::Azure(_))
+        matches!(self, Remote::S3(_) | Remote::Azure(_) | Remote::Gcs(_))
     }
 
     /// The metadata a backup carries here ([`backup_attributes`]): on Azure
@@ -510,6 +526,7 @@ impl Remote {
             }
             Remote::S3(s) => open_s3(s, tuning).await,
             Remote::Azure(a) => a.open(tuning),
+            Remote::Gcs(g) => crate::transport::gcs::GcsClient::build(g, tuning)?.object_store(),
         }
     }
 }
@@ -755,8 +772,21 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
                 sign_payload: false,
             }))
         }
+        "gs" => {
+            // Literal prefix, as for s3:// (kops' `gs://` stores are the same form).
+            let rest = raw.trim().split_once("://").map_or("", |(_, rest)| rest);
+            let (bucket, prefix) = crate::transport::gcs::parse_url(rest).map_err(|e| bad(&e))?;
+            Ok(Remote::Gcs(crate::transport::gcs::GcsSettings {
+                bucket,
+                prefix,
+                base_url: None,
+                // Replaced by the credentials of the settings (from_inputs).
+                credentials: crate::transport::gcs::GcsCredentials::MetadataServer,
+                ca_bundle: None,
+            }))
+        }
         other => Err(bad(&format!(
-            "scheme {other:?} is not supported (use s3://, az:// or file://)"
+            "scheme {other:?} is not supported (use s3://, az://, gs:// or file://)"
         ))),
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod azurite;
 pub mod garage;
+pub mod gcs;
 pub mod proxy;
 pub mod tls;
 

@@ -32,6 +32,7 @@ use crate::transport::remote::Remote;
 
 mod encrypt;
 mod from_etcd;
+mod gcs;
 mod generic;
 mod verify;
 
@@ -217,6 +218,9 @@ async fn store_file(
         return Err(Error::Config(
             "ENCRYPT_RECIPIENTS: encryption is supported for S3 and file:// stores".into(),
         ));
+    } else if let Remote::Gcs(settings) = &cfg.remote {
+        // GCS: one resumable upload, completed by its held-back last chunk.
+        gcs::store_resumable(cfg, settings, before, part_size, shutdown, deadline).await?
     } else {
         // Any other store: object_store's multipart upload, through its traits.
         generic::store_multipart(cfg, (&client, &path), before, part_size, shutdown, deadline)
