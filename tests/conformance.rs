@@ -1,4 +1,5 @@
-//! One scenario every backend runs (issue 16): store one-shot and multipart, a
+//! One scenario every backend runs (issue 16: s3s-fs, garage, file://, Azurite,
+//! fake-gcs-server): store one-shot and multipart, a
 //! corrupt snapshot leaves nothing, restore identical, delete of a missing backup
 //! is 0, retention (refused where the store keeps no metadata), delete by name.
 //! Adding a backend means adding one constructor and one `#[test]` line below.
@@ -117,6 +118,16 @@ fn azurite() -> Backend {
     }
 }
 
+fn fake_gcs() -> Backend {
+    let gcs = std::rc::Rc::new(common::gcs::FakeGcs::start());
+    Backend {
+        name: "fake-gcs-server",
+        env: gcs.job_env("conf"),
+        keeps_metadata: true,
+        names: Box::new(move || gcs.keys("")),
+    }
+}
+
 fn scenario(b: &Backend) {
     let name = b.name;
     let dir = tempfile::tempdir().unwrap();
@@ -216,4 +227,9 @@ fn file_conforms() {
 #[test]
 fn azurite_conforms() {
     scenario(&azurite());
+}
+
+#[test]
+fn fake_gcs_server_conforms() {
+    scenario(&fake_gcs());
 }

@@ -215,6 +215,19 @@ impl StoreConfig {
                     .into(),
             ));
         }
+        let from_etcd = parse_bool(i.from_etcd.as_deref(), "FROM_ETCD")?;
+        if encrypt.is_some()
+            && !from_etcd
+            && !matches!(remote, Remote::S3(_) | Remote::Local { .. })
+        {
+            // Refused before anything is read or sent (store_file would find out
+            // only after encrypting the file).
+            return Err(Error::Config(format!(
+                "ENCRYPT_RECIPIENTS: encrypting a snapshot file is supported for s3:// and \
+                 file:// stores, not {} (--from-etcd encrypts in the stream anywhere)",
+                remote.describe("")
+            )));
+        }
         Ok(StoreConfig {
             encrypt,
             key,
