@@ -427,7 +427,7 @@ async fn put_streaming(
 /// this run started: what a SIGKILLed or OOM-killed run left (a signal aborts
 /// its own). A concurrent run of the same key whose upload started earlier loses
 /// it and fails its Complete (README, "Known limits"). A server that cannot list
-/// them (s3s-fs) or a failed listing is a warning: the backup goes on.
+/// them (s3s-fs) or a failed listing (tried once) is a warning: the backup goes on.
 async fn abort_stale(
     target: &crate::transport::put::Target,
     run_started: SystemTime,
@@ -438,7 +438,7 @@ async fn abort_stale(
     let stale = |p: &crate::transport::put::Pending| p.key == key && p.initiated < run_started;
     let swept = deadline
         .run(shutdown, "aborting stale multipart uploads", async {
-            Ok(target.sweep(stale, false).await)
+            Ok(target.single_try().sweep(stale, false).await)
         })
         .await?;
     match swept {

@@ -104,6 +104,15 @@ impl Target {
         &self.key
     }
 
+    /// The same target whose requests are tried once: `store`'s sweep is
+    /// housekeeping, and an unreachable server must not cost its retries twice.
+    pub(crate) fn single_try(&self) -> Target {
+        Target {
+            max_retries: 0,
+            ..self.clone()
+        }
+    }
+
     /// The incomplete uploads whose keys start with `prefix` (under the
     /// STORAGE_URL prefix); `None` when the server does not implement the listing.
     pub(crate) async fn pending_uploads(&self, prefix: &str) -> Result<Option<Vec<Pending>>> {
