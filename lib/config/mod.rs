@@ -752,7 +752,7 @@ mod tests {
             ),
         ] {
             let err = DeleteConfig::from_inputs(&inputs(pairs), false).unwrap_err();
-            assert_eq!(err.class(), crate::ErrorClass::Config, "{err}");
+            assert_eq!(err.class(), crate::base::error::ErrorClass::Config, "{err}");
             assert!(err.to_string().contains(named), "{err}");
         }
     }
