@@ -52,9 +52,15 @@ struct Args {
     /// name, and retention applies to the store's backups [env: BACKUP_STORE]
     #[arg(long, value_name = "URL")]
     backup_store: Option<String>,
-    /// Key prefix retention lists [env: RETENTION_PREFIX] [default: $CLUSTER-]
+    /// Key prefix retention lists, and --abort-incomplete sweeps [env: RETENTION_PREFIX] [default: $CLUSTER-]
     #[arg(long, value_name = "PREFIX")]
     prefix: Option<String>,
+    /// Abort the incomplete multipart uploads under the prefix (left by killed store runs) [env: ABORT_INCOMPLETE]
+    #[arg(long)]
+    abort_incomplete: bool,
+    /// With --abort-incomplete: only those initiated at least this long ago, e.g. 24h, 0s [env: ABORT_OLDER_THAN] [default: 24h]
+    #[arg(long, value_name = "AGE")]
+    older_than: Option<String>,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -73,6 +79,8 @@ pub fn main() -> std::process::ExitCode {
         flags.retention_timezone = args.timezone;
         flags.dry_run = args.dry_run.then(|| "true".to_string());
         flags.retention_prefix = args.prefix;
+        flags.abort_incomplete = args.abort_incomplete.then(|| "true".to_string());
+        flags.abort_older_than = args.older_than;
         flags.backup_store = args.backup_store;
         let cfg = DeleteConfig::from_inputs(&env.overlay(flags), args.strict)?;
         snapjob::delete(&cfg, &shutdown).await

@@ -50,8 +50,8 @@ pub use base::cancel::{Deadline, Shutdown, ShutdownTrigger};
 pub use base::error::{Error, ErrorClass, Result, StopReason};
 pub use base::settings::{Inputs, Secret};
 pub use config::{
-    CopyConfig, CopyWhat, CtlConfig, DeleteConfig, ListConfig, RestoreConfig, Retention, Scope,
-    SnapshotConfig, StoreConfig, Transfer, VerifyConfig, VerifyFlags,
+    AbortIncomplete, CopyConfig, CopyWhat, CtlConfig, DeleteConfig, ListConfig, RestoreConfig,
+    Retention, Scope, SnapshotConfig, StoreConfig, Transfer, VerifyConfig, VerifyFlags,
 };
 pub use ops::copy::{CopyReport, copy};
 pub use ops::ctl::ctl;

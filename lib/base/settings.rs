@@ -179,6 +179,11 @@ pub struct Inputs {
     pub retention_timezone: Option<String>,
     /// `DRY_RUN`: print the retention plan and delete nothing.
     pub dry_run: Option<String>,
+    /// `ABORT_INCOMPLETE`: `delete` aborts the incomplete multipart uploads under
+    /// the prefix (`RETENTION_PREFIX`, default `$CLUSTER-`).
+    pub abort_incomplete: Option<String>,
+    /// `ABORT_OLDER_THAN`: only those initiated at least this long ago (default 24h).
+    pub abort_older_than: Option<String>,
     /// `PROGRESS_INTERVAL`: seconds between progress lines (default 5; 0: every update).
     pub progress_interval: Option<String>,
     /// `COPY_FROM`: `copy`'s source URL (`s3://bucket[/prefix]`, `file:///dir`).
@@ -337,6 +342,8 @@ impl Inputs {
             keep_within,
             retention_timezone,
             dry_run,
+            abort_incomplete,
+            abort_older_than,
             progress_interval,
             copy_from,
             copy_to,

@@ -165,6 +165,19 @@ pub struct DeleteConfig {
     pub strict: bool,
     /// Internal time budget (below the Job's `activeDeadlineSeconds: 240`).
     pub deadline: Duration,
+    /// `--abort-incomplete`: sweep the incomplete multipart uploads first.
+    pub abort_incomplete: Option<AbortIncomplete>,
+}
+
+/// Which incomplete multipart uploads `delete --abort-incomplete` aborts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbortIncomplete {
+    /// Key prefix (under the STORAGE_URL prefix): `RETENTION_PREFIX`, default `$CLUSTER-`.
+    pub prefix: String,
+    /// Initiated at least this long ago (`ABORT_OLDER_THAN`, default 24h; `0s`: all).
+    pub older_than: Duration,
+    /// List them, abort nothing (`DRY_RUN`).
+    pub dry_run: bool,
 }
 
 impl StoreConfig {
@@ -378,8 +391,10 @@ impl DeleteConfig {
             None => Remote::from_inputs(i)?,
         };
         let retention = retention(i, &remote, etcd_manager)?;
+        let abort_incomplete = abort_incomplete(i, &remote)?;
         let key = match (&i.backup_to_delete, &i.object_key, &retention) {
             (None, None, Some(_)) => None,
+            (None, None, None) if abort_incomplete.is_some() => None,
             (Some(name), _, _) if etcd_manager => {
                 crate::formats::etcd_manager::check_backup_name(name)
                     .map_err(|e| Error::Config(format!("BACKUP_TO_DELETE: {e}")))?;
@@ -405,8 +420,58 @@ impl DeleteConfig {
             strict,
             deadline: deadline(i, Duration::from_secs(220))?,
             remote,
+            abort_incomplete,
         })
     }
+}
+
+/// `ABORT_INCOMPLETE` (`delete --abort-incomplete`): an S3 store only, since only
+/// S3 has multipart uploads to sweep.
+fn abort_incomplete(i: &Inputs, remote: &Remote) -> Result<Option<AbortIncomplete>> {
+    if !parse_bool(i.abort_incomplete.as_deref(), "ABORT_INCOMPLETE")? {
+        if i.abort_older_than.is_some() {
+            return Err(Error::Config(
+                "ABORT_OLDER_THAN (--older-than) is given without ABORT_INCOMPLETE \
+                 (--abort-incomplete)"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    if !matches!(remote, Remote::S3(_)) {
+        return Err(Error::Config(
+            "ABORT_INCOMPLETE needs an S3 store (STORAGE_URL s3:// or BUCKET_NAME): \
+             other stores have no incomplete multipart uploads to abort"
+                .into(),
+        ));
+    }
+    let older_than = match i.abort_older_than.as_deref().map(str::trim) {
+        None => Duration::from_secs(24 * 3600),
+        Some("0" | "0s" | "0m" | "0h") => Duration::ZERO,
+        Some(raw) => parse_duration(raw, "ABORT_OLDER_THAN")?,
+    };
+    let prefix = match (&i.retention_prefix, &i.cluster) {
+        (Some(p), _) => p.clone(),
+        (None, Some(cluster)) => format!("{cluster}-"),
+        (None, None) => {
+            return Err(Error::Config(
+                "ABORT_INCOMPLETE needs CLUSTER or RETENTION_PREFIX (--prefix): the key \
+                 prefix whose incomplete uploads are aborted"
+                    .into(),
+            ));
+        }
+    };
+    if prefix.is_empty() {
+        return Err(Error::Config(
+            "RETENTION_PREFIX (--prefix) is empty: ABORT_INCOMPLETE would sweep the whole bucket"
+                .into(),
+        ));
+    }
+    Ok(Some(AbortIncomplete {
+        prefix,
+        older_than,
+        dry_run: parse_bool(i.dry_run.as_deref(), "DRY_RUN")?,
+    }))
 }
 
 /// The age recipients to encrypt to, from `ENCRYPT_RECIPIENTS` and
@@ -657,5 +722,51 @@ mod tests {
         let i = inputs(&[("BACKUP_TO_CREATE", "b"), ("CONCURRENCY", "many")]);
         let err = StoreConfig::from_inputs(&i).unwrap_err();
         assert!(err.to_string().starts_with("CONCURRENCY="), "{err}");
+    }
+
+    #[test]
+    fn abort_incomplete_settings() {
+        let d = DeleteConfig::from_inputs(&inputs(&[("ABORT_INCOMPLETE", "true")]), false).unwrap();
+        assert_eq!(d.key, None);
+        let a = d.abort_incomplete.unwrap();
+        assert_eq!(a.prefix, "xyz123-");
+        assert_eq!(a.older_than, Duration::from_secs(24 * 3600));
+        assert!(!a.dry_run);
+        let i = inputs(&[
+            ("ABORT_INCOMPLETE", "true"),
+            ("ABORT_OLDER_THAN", "0s"),
+            ("RETENTION_PREFIX", "p/"),
+            ("DRY_RUN", "true"),
+        ]);
+        let a = DeleteConfig::from_inputs(&i, false)
+            .unwrap()
+            .abort_incomplete
+            .unwrap();
+        assert_eq!(
+            (a.prefix.as_str(), a.older_than, a.dry_run),
+            ("p/", Duration::ZERO, true)
+        );
+        for (pairs, named) in [
+            (&[("ABORT_OLDER_THAN", "1h")][..], "ABORT_OLDER_THAN"),
+            (
+                &[("ABORT_INCOMPLETE", "true"), ("ABORT_OLDER_THAN", "soon")][..],
+                "ABORT_OLDER_THAN",
+            ),
+            (
+                &[("ABORT_INCOMPLETE", "yes please")][..],
+                "ABORT_INCOMPLETE",
+            ),
+            (
+                &[
+                    ("ABORT_INCOMPLETE", "true"),
+                    ("STORAGE_URL", "file:///tmp/x"),
+                ][..],
+                "ABORT_INCOMPLETE",
+            ),
+        ] {
+            let err = DeleteConfig::from_inputs(&inputs(pairs), false).unwrap_err();
+            assert_eq!(err.class(), crate::base::error::ErrorClass::Config, "{err}");
+            assert!(err.to_string().contains(named), "{err}");
+        }
     }
 }

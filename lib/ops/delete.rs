@@ -12,7 +12,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::{Error, ErrorClass, Result};
-use crate::config::{DeleteConfig, Retention, Scope};
+use crate::config::{AbortIncomplete, DeleteConfig, Retention, Scope};
 use crate::formats::{etcd_manager, retention};
 use crate::transport::object::cluster_objects;
 use crate::transport::remote::Remote;
@@ -57,6 +57,9 @@ pub struct PruneReport {
 #[tracing::instrument(name = "delete", skip_all, fields(key = ?cfg.key))]
 pub async fn delete(cfg: &DeleteConfig, shutdown: &Shutdown) -> Result<DeleteReport> {
     let deadline = Deadline::after(cfg.deadline);
+    if let Some(sweep) = &cfg.abort_incomplete {
+        abort_incomplete(cfg, sweep, &deadline, shutdown).await?;
+    }
     let outcome = match &cfg.key {
         Some(key) => delete_one(cfg, key, &deadline, shutdown).await?,
         None => DeleteOutcome::AlreadyAbsent,
@@ -66,6 +69,66 @@ pub async fn delete(cfg: &DeleteConfig, shutdown: &Shutdown) -> Result<DeleteRep
         _ => None,
     };
     Ok(DeleteReport { outcome, retention })
+}
+
+/// `--abort-incomplete`: aborts the incomplete multipart uploads under
+/// `sweep.prefix` initiated at least `sweep.older_than` ago (what killed `store`
+/// runs left), one log line each and a summary; in a dry run lists them only. A
+/// server that cannot list them is an error (exit 1), and so is an abort that
+/// failed, after the others were tried (its own class: 77 when refused).
+async fn abort_incomplete(
+    cfg: &DeleteConfig,
+    sweep: &AbortIncomplete,
+    deadline: &Deadline,
+    shutdown: &Shutdown,
+) -> Result<()> {
+    let (_, _, target) = cfg
+        .remote
+        .connect_put(&sweep.prefix, deadline, shutdown)
+        .await?;
+    let Some(target) = target else {
+        return Err(Error::Config(
+            "ABORT_INCOMPLETE needs an S3 store: other stores have no multipart uploads".into(),
+        ));
+    };
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(sweep.older_than)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let prefix = target.full_key().to_string();
+    let swept = deadline
+        .run(
+            shutdown,
+            "aborting incomplete multipart uploads",
+            target.sweep(|p| p.initiated <= cutoff, sweep.dry_run),
+        )
+        .await?;
+    let Some(s) = swept else {
+        return Err(Error::Other(format!(
+            "{}: the server does not list incomplete multipart uploads (ListMultipartUploads \
+             not implemented), so none can be aborted",
+            cfg.remote.describe(&sweep.prefix)
+        )));
+    };
+    let failed = s.failed.as_ref().map_or(0, |(_, n)| *n);
+    tracing::info!(
+        prefix = %prefix,
+        older_than_secs = sweep.older_than.as_secs(),
+        matched = s.matched,
+        aborted = s.aborted,
+        failed,
+        dry_run = sweep.dry_run,
+        "{}",
+        if sweep.dry_run {
+            "incomplete multipart uploads listed (dry run: none aborted)"
+        } else {
+            "incomplete multipart uploads swept"
+        }
+    );
+    match s.failed {
+        // Each was logged; the first one's error is the run's.
+        Some((e, _)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A backup retention may delete: its key (or etcd-manager name), time, size.

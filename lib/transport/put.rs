@@ -41,6 +41,9 @@ use object_store::{Attribute, Attributes, PutMultipartOptions};
 
 use crate::transport::remote::{ClientTuning, S3Client, S3Settings};
 
+mod uploads;
+pub(crate) use uploads::Pending;
+
 /// How a body is read from the file: bytes per read, and reads queued ahead of
 /// the socket; about `(queued + 2) * chunk` bytes are in memory per request.
 /// A single PUT reads ahead 6 MiB; each of the parallel parts 1.5 MiB, so 4 in
@@ -63,6 +66,10 @@ pub(crate) struct Target {
     /// deadline bounds it.
     patient: reqwest::Client,
     url: reqwest::Url,
+    /// The bucket's URL (ListMultipartUploads, and aborts of other keys: uploads.rs).
+    bucket_url: reqwest::Url,
+    /// The key under the prefix, as sent.
+    key: String,
     /// The object_store client of the same bucket: its credential provider signs
     /// every request, and it makes the multipart control calls.
     store: AmazonS3,
@@ -116,6 +123,8 @@ impl Target {
         };
         let url = reqwest::Url::parse(&raw)
             .map_err(|e| Error::Config(format!("object URL for key {key:?}: {e}")))?;
+        let bucket_url = reqwest::Url::parse(raw.strip_suffix(&path).unwrap_or(&raw))
+            .map_err(|e| Error::Config(format!("bucket URL of key {key:?}: {e}")))?;
         if url.host_str().is_none() {
             return Err(Error::Config(format!("object URL {raw} has no host")));
         }
@@ -147,6 +156,8 @@ impl Target {
             client: build(Some(tuning.read_timeout))?,
             patient: build(None)?,
             url,
+            bucket_url,
+            key: full_key.clone(),
             store: client.store.clone(),
             object,
             region: region.to_string(),

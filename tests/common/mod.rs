@@ -10,6 +10,7 @@
 pub mod azurite;
 pub mod garage;
 pub mod gcs;
+pub mod moto;
 pub mod proxy;
 pub mod tls;
 

@@ -87,6 +87,7 @@ pub async fn store_from_etcd(
     deadline: &Deadline,
 ) -> Result<StoreReport> {
     let started = Instant::now();
+    let run_started = std::time::SystemTime::now();
     let what = cfg.remote.describe(&cfg.key);
     // Verified, compressed, then encrypted when recipients are given.
     let stages = |compress| Stages {
@@ -96,7 +97,11 @@ pub async fn store_from_etcd(
     let mut stream = deadline
         .run(shutdown, "connecting to etcd", etcd::open(src))
         .await?;
-    let (client, path) = cfg.remote.connect(&cfg.key, deadline, shutdown).await?;
+    let (client, path, target) = cfg.remote.connect_put(&cfg.key, deadline, shutdown).await?;
+    if let Some(target) = &target {
+        // What killed runs of this key left (see `abort_stale`).
+        super::abort_stale(target, run_started, shutdown, deadline).await?;
+    }
     if let crate::transport::remote::Remote::Local { root } = &cfg.remote {
         // A local directory: the same locked temporary file and rename as a
         // file's store, never object_store's staging file that no run sweeps.

@@ -112,6 +112,7 @@ async fn store_file(
     deadline: &Deadline,
 ) -> Result<StoreReport> {
     let started = Instant::now();
+    let run_started = SystemTime::now();
     let location = cfg.remote.describe(&cfg.key);
     let before = file_state(&cfg.file)?;
     if before.len == 0 {
@@ -161,6 +162,9 @@ async fn store_file(
             t
         }
     });
+    if let Some(target) = &target {
+        abort_stale(target, run_started, shutdown, deadline).await?;
+    }
     let keep_meta = cfg.remote.keeps_metadata();
 
     let (sha256, parts, info) = if let Some(target) = target {
@@ -421,6 +425,46 @@ async fn put_streaming(
             Err(e)
         }
     }
+}
+
+/// Aborts the incomplete multipart uploads of this very key initiated before
+/// this run started: what a SIGKILLed or OOM-killed run left (a signal aborts
+/// its own). A concurrent run of the same key whose upload started earlier loses
+/// it and fails its Complete (README, "Known limits"). A server that cannot list
+/// them (s3s-fs) or a failed listing (tried once) is a warning: the backup goes on.
+async fn abort_stale(
+    target: &crate::transport::put::Target,
+    run_started: SystemTime,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<()> {
+    let key = target.full_key().to_string();
+    let stale = |p: &crate::transport::put::Pending| p.key == key && p.initiated < run_started;
+    let swept = deadline
+        .run(shutdown, "aborting stale multipart uploads", async {
+            Ok(target.single_try().sweep(stale, false).await)
+        })
+        .await?;
+    match swept {
+        Ok(Some(s)) => {
+            let failed = s.failed.as_ref().map_or(0, |(_, n)| *n);
+            if let Some((e, _)) = &s.failed {
+                tracing::warn!(key = %key, failed, error = %e.chain(), "some stale multipart uploads of the key could not be aborted");
+            }
+            tracing::info!(key = %key, aborted = s.aborted, failed, "stale multipart uploads of the key aborted");
+        }
+        Ok(None) => tracing::warn!(
+            key = %key,
+            "the server does not list incomplete multipart uploads (ListMultipartUploads \
+             not implemented): uploads left by killed runs of this key are not aborted"
+        ),
+        Err(e) => tracing::warn!(
+            key = %key,
+            error = %e.chain(),
+            "cannot list the key's incomplete multipart uploads; stale ones are not aborted"
+        ),
+    }
+    Ok(())
 }
 
 /// S3, above `SINGLE_PUT_MAX`: a multipart upload whose parts stream from the
