@@ -156,7 +156,7 @@ pub fn name_time(name: &str) -> Option<i64> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
-    let days = crate::formats::retention::days_from_civil(y, m, d);
+    let days = crate::base::time::days_from_civil(y, m, d);
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 

@@ -11,6 +11,8 @@
 //! offset. Whatever the policy, the newest backup is kept, and so is one dated
 //! in the future (a skewed clock), which does not count as the newest.
 
+pub use crate::base::time::{civil_from_days, days_from_civil};
+
 /// How many periods a rule keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Count {
@@ -245,30 +247,6 @@ fn month(t: i64, _: usize) -> i64 {
 
 fn year(t: i64, _: usize) -> i64 {
     civil_from_days(t.div_euclid(86_400)).0
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Days since 1970-01-01 of a civil date; a day past the month's end counts on.
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Parses `+02:00`, `-0530`, `Z` or `UTC` into seconds east of UTC.
