@@ -16,10 +16,7 @@ use crate::base::error::{Error, Result};
 use crate::base::settings::Inputs;
 use crate::transport::remote::{Remote, parse_bool};
 
-use super::{
-    DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, Transfer, deadline,
-    object_key, parse_count, parse_size, progress,
-};
+use super::{Transfer, concurrency, deadline, object_key, part_size, progress};
 
 /// What `copy` copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,14 +109,8 @@ impl CopyConfig {
             to,
             what,
             transfer: Transfer {
-                part_size: match &i.part_size {
-                    Some(raw) => parse_size(raw, "PART_SIZE", MIN_PART_SIZE, MAX_PART_SIZE)?,
-                    None => DEFAULT_PART_SIZE,
-                },
-                concurrency: match &i.concurrency {
-                    Some(raw) => parse_count(raw, "CONCURRENCY", 1, 64)?,
-                    None => DEFAULT_CONCURRENCY,
-                },
+                part_size: part_size(i)?,
+                concurrency: concurrency(i)?,
                 single_put_max: 0,
             },
             deadline: deadline(i, Duration::from_secs(3600))?,

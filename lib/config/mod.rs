@@ -251,14 +251,8 @@ impl StoreConfig {
                 .filter(|c| crate::transport::remote::header_safe(c, "CLUSTER", false).is_ok()),
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             transfer: Transfer {
-                part_size: match &i.part_size {
-                    Some(raw) => parse_size(raw, "PART_SIZE", MIN_PART_SIZE, MAX_PART_SIZE)?,
-                    None => DEFAULT_PART_SIZE,
-                },
-                concurrency: match &i.concurrency {
-                    Some(raw) => parse_count(raw, "CONCURRENCY", 1, 64)?,
-                    None => DEFAULT_CONCURRENCY,
-                },
+                part_size: part_size(i)?,
+                concurrency: concurrency(i)?,
                 single_put_max: match &i.single_put_max {
                     Some(raw) => parse_size(
                         raw,
@@ -539,6 +533,22 @@ pub fn object_key(i: &Inputs, backup_var: &str, backup: Option<&str>) -> Result<
         ));
     }
     Ok(key)
+}
+
+/// `PART_SIZE`, or the default.
+fn part_size(i: &Inputs) -> Result<usize> {
+    match &i.part_size {
+        Some(raw) => parse_size(raw, "PART_SIZE", MIN_PART_SIZE, MAX_PART_SIZE),
+        None => Ok(DEFAULT_PART_SIZE),
+    }
+}
+
+/// `CONCURRENCY`, or the default.
+fn concurrency(i: &Inputs) -> Result<usize> {
+    match &i.concurrency {
+        Some(raw) => parse_count(raw, "CONCURRENCY", 1, 64),
+        None => Ok(DEFAULT_CONCURRENCY),
+    }
 }
 
 fn progress(i: &Inputs) -> Result<Duration> {
