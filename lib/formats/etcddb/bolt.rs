@@ -10,6 +10,7 @@
 //! ascending order and inside the range its parent branch gives it. The layout is
 //! bbolt 1.3's (lib/formats/datadir/bolt.rs describes it).
 
+use crate::formats::datadir::bolt::{fnv1a64, u16_at, u32_at, u64_at};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -31,23 +32,6 @@ const MAX_DEPTH: usize = 64;
 
 fn corrupt(why: impl std::fmt::Display) -> Error {
     Error::Data(format!("bbolt check: {why}"))
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// FNV-1a, 64 bits: bbolt's meta checksum.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// One meta page's fields.
