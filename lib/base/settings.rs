@@ -61,8 +61,22 @@ pub struct Inputs {
     pub aws_container_credentials_full_uri: Option<String>,
     /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`: the token for that URI.
     pub aws_container_authorization_token_file: Option<String>,
-    /// `AWS_METADATA_ENDPOINT`: EC2 instance metadata (IMDS) credentials from there.
+    /// `AWS_METADATA_ENDPOINT`: object_store's name for the instance metadata
+    /// endpoint (`AWS_EC2_METADATA_SERVICE_ENDPOINT` wins).
     pub aws_metadata_endpoint: Option<String>,
+    /// `AWS_EC2_METADATA_SERVICE_ENDPOINT`: the instance metadata (IMDSv2)
+    /// endpoint, default `http://169.254.169.254`.
+    pub aws_ec2_metadata_service_endpoint: Option<String>,
+    /// `AWS_EC2_METADATA_DISABLED`: `true` never asks instance metadata.
+    pub aws_ec2_metadata_disabled: Option<String>,
+    /// `AWS_PROFILE`: the profile of the shared files (default `default`).
+    pub aws_profile: Option<String>,
+    /// `AWS_SHARED_CREDENTIALS_FILE`: default `$HOME/.aws/credentials`.
+    pub aws_shared_credentials_file: Option<String>,
+    /// `AWS_CONFIG_FILE`: default `$HOME/.aws/config`.
+    pub aws_config_file: Option<String>,
+    /// `HOME`: where the default shared files are.
+    pub home: Option<String>,
     /// `BUCKET_NAME`.
     pub bucket_name: Option<String>,
     /// `ENDPOINT` (fallbacks `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`).
@@ -284,6 +298,12 @@ impl Inputs {
             aws_container_credentials_full_uri,
             aws_container_authorization_token_file,
             aws_metadata_endpoint,
+            aws_ec2_metadata_service_endpoint,
+            aws_ec2_metadata_disabled,
+            aws_profile,
+            aws_shared_credentials_file,
+            aws_config_file,
+            home,
             bucket_name,
             endpoint,
             aws_endpoint_url_s3,

@@ -1,5 +1,6 @@
-//! Where the S3 credentials come from: static keys, or object_store's provider
-//! for web identity, container credentials or instance metadata.
+//! Where the S3 credentials come from: static keys, a shared-file profile, or
+//! object_store's provider for web identity, container credentials or instance
+//! metadata.
 
 use object_store::aws::AmazonS3ConfigKey;
 
@@ -22,6 +23,8 @@ pub enum Credentials {
         /// Session token for temporary credentials.
         session_token: Option<Secret>,
     },
+    /// Static keys of a profile of the shared files (`AWS_PROFILE`).
+    Profile(super::profile::ProfileKeys),
     /// No static keys: object_store's own provider for these settings (web
     /// identity, container credentials or instance metadata). None of the
     /// values is a secret (a token is read from its file by the provider).
@@ -30,6 +33,10 @@ pub enum Credentials {
         source: String,
         /// object_store's settings for it.
         config: Vec<(AmazonS3ConfigKey, String)>,
+        /// Instance metadata at its default address, because nothing else was
+        /// set: when it does not answer at once, the run has no credentials at
+        /// all (78, naming what was tried) rather than a network failure.
+        last_resort: bool,
     },
 }
 
@@ -41,13 +48,15 @@ pub(super) fn access_key_var(inputs: &Inputs) -> &'static str {
     }
 }
 
-/// The credentials the settings name: static keys when either is given (then
-/// both must be), else object_store's provider for web identity
+/// The credentials the settings name, the first of the chain the AWS SDKs
+/// use: static keys when either is given (then both must be); a profile of the
+/// shared files; object_store's provider for web identity
 /// (`AWS_WEB_IDENTITY_TOKEN_FILE` with `AWS_ROLE_ARN`), container credentials
 /// (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`, or `..._FULL_URI` with
-/// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`) or instance metadata
-/// (`AWS_METADATA_ENDPOINT`). With none of these it is a configuration error
-/// naming `ACCESS_KEY_ID`, as when no other source existed.
+/// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`) or instance metadata (IMDSv2,
+/// unless `AWS_EC2_METADATA_DISABLED=true`). A source that is set but broken
+/// (half given, a file unreadable) is a configuration error naming it, never
+/// skipped for the next.
 pub(super) fn credentials(inputs: &Inputs) -> Result<Credentials> {
     let access_key_id = inputs
         .access_key_id
@@ -83,6 +92,20 @@ pub(super) fn credentials(inputs: &Inputs) -> Result<Credentials> {
             session_token: inputs.aws_session_token.clone(),
         });
     }
+    if let Some(files) = profile_files(inputs) {
+        let keys = super::profile::load(&files)?;
+        let var = format!("AWS_PROFILE={}", files.profile);
+        for (what, value) in [
+            ("aws_access_key_id", Some(&keys.access_key_id)),
+            ("aws_secret_access_key", Some(&keys.secret_access_key)),
+            ("aws_session_token", keys.session_token.as_ref()),
+        ] {
+            if let Some(v) = value {
+                header_safe(v.expose(), &format!("{var}: {what}"), true)?;
+            }
+        }
+        return Ok(Credentials::Profile(keys));
+    }
     use AmazonS3ConfigKey as Key;
     let missing = |var: &str, with: &str| {
         Error::Config(format!(
@@ -94,16 +117,11 @@ pub(super) fn credentials(inputs: &Inputs) -> Result<Credentials> {
         &inputs.aws_role_arn,
         &inputs.aws_container_credentials_relative_uri,
         &inputs.aws_container_credentials_full_uri,
-        &inputs.aws_metadata_endpoint,
     ) {
         (Some(file), Some(role), ..) => {
             // The provider reads the token at every renewal; an unreadable file
             // is a mistake of the Job's spec, found here rather than mid-upload.
-            std::fs::metadata(file).map_err(|e| {
-                Error::Config(format!(
-                    "AWS_WEB_IDENTITY_TOKEN_FILE={file:?}: cannot read it: {e}"
-                ))
-            })?;
+            readable(file, "AWS_WEB_IDENTITY_TOKEN_FILE")?;
             let mut config = vec![
                 (Key::WebIdentityTokenFile, file.clone()),
                 (Key::RoleArn, role.clone()),
@@ -126,11 +144,11 @@ pub(super) fn credentials(inputs: &Inputs) -> Result<Credentials> {
         }
         (Some(_), None, ..) => return Err(missing("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")),
         (None, Some(_), ..) => return Err(missing("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")),
-        (None, None, Some(uri), ..) => (
+        (None, None, Some(uri), _) => (
             "container credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI)".to_string(),
             vec![(Key::ContainerCredentialsRelativeUri, uri.clone())],
         ),
-        (None, None, None, Some(uri), _) => {
+        (None, None, None, Some(uri)) => {
             let file = inputs
                 .aws_container_authorization_token_file
                 .as_ref()
@@ -140,27 +158,116 @@ pub(super) fn credentials(inputs: &Inputs) -> Result<Credentials> {
                         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                     )
                 })?;
+            http_url(uri, "AWS_CONTAINER_CREDENTIALS_FULL_URI")?;
+            readable(file, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")?;
             (
-                "EKS Pod Identity (AWS_CONTAINER_CREDENTIALS_FULL_URI)".to_string(),
+                format!("container credentials (AWS_CONTAINER_CREDENTIALS_FULL_URI={uri})"),
                 vec![
                     (Key::ContainerCredentialsFullUri, uri.clone()),
                     (Key::ContainerAuthorizationTokenFile, file.clone()),
                 ],
             )
         }
-        (None, None, None, None, Some(endpoint)) => (
-            format!("instance metadata ({endpoint})"),
-            vec![(Key::MetadataEndpoint, endpoint.clone())],
-        ),
-        (None, None, None, None, None) => {
-            return Err(Error::Config(
-                "ACCESS_KEY_ID is not set (nor AWS_ACCESS_KEY_ID, nor another credential \
-                 source: AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_*, \
-                 AWS_METADATA_ENDPOINT)"
-                    .into(),
-            ));
-        }
+        (None, None, None, None) => return instance_metadata(inputs),
     };
     config.retain(|(_, v)| !v.is_empty());
-    Ok(Credentials::Provider { source, config })
+    Ok(Credentials::Provider {
+        source,
+        config,
+        last_resort: false,
+    })
+}
+
+/// The shared files, when any of `AWS_PROFILE`, `AWS_SHARED_CREDENTIALS_FILE`
+/// or `AWS_CONFIG_FILE` is set (a Job has no `~/.aws` of its own, so the
+/// default files alone do not make a source).
+fn profile_files(inputs: &Inputs) -> Option<super::profile::ProfileFiles> {
+    if inputs.aws_profile.is_none()
+        && inputs.aws_shared_credentials_file.is_none()
+        && inputs.aws_config_file.is_none()
+    {
+        return None;
+    }
+    let file = |explicit: &Option<String>, var: &'static str, default: &str| match explicit {
+        Some(path) => Some((std::path::PathBuf::from(path), Some(var))),
+        None => inputs
+            .home
+            .as_ref()
+            .map(|home| (std::path::Path::new(home).join(".aws").join(default), None)),
+    };
+    Some(super::profile::ProfileFiles {
+        profile: inputs
+            .aws_profile
+            .clone()
+            .unwrap_or_else(|| "default".to_string()),
+        credentials: file(
+            &inputs.aws_shared_credentials_file,
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "credentials",
+        ),
+        config: file(&inputs.aws_config_file, "AWS_CONFIG_FILE", "config"),
+    })
+}
+
+/// The last source: EC2 instance metadata (IMDSv2), unless
+/// `AWS_EC2_METADATA_DISABLED=true`. Without an endpoint given it is the
+/// link-local default, tried briefly at connect time
+/// ([`Credentials::Provider::last_resort`]).
+fn instance_metadata(inputs: &Inputs) -> Result<Credentials> {
+    let disabled = super::checks::parse_bool(
+        inputs.aws_ec2_metadata_disabled.as_deref(),
+        "AWS_EC2_METADATA_DISABLED",
+    )?;
+    if disabled {
+        return Err(Error::Config(format!(
+            "no S3 credentials: {TRIED}; instance metadata is off (AWS_EC2_METADATA_DISABLED=true)"
+        )));
+    }
+    let given = [
+        (
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            &inputs.aws_ec2_metadata_service_endpoint,
+        ),
+        ("AWS_METADATA_ENDPOINT", &inputs.aws_metadata_endpoint),
+    ]
+    .into_iter()
+    .find_map(|(var, v)| v.as_ref().map(|v| (var, v)));
+    let endpoint = match given {
+        Some((var, v)) => {
+            http_url(v, var)?;
+            v.trim_end_matches('/').to_string()
+        }
+        None => DEFAULT_IMDS.to_string(),
+    };
+    Ok(Credentials::Provider {
+        source: format!("instance metadata (IMDSv2 at {endpoint})"),
+        config: vec![(AmazonS3ConfigKey::MetadataEndpoint, endpoint)],
+        last_resort: given.is_none(),
+    })
+}
+
+/// EC2's instance metadata service.
+pub(crate) const DEFAULT_IMDS: &str = "http://169.254.169.254";
+
+/// The sources before instance metadata, for the error when none yields.
+pub(crate) const TRIED: &str = "tried ACCESS_KEY_ID/SECRET_ACCESS_KEY (and AWS_ACCESS_KEY_ID/\
+     AWS_SECRET_ACCESS_KEY), AWS_PROFILE/AWS_SHARED_CREDENTIALS_FILE/AWS_CONFIG_FILE, \
+     AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_FULL_URI/\
+     AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: none is set";
+
+/// A token file the provider will read at every renewal must be readable now.
+fn readable(file: &str, var: &str) -> Result<()> {
+    std::fs::File::open(file)
+        .map(drop)
+        .map_err(|e| Error::Config(format!("{var}={file:?}: cannot read it: {e}")))
+}
+
+fn http_url(raw: &str, var: &str) -> Result<()> {
+    match url::Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        _ => Err(Error::Config(format!(
+            "{var}={:?} is not an http:// or https:// URL",
+            redact_userinfo(raw)
+        ))),
+    }
 }

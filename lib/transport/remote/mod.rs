@@ -23,6 +23,10 @@ use object_store::path::Path as ObjectPath;
 
 mod checks;
 mod credentials;
+#[cfg(test)]
+mod credentials_tests;
+mod fetch;
+mod profile;
 mod s3;
 #[cfg(test)]
 mod tests;
@@ -303,6 +307,7 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
                 credentials: Credentials::Provider {
                     source: String::new(),
                     config: Vec::new(),
+                    last_resort: false,
                 },
                 ca_bundle: None,
                 sign_payload: false,

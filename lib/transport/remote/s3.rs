@@ -12,6 +12,7 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use super::checks::redact_userinfo;
 use super::credentials::Credentials;
 use crate::base::error::{Error, Result};
+use crate::base::settings::Secret;
 
 /// Everything needed to talk to one S3 bucket.
 #[derive(Debug, Clone)]
@@ -229,19 +230,23 @@ impl S3Client {
                 secret_access_key,
                 session_token,
             } => {
-                builder = builder
-                    .with_access_key_id(access_key_id.expose())
-                    .with_secret_access_key(secret_access_key.expose());
-                if let Some(token) = session_token {
-                    builder = builder.with_token(token.expose());
-                }
+                builder = with_keys(builder, access_key_id, secret_access_key, session_token);
                 if session_token.is_some() {
                     "static keys with a session token".to_string()
                 } else {
                     "static keys".to_string()
                 }
             }
-            Credentials::Provider { source, config } => {
+            Credentials::Profile(keys) => {
+                builder = with_keys(
+                    builder,
+                    &keys.access_key_id,
+                    &keys.secret_access_key,
+                    &keys.session_token,
+                );
+                keys.source.clone()
+            }
+            Credentials::Provider { source, config, .. } => {
                 for (key, value) in config {
                     builder = builder.with_config(*key, value);
                 }
@@ -266,6 +271,9 @@ impl S3Client {
         })?;
         // Which source, never a secret.
         tracing::info!(credentials = %source, region = %region, "S3 credentials");
+        if let Credentials::Provider { last_resort, .. } = &s.credentials {
+            super::fetch::first_credentials(&store, &source, *last_resort).await?;
+        }
         Ok(S3Client { store, region })
     }
 
@@ -285,4 +293,19 @@ impl S3Client {
 
 pub(super) async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn ObjectStore>> {
     S3Client::build(s, tuning).await?.object_store(s)
+}
+
+fn with_keys(
+    builder: AmazonS3Builder,
+    access_key_id: &Secret,
+    secret_access_key: &Secret,
+    session_token: &Option<Secret>,
+) -> AmazonS3Builder {
+    let builder = builder
+        .with_access_key_id(access_key_id.expose())
+        .with_secret_access_key(secret_access_key.expose());
+    match session_token {
+        Some(token) => builder.with_token(token.expose()),
+        None => builder,
+    }
 }

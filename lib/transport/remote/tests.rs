@@ -185,7 +185,13 @@ fn primary_names_win_over_aws_names() {
 fn missing_settings_name_the_variable() {
     let cases: [(&[(&str, &str)], &str); 4] = [
         (&[], "BUCKET_NAME"),
-        (&[("BUCKET_NAME", "backups")], "ACCESS_KEY_ID"),
+        (
+            &[
+                ("BUCKET_NAME", "backups"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ],
+            "ACCESS_KEY_ID",
+        ),
         (
             &[("BUCKET_NAME", "backups"), ("ACCESS_KEY_ID", "a")],
             "SECRET_ACCESS_KEY",
@@ -213,7 +219,7 @@ fn without_static_keys_object_stores_provider_is_used() {
     ]))
     .unwrap();
     let Remote::S3(s) = r else { panic!("not s3") };
-    let Credentials::Provider { source, config } = &s.credentials else {
+    let Credentials::Provider { source, config, .. } = &s.credentials else {
         panic!("not the provider")
     };
     assert!(source.contains("web identity"), "{source}");
