@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod creds;
 pub mod garage;
 pub mod gcs;
 pub mod moto;

@@ -115,6 +115,8 @@ struct State {
     released_now: bool,
     counts: HashMap<Op, usize>,
     heads: Vec<String>,
+    /// When each head arrived.
+    arrivals: Vec<std::time::Instant>,
     seen: Vec<Seen>,
 }
 
@@ -169,6 +171,16 @@ impl Proxy {
     /// The head (request line and headers) of every request that arrived, in order.
     pub fn heads(&self) -> Vec<String> {
         self.state.lock().unwrap().heads.clone()
+    }
+
+    /// Each head with when it arrived, in order.
+    pub fn heads_at(&self) -> Vec<(std::time::Instant, String)> {
+        let st = self.state.lock().unwrap();
+        st.arrivals
+            .iter()
+            .copied()
+            .zip(st.heads.iter().cloned())
+            .collect()
     }
 
     /// The forwarded requests of `op`, in the order they were read.
@@ -245,6 +257,7 @@ async fn handle(
     let n = {
         let mut st = state.lock().unwrap();
         st.heads.push(text.clone());
+        st.arrivals.push(std::time::Instant::now());
         let c = st.counts.entry(op).or_insert(0);
         *c += 1;
         *c

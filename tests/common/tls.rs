@@ -95,7 +95,17 @@ pub struct Sts {
 }
 
 impl Sts {
-    pub fn start(ca: &Ca, (key_id, secret, token): (&str, &str, &str)) -> Sts {
+    pub fn start(ca: &Ca, creds: (&str, &str, &str)) -> Sts {
+        Sts::start_answering(ca, creds, 200)
+    }
+
+    /// An STS that answers every request with `status` (an error body
+    /// unless 200).
+    pub fn start_answering(
+        ca: &Ca,
+        (key_id, secret, token): (&str, &str, &str),
+        status: u16,
+    ) -> Sts {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let key = KeyPair::generate().unwrap();
         let params =
@@ -161,8 +171,16 @@ impl Sts {
                     let body = String::from_utf8_lossy(&got[head_end..]).to_string();
                     let line = head.lines().next().unwrap_or_default().to_string();
                     seen.lock().unwrap().push(format!("{line}\n{body}"));
+                    let answer = if status == 200 {
+                        answer
+                    } else {
+                        "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>\
+                         <Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message>\
+                         </Error></ErrorResponse>"
+                            .to_string()
+                    };
                     let response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                        "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
                          Connection: close\r\n\r\n{answer}",
                         answer.len()
                     );

@@ -257,7 +257,8 @@ pub(crate) const TRIED: &str = "tried ACCESS_KEY_ID/SECRET_ACCESS_KEY (and AWS_A
 
 /// A token file the provider will read at every renewal must be readable now.
 fn readable(file: &str, var: &str) -> Result<()> {
-    std::fs::File::open(file)
+    // Read, not opened: a directory opens but does not read.
+    std::fs::read(file)
         .map(drop)
         .map_err(|e| Error::Config(format!("{var}={file:?}: cannot read it: {e}")))
 }
