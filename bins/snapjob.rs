@@ -1,6 +1,6 @@
 //! `snapjob`: all the binaries in one file, for the container image (one static
 //! binary instead of seven keeps it small). It runs as the program it is called as:
-//! `store`, `delete`, `copy`, `restore`, `snapshot`, `verify` and `list` are links
+//! `store`, `delete`, `copy`, `restore`, `snapshot`, `verify`, `list` and `doctor` are links
 //! to it.
 // Each program includes the shared `cli` module itself (so each also builds alone);
 // here that module is compiled once per program, which is intended.
@@ -10,6 +10,8 @@
 mod copy;
 #[path = "delete.rs"]
 mod delete;
+#[path = "doctor.rs"]
+mod doctor;
 #[path = "list.rs"]
 mod list;
 #[path = "restore.rs"]
@@ -40,9 +42,10 @@ fn main() -> ExitCode {
         "snapshot" => snapshot::main(),
         "verify" => verify::main(),
         "list" => list::main(),
+        "doctor" => doctor::main(),
         other => {
             eprintln!(
-                "snapjob: called as {other:?}; run it as store, delete, copy, restore, snapshot, verify or list (links to this binary)"
+                "snapjob: called as {other:?}; run it as store, delete, copy, restore, snapshot, verify, list or doctor (links to this binary)"
             );
             ExitCode::from(64)
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the snapjob container image without a Docker engine: one static binary
-# (glibc, crt-static) with store/delete/copy/restore/snapshot/verify/list as links to it, the CA
+# (glibc, crt-static) with store/delete/copy/restore/snapshot/verify/list/doctor as links to it, the CA
 # certificates, user 65532, no shell, FROM scratch, assembled with umoci into an OCI
 # image layout. Usage: bash images/build.sh [OUT_DIR]   (default images/out)
 #   skopeo copy oci:images/out/oci:snapjob docker-archive:snapjob.tar   # to load it elsewhere
@@ -23,7 +23,7 @@ umoci new --image "$out/oci:snapjob"
 umoci unpack --image "$out/oci:snapjob" "$out/bundle" >/dev/null
 root="$out/bundle/rootfs"
 install -m 0755 "$bin" "$root/snapjob"
-for name in store delete copy restore snapshot verify list; do ln -s snapjob "$root/$name"; done
+for name in store delete copy restore snapshot verify list doctor; do ln -s snapjob "$root/$name"; done
 mkdir -p "$root/etc/ssl/certs" "$root/tmp"
 chmod 1777 "$root/tmp"
 install -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"

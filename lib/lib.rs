@@ -18,7 +18,7 @@
 //!   engine.
 //! - [`config`]: each operation's typed, validated configuration from the inputs.
 //! - [`ops`]: the operations, `store`, `snapshot`, `delete`, `copy`, `restore`,
-//!   `verify`, `list`, `ctl`. An operation never imports another: what two share
+//!   `verify`, `list`, `ctl`, `doctor`. An operation never imports another: what two share
 //!   moves a layer down.
 //! - [`report`]: the run's JSON summary (termination message) and Pushgateway
 //!   metrics.
@@ -50,12 +50,14 @@ pub use base::cancel::{Deadline, Shutdown, ShutdownTrigger};
 pub use base::error::{Error, ErrorClass, Result, StopReason};
 pub use base::settings::{Inputs, Secret};
 pub use config::{
-    AbortIncomplete, CopyConfig, CopyWhat, CtlConfig, DeleteConfig, ListConfig, RestoreConfig,
-    Retention, Scope, SnapshotConfig, StoreConfig, Transfer, VerifyConfig, VerifyFlags,
+    AbortIncomplete, CopyConfig, CopyWhat, CtlConfig, DeleteConfig, DoctorConfig, ListConfig,
+    RestoreConfig, Retention, Scope, SnapshotConfig, StoreConfig, Transfer, VerifyConfig,
+    VerifyFlags,
 };
 pub use ops::copy::{CopyReport, copy};
 pub use ops::ctl::ctl;
 pub use ops::delete::{DeleteOutcome, DeleteReport, PruneReport, delete};
+pub use ops::doctor::{DoctorReport, doctor};
 pub use ops::list::{ListReport, list};
 pub use ops::restore::{RestoreReport, restore};
 pub use ops::snapshot::{SnapshotReport, snapshot_to_file};

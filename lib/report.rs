@@ -79,6 +79,8 @@ pub trait Outcome {
 
 impl Outcome for () {}
 
+impl Outcome for crate::ops::doctor::DoctorReport {}
+
 impl<T: Outcome> Outcome for Option<T> {
     fn fill(&self, s: &mut Summary) {
         if let Some(t) = self {

@@ -20,11 +20,13 @@ use crate::transport::etcd::EtcdSource;
 use crate::transport::remote::{Remote, parse_bool};
 
 mod copy;
+mod doctor;
 mod etcd;
 mod restore;
 mod verify;
 
 pub use copy::{CopyConfig, CopyWhat};
+pub use doctor::DoctorConfig;
 pub use etcd::{DEFAULT_GZIP_LEVEL, SnapshotConfig, etcd_settings};
 pub use restore::{CtlConfig, RestoreConfig, RestoreSource};
 pub use verify::{ListConfig, Selection, VerifyConfig, VerifyFlags};

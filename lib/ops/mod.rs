@@ -5,6 +5,7 @@
 pub mod copy;
 pub mod ctl;
 pub mod delete;
+pub mod doctor;
 pub mod list;
 pub mod restore;
 pub mod snapshot;

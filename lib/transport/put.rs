@@ -41,7 +41,9 @@ use object_store::{Attribute, Attributes, PutMultipartOptions};
 
 use crate::transport::remote::{ClientTuning, S3Client, S3Settings};
 
+mod probe;
 mod uploads;
+pub(crate) use probe::ProbeFailure;
 pub(crate) use uploads::Pending;
 
 /// How a body is read from the file: bytes per read, and reads queued ahead of

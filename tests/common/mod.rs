@@ -422,6 +422,7 @@ pub fn command(bin: &str, env: &[(String, String)], args: &[&str]) -> Command {
         "copy" => env!("CARGO_BIN_EXE_copy"),
         "verify" => env!("CARGO_BIN_EXE_verify"),
         "list" => env!("CARGO_BIN_EXE_list"),
+        "doctor" => env!("CARGO_BIN_EXE_doctor"),
         other => panic!("no binary {other}"),
     };
     let mut cmd = Command::new(path);

@@ -40,6 +40,20 @@ pub enum Credentials {
     },
 }
 
+impl Credentials {
+    /// Which source this is, for logs and `doctor` (never a secret).
+    pub fn source(&self) -> String {
+        match self {
+            Credentials::Static { session_token, .. } => match session_token {
+                Some(_) => "static keys with a session token".to_string(),
+                None => "static keys".to_string(),
+            },
+            Credentials::Profile(keys) => keys.source.clone(),
+            Credentials::Provider { source, .. } => source.clone(),
+        }
+    }
+}
+
 pub(super) fn access_key_var(inputs: &Inputs) -> &'static str {
     if inputs.access_key_id.is_some() {
         "ACCESS_KEY_ID"

@@ -1,0 +1,472 @@
+//! The checks of `doctor`, in the order they run.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    MultipartUpload, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
+};
+
+use super::{DoctorReport, Status};
+use crate::base::cancel::{Deadline, Shutdown};
+use crate::base::error::{Error, ErrorClass, Result};
+use crate::config::DoctorConfig;
+use crate::transport::object::SHA256_METADATA;
+use crate::transport::put::{ProbeFailure, Target};
+use crate::transport::remote::Remote;
+
+/// A part of the multipart check: S3's smallest part but the last.
+const PART: usize = 5 << 20;
+/// Clock skew S3 refuses (RequestTimeTooSkewed), and where a warning starts.
+const SKEW_REFUSED: i64 = 15 * 60;
+const SKEW_WARN: i64 = 60;
+
+/// What to grant or set, for a failure of `action`.
+pub(super) fn hint(e: &Error, action: &str) -> String {
+    match e.class() {
+        ErrorClass::Denied => format!(
+            "check the credentials; their policy must allow {action} on the bucket and prefix"
+        ),
+        _ if e.is_missing_bucket() => "BUCKET_NAME: the bucket does not exist".into(),
+        _ => String::new(),
+    }
+}
+
+/// The lines known from the settings alone.
+pub(super) fn settings(cfg: &DoctorConfig, report: &mut DoctorReport) {
+    match &cfg.remote {
+        Remote::S3(s) => {
+            report.ok(
+                "endpoint",
+                s.endpoint.clone().unwrap_or_else(|| "AWS S3".into()),
+            );
+            let virtual_hosted = s.endpoint.is_none() && !s.bucket.contains('.');
+            report.ok(
+                "addressing",
+                if virtual_hosted {
+                    "virtual-hosted (AWS S3)"
+                } else {
+                    "path-style"
+                },
+            );
+        }
+        other => report.ok("store", other.describe("")),
+    }
+}
+
+/// The checks after connecting, sharing the client and the prefix.
+pub(super) struct Run<'a> {
+    pub(super) cfg: &'a DoctorConfig,
+    pub(super) client: Arc<dyn ObjectStore>,
+    /// `<prefix>/object`.
+    pub(super) path: ObjectPath,
+    pub(super) target: Option<Target>,
+    pub(super) deadline: &'a Deadline,
+    pub(super) shutdown: &'a Shutdown,
+    pub(super) report: &'a mut DoctorReport,
+    /// The upload the abort check started, until aborted.
+    pub(super) upload: Option<Box<dyn MultipartUpload>>,
+}
+
+impl Run<'_> {
+    fn at(&self, name: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}/{name}", self.report.prefix))
+    }
+
+    /// Runs `fut` within the deadline, its object_store error named `what`.
+    async fn step<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = object_store::Result<T>>,
+    ) -> Result<T> {
+        let what = what.to_string();
+        self.deadline
+            .run(self.shutdown, "doctor", async move {
+                fut.await.map_err(|e| Error::remote(what, e))
+            })
+            .await
+    }
+
+    /// Credentials, TLS, clock skew and region.
+    pub(super) async fn connection(&mut self) {
+        let Remote::S3(s) = &self.cfg.remote else {
+            self.report.ok("credentials", "connected");
+            return;
+        };
+        self.report.ok(
+            "credentials",
+            format!("{} (obtained)", s.credentials.source()),
+        );
+        let Some(target) = &self.target else { return };
+        let probe = match target.probe().await {
+            Ok(p) => p,
+            Err(ProbeFailure::Tls(why)) => {
+                let e = Error::Denied(format!(
+                    "the endpoint's TLS certificate is not trusted: {why}"
+                ));
+                self.report.failed(
+                    "tls",
+                    e,
+                    "set CA_BUNDLE to a PEM file of the CA that signed it",
+                );
+                return;
+            }
+            Err(ProbeFailure::Unreachable(why)) => {
+                let e = Error::Other(format!("the endpoint is not reachable: {why}"));
+                self.report
+                    .failed("endpoint", e, "check ENDPOINT and the network");
+                return;
+            }
+        };
+        if probe.scheme == "https" {
+            let roots = match &s.ca_bundle {
+                Some((file, _)) => format!("system roots and CA_BUNDLE {}", file.display()),
+                None => "system roots".into(),
+            };
+            self.report.ok("tls", format!("trusted ({roots})"));
+        } else {
+            self.report.push(
+                "tls",
+                Status::Warn,
+                "plain HTTP (INSECURE=true): requests and data are not encrypted",
+            );
+        }
+        match probe.date {
+            None => self
+                .report
+                .push("clock skew", Status::Skipped, "the server sent no Date"),
+            Some(server) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or_default();
+                let skew = now - server;
+                let detail = format!("{skew:+}s against the server's Date");
+                if skew.abs() > SKEW_REFUSED {
+                    let e = Error::Config(format!("this clock is {detail}"));
+                    self.report.failed(
+                        "clock skew",
+                        e,
+                        "S3 refuses signatures 15 minutes off; fix the node's clock (NTP)",
+                    );
+                } else if skew.abs() > SKEW_WARN {
+                    self.report.push("clock skew", Status::Warn, detail);
+                } else {
+                    self.report.ok("clock skew", detail);
+                }
+            }
+        }
+        let region = target.region().to_string();
+        match probe.bucket_region {
+            Some(theirs) if theirs != region => {
+                let e = Error::Config(format!(
+                    "requests are signed for {region} but the bucket is in {theirs}"
+                ));
+                self.report
+                    .failed("region", e, &format!("set REGION={theirs}"));
+            }
+            Some(_) => self.report.ok("region", format!("{region} (the bucket's)")),
+            None => self.report.ok("region", region),
+        }
+    }
+
+    /// PUT with our metadata, GET, HEAD, ranged GET, multipart, list, delete.
+    pub(super) async fn objects(&mut self) {
+        let data: Vec<u8> = (0..64 * 1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let sha = hex::encode(crate::base::digest::Sha256::digest(&data));
+        let attributes = self
+            .cfg
+            .remote
+            .backup_attributes(Some(&sha), Some("snapjob-doctor"), &[]);
+        let opts = PutOptions {
+            attributes: attributes.clone(),
+            ..PutOptions::default()
+        };
+        let put = self.client.put_opts(&self.path, data.clone().into(), opts);
+        if let Err(e) = self.step("PUT", put).await {
+            let h = hint(&e, "s3:PutObject");
+            self.report.failed("put", e, &h);
+            return;
+        }
+        self.report.ok("put", "64 KiB with our metadata");
+        match self.step("GET", self.client.get(&self.path)).await {
+            Ok(got) => match self.step("GET", got.bytes()).await {
+                Ok(body) if body[..] == data[..] => self.report.ok("get", "the bytes put"),
+                Ok(body) => self.report.failed(
+                    "get",
+                    Error::Data(format!("GET gave {} bytes, not the 65536 put", body.len())),
+                    "",
+                ),
+                Err(e) => self.report.failed("get", e, ""),
+            },
+            Err(e) => {
+                let h = hint(&e, "s3:GetObject");
+                self.report.failed("get", e, &h);
+            }
+        }
+        let head = crate::transport::remote::head(self.client.as_ref(), &self.path);
+        match self.step("HEAD", head).await {
+            Ok(found) => {
+                let kept = found.attributes.iter().any(|(k, v)| {
+                    matches!(k, object_store::Attribute::Metadata(n) if n == SHA256_METADATA)
+                        && v.as_ref() == sha
+                });
+                if kept {
+                    self.report.ok("head + metadata", "our metadata kept");
+                } else {
+                    self.report.push(
+                        "head + metadata",
+                        Status::Warn,
+                        "user metadata dropped: restore and verify cannot check the recorded SHA-256",
+                    );
+                }
+            }
+            Err(e) => self.report.failed("head + metadata", e, ""),
+        }
+        let range = self.client.get_range(&self.path, 1000..3000);
+        match self.step("ranged GET", range).await {
+            Ok(b) if b[..] == data[1000..3000] => self.report.ok("ranged get", "bytes 1000-2999"),
+            Ok(b) => self.report.failed(
+                "ranged get",
+                Error::Data(format!("a GET of 2000 bytes gave {}", b.len())),
+                "",
+            ),
+            Err(e) => self.report.failed("ranged get", e, ""),
+        }
+        self.multipart(attributes).await;
+        self.list_and_delete().await;
+    }
+
+    async fn multipart(&mut self, attributes: object_store::Attributes) {
+        let path = self.at("multipart");
+        let opts = PutMultipartOptions {
+            attributes,
+            ..PutMultipartOptions::default()
+        };
+        let mut upload = match self
+            .step(
+                "CreateMultipartUpload",
+                self.client.put_multipart_opts(&path, opts),
+            )
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                let h = hint(&e, "s3:PutObject");
+                self.report.failed("multipart", e, &h);
+                return;
+            }
+        };
+        let part = Bytes::from(vec![7u8; PART]);
+        let mut result = Ok(());
+        for _ in 0..2 {
+            result = self
+                .step(
+                    "UploadPart",
+                    upload.put_part(PutPayload::from(part.clone())),
+                )
+                .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        let result = match result {
+            Ok(()) => {
+                self.step("CompleteMultipartUpload", upload.complete())
+                    .await
+            }
+            Err(e) => {
+                let _ = upload.abort().await;
+                Err(e)
+            }
+        };
+        match result {
+            Ok(_) => match self.step("HEAD", self.client.head(&path)).await {
+                Ok(m) if m.size == 2 * PART as u64 => {
+                    self.report.ok("multipart", "two 5 MiB parts")
+                }
+                Ok(m) => self.report.failed(
+                    "multipart",
+                    Error::Data(format!("the object has {} bytes, not 10 MiB", m.size)),
+                    "",
+                ),
+                Err(e) => self.report.failed("multipart", e, ""),
+            },
+            Err(e) => {
+                let h = hint(&e, "s3:PutObject");
+                self.report.failed("multipart", e, &h);
+            }
+        }
+    }
+
+    async fn list_and_delete(&mut self) {
+        let prefix = ObjectPath::from(self.report.prefix.as_str());
+        let listed = self.step(
+            "LIST",
+            self.client.list(Some(&prefix)).try_collect::<Vec<_>>(),
+        );
+        match listed.await {
+            Ok(found) if found.iter().any(|m| m.location == self.path) => self.report.ok(
+                "list",
+                format!("{} object(s) under the prefix", found.len()),
+            ),
+            Ok(_) => self.report.failed(
+                "list",
+                Error::Data("the listing misses the object just put".into()),
+                "",
+            ),
+            Err(e) => {
+                let h = hint(&e, "s3:ListBucket");
+                self.report.failed("list", e, &h);
+            }
+        }
+        match self.step("DELETE", self.client.delete(&self.path)).await {
+            Ok(()) => match self.client.head(&self.path).await {
+                Err(object_store::Error::NotFound { .. }) => self.report.ok("delete", "gone"),
+                Ok(_) => self.report.failed(
+                    "delete",
+                    Error::Data("the object is still there after DELETE".into()),
+                    "",
+                ),
+                Err(e) => self.report.failed("delete", Error::remote("HEAD", e), ""),
+            },
+            Err(e) => {
+                let h = hint(&e, "s3:DeleteObject");
+                self.report.failed("delete", e, &h);
+            }
+        }
+    }
+
+    /// Starts an upload, looks for it with ListMultipartUploads, aborts it.
+    pub(super) async fn uploads(&mut self) {
+        let path = self.at("aborted");
+        let mut upload = match self
+            .step("CreateMultipartUpload", self.client.put_multipart(&path))
+            .await
+        {
+            Ok(u) => u,
+            Err(e) => {
+                self.report.failed("abort", e, "");
+                return;
+            }
+        };
+        let part = upload.put_part(PutPayload::from(Bytes::from_static(b"doctor")));
+        if let Err(e) = self.step("UploadPart", part).await {
+            self.report.failed("abort", e, "");
+        }
+        self.upload = Some(upload);
+        let listed = self.pending().await;
+        match &listed {
+            Some(Ok(Some(p))) if p.iter().any(|k| k.ends_with("/aborted")) => self.report.ok(
+                "list uploads",
+                "ListMultipartUploads lists it; store sweeps its orphans",
+            ),
+            Some(Ok(Some(_))) => self.report.push(
+                "list uploads",
+                Status::Warn,
+                "ListMultipartUploads does not list the pending upload",
+            ),
+            Some(Ok(None)) => self.report.push(
+                "list uploads",
+                Status::Warn,
+                "ListMultipartUploads not implemented: store cannot sweep orphaned uploads \
+                 (set a lifecycle rule that aborts incomplete uploads)",
+            ),
+            Some(Err(e)) => self.report.push("list uploads", Status::Warn, e.chain()),
+            None => self.report.push("list uploads", Status::Skipped, "not S3"),
+        }
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        match self.step("AbortMultipartUpload", upload.abort()).await {
+            Ok(()) => self.report.ok("abort", "aborted"),
+            Err(e) => {
+                let h = hint(&e, "s3:AbortMultipartUpload");
+                self.report.failed("abort", e, &h);
+            }
+        }
+    }
+
+    /// The keys of the pending uploads under the prefix; `None` when not S3,
+    /// `Ok(None)` when the server does not implement the listing.
+    async fn pending(&self) -> Option<Result<Option<Vec<String>>>> {
+        let target = self.target.as_ref()?;
+        let full = target.full_key().strip_suffix("object").unwrap_or_default();
+        Some(
+            target
+                .pending_uploads(full)
+                .await
+                .map(|o| o.map(|v| v.into_iter().map(|p| p.key).collect())),
+        )
+    }
+
+    /// Lines for settings that change what is sent (SSE, CHECKSUM): where
+    /// their checks go once those settings exist.
+    pub(super) fn configured_extras(&mut self) {
+        self.report.push(
+            "checksum",
+            Status::Skipped,
+            "CHECKSUM is not a setting of this build",
+        );
+        self.report
+            .push("sse", Status::Skipped, "SSE is not a setting of this build");
+    }
+
+    /// Removes everything under the prefix, whatever happened before.
+    pub(super) async fn cleanup(&mut self) {
+        if let Some(mut upload) = self.upload.take() {
+            let _ = upload.abort().await;
+        }
+        let prefix = ObjectPath::from(self.report.prefix.as_str());
+        let wait = std::time::Duration::from_secs(30);
+        let client = self.client.clone();
+        let sweep = async {
+            let found: Vec<_> = client.list(Some(&prefix)).try_collect().await?;
+            for m in &found {
+                match client.delete(&m.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let left: Vec<_> = client.list(Some(&prefix)).try_collect().await?;
+            Ok(left
+                .into_iter()
+                .map(|m| m.location.to_string())
+                .collect::<Vec<_>>())
+        };
+        let left = match tokio::time::timeout(wait, sweep).await {
+            Ok(Ok(left)) => left,
+            Ok(Err(e)) => {
+                self.report
+                    .failed("cleanup", Error::remote("cleaning up", e), "");
+                return;
+            }
+            Err(_) => {
+                let e = Error::Other(format!("cleaning up {}/ took over 30s", self.report.prefix));
+                self.report.failed("cleanup", e, "");
+                return;
+            }
+        };
+        if let Some(target) = &self.target {
+            let full = target.full_key().strip_suffix("object").unwrap_or_default();
+            if let Ok(Some(pending)) = target.pending_uploads(full).await {
+                for p in &pending {
+                    let _ = target.abort_pending(p).await;
+                }
+            }
+        }
+        if left.is_empty() {
+            self.report.ok(
+                "cleanup",
+                format!("nothing left under {}/", self.report.prefix),
+            );
+        } else {
+            let e = Error::Other(format!("left under the prefix: {}", left.join(", ")));
+            self.report.failed("cleanup", e, "delete them by hand");
+        }
+    }
+}
