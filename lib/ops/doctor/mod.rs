@@ -122,6 +122,7 @@ pub async fn doctor(cfg: &DoctorConfig, shutdown: &Shutdown) -> DoctorReport {
         shutdown,
         report: &mut report,
         upload: None,
+        wrote: false,
     };
     run.connection().await;
     run.objects().await;

@@ -68,6 +68,8 @@ pub(super) struct Run<'a> {
     pub(super) report: &'a mut DoctorReport,
     /// The upload the abort check started, until aborted.
     pub(super) upload: Option<Box<dyn MultipartUpload>>,
+    /// Whether anything was created under the prefix (else there is nothing to clean).
+    pub(super) wrote: bool,
 }
 
 impl Run<'_> {
@@ -95,10 +97,12 @@ impl Run<'_> {
             self.report.ok("credentials", "connected");
             return;
         };
-        self.report.ok(
-            "credentials",
-            format!("{} (obtained)", s.credentials.source()),
-        );
+        let how = match s.credentials {
+            crate::transport::remote::Credentials::Provider { .. } => "first credentials obtained",
+            _ => "given; the requests below show whether they are accepted",
+        };
+        self.report
+            .ok("credentials", format!("{} ({how})", s.credentials.source()));
         let Some(target) = &self.target else { return };
         let probe = match target.probe().await {
             Ok(p) => p,
@@ -192,6 +196,7 @@ impl Run<'_> {
             self.report.failed("put", e, &h);
             return;
         }
+        self.wrote = true;
         self.report.ok("put", "64 KiB with our metadata");
         match self.step("GET", self.client.get(&self.path)).await {
             Ok(got) => match self.step("GET", got.bytes()).await {
@@ -261,6 +266,7 @@ impl Run<'_> {
                 return;
             }
         };
+        self.wrote = true;
         let part = Bytes::from(vec![7u8; PART]);
         let mut result = Ok(());
         for _ in 0..2 {
@@ -354,6 +360,7 @@ impl Run<'_> {
                 return;
             }
         };
+        self.wrote = true;
         let part = upload.put_part(PutPayload::from(Bytes::from_static(b"doctor")));
         if let Err(e) = self.step("UploadPart", part).await {
             self.report.failed("abort", e, "");
@@ -420,6 +427,10 @@ impl Run<'_> {
     pub(super) async fn cleanup(&mut self) {
         if let Some(mut upload) = self.upload.take() {
             let _ = upload.abort().await;
+        }
+        if !self.wrote {
+            self.report.ok("cleanup", "nothing was written");
+            return;
         }
         let prefix = ObjectPath::from(self.report.prefix.as_str());
         let wait = std::time::Duration::from_secs(30);
