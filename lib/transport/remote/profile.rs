@@ -297,6 +297,27 @@ mod tests {
         assert_eq!(s[0].get("k"), Some("ab#cd"));
     }
 
+    /// Any text parses or is refused with a line number; none panics.
+    #[test]
+    fn arbitrary_text_never_panics() {
+        let alphabet: Vec<char> = "[]=#; \t\nab\u{e9}\u{feff}\r".chars().collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..5000 {
+            let len = (seed % 40) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            if let Err((line, _)) = parse(&text) {
+                assert!(line >= 1 && line <= text.lines().count().max(1), "{text:?}");
+            }
+        }
+    }
+
     #[test]
     fn malformed_lines_are_named_by_number() {
         for (text, line, why) in [
