@@ -8,6 +8,7 @@
 //! prefix) and removes everything there at the end, also when a step failed.
 
 mod steps;
+mod uploads;
 
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::Error;
