@@ -78,6 +78,40 @@ impl Addressing {
     }
 }
 
+/// The bucket's URL, without a trailing slash: `endpoint/bucket` (path-style),
+/// `scheme://bucket.host[:port]` (virtual-hosted on a custom endpoint), or AWS's
+/// `https://bucket.s3.REGION.amazonaws.com` / `https://s3.REGION.amazonaws.com/bucket`.
+/// Virtual-hosted needs a host name: an IP address cannot carry the bucket.
+pub(crate) fn bucket_url(
+    endpoint: Option<&str>,
+    bucket: &str,
+    region: &str,
+    addressing: Addressing,
+) -> Result<String> {
+    let virtual_hosted = addressing.virtual_hosted(endpoint, bucket);
+    Ok(match (endpoint, virtual_hosted) {
+        (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        (Some(e), false) => format!("{}/{bucket}", e.trim_end_matches('/')),
+        (Some(e), true) => {
+            let url = url::Url::parse(e)
+                .map_err(|err| Error::Config(format!("ENDPOINT {e:?}: {err}")))?;
+            match url.host() {
+                Some(url::Host::Domain(host)) => {
+                    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                    format!("{}://{bucket}.{host}{port}", url.scheme())
+                }
+                _ => {
+                    return Err(Error::Config(format!(
+                        "ADDRESSING=virtual puts the bucket in the host name, but the \
+                         endpoint {e} is an IP address; use ADDRESSING=path (or auto)"
+                    )));
+                }
+            }
+        }
+    })
+}
+
 /// Everything of this module, validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct S3Options {
@@ -420,6 +454,35 @@ mod tests {
         }
         let e = opts(&[("ADDRESSING", "dns")]).unwrap_err();
         assert!(e.to_string().starts_with("ADDRESSING="), "{e}");
+    }
+
+    #[test]
+    fn bucket_urls() {
+        use Addressing::*;
+        let u = |e: Option<&str>, b: &str, a| bucket_url(e, b, "eu-west-1", a);
+        assert_eq!(
+            u(None, "b", Auto).unwrap(),
+            "https://b.s3.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            u(None, "b.c", Auto).unwrap(),
+            "https://s3.eu-west-1.amazonaws.com/b.c"
+        );
+        assert_eq!(
+            u(None, "b", Path).unwrap(),
+            "https://s3.eu-west-1.amazonaws.com/b"
+        );
+        assert_eq!(
+            u(Some("http://minio.lan:9000"), "b", Auto).unwrap(),
+            "http://minio.lan:9000/b"
+        );
+        assert_eq!(
+            u(Some("https://minio.lan:9000"), "b", Virtual).unwrap(),
+            "https://b.minio.lan:9000"
+        );
+        let e = u(Some("http://127.0.0.1:9000"), "b", Virtual).unwrap_err();
+        assert_eq!(e.exit_code(), 78);
+        assert!(e.to_string().contains("ADDRESSING=virtual"), "{e}");
     }
 
     #[test]
