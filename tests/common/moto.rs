@@ -138,6 +138,19 @@ impl Moto {
         })
     }
 
+    /// Every key in the bucket, sorted (ListObjectsV2, one page).
+    pub fn keys(&self) -> Vec<String> {
+        let (status, xml) = self.request("GET", &format!("/{BUCKET}?list-type=2"), "");
+        assert_eq!(status, 200, "ListObjectsV2 on moto: {xml}");
+        let mut keys: Vec<String> = xml
+            .split("<Contents>")
+            .skip(1)
+            .map(|c| between(c, "Key"))
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// The pending multipart uploads in the bucket, from ListMultipartUploads:
     /// (key, upload id).
     pub fn uploads(&self) -> Vec<(String, String)> {
