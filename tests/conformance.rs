@@ -25,6 +25,8 @@ struct Backend {
     names: Box<dyn Fn() -> Vec<String>>,
     /// An S3 server's port, for the fault proxy (the SIGTERM step).
     s3_port: Option<u16>,
+    /// Whether the server implements AbortMultipartUpload.
+    aborts: bool,
 }
 
 fn s3s_fs() -> Backend {
@@ -38,6 +40,7 @@ fn s3s_fs() -> Backend {
         env,
         keeps_metadata: true,
         s3_port: Some(server.port),
+        aborts: true,
         names: Box::new(move || {
             assert_eq!(
                 server.leftover_uploads(),
@@ -77,6 +80,7 @@ fn garage() -> Backend {
         env,
         keeps_metadata: true,
         s3_port: Some(g.port),
+        aborts: true,
         names: Box::new(move || {
             assert_eq!(
                 g.uploads(),
@@ -99,11 +103,34 @@ fn moto() -> Backend {
         env,
         keeps_metadata: true,
         s3_port: Some(m.port),
+        aborts: true,
         names: Box::new(move || {
             assert_eq!(m.uploads(), Vec::new(), "moto: an upload was left");
             m.keys()
         }),
     }
+}
+
+/// s3rver has no AbortMultipartUpload (405): the uploads of a failed or
+/// stopped store stay on its disk, and the store says so.
+fn s3rver() -> (Backend, std::rc::Rc<common::s3rver::S3rver>) {
+    let s = std::rc::Rc::new(common::s3rver::S3rver::start());
+    let env = with(
+        &without(&s.job_env(), &["BUCKET_NAME"]),
+        &[("STORAGE_URL", &format!("s3://{BUCKET}/conf"))],
+    );
+    let server = s.clone();
+    let backend = Backend {
+        name: "s3rver",
+        env,
+        keeps_metadata: true,
+        s3_port: Some(s.port),
+        aborts: false,
+        names: Box::new(move || {
+            s3cmd_keys(server.s3cmd(&["ls", "-r", &format!("s3://{BUCKET}/")]))
+        }),
+    };
+    (backend, s)
 }
 
 fn local() -> Backend {
@@ -120,6 +147,7 @@ fn local() -> Backend {
         env,
         keeps_metadata: false,
         s3_port: None,
+        aborts: true,
         names: Box::new(move || {
             let mut v = Vec::new();
             let root = dir.path();
@@ -147,6 +175,7 @@ fn azurite() -> Backend {
         env: az.env("conf"),
         keeps_metadata: true,
         s3_port: None,
+        aborts: true,
         names: Box::new(move || az.names()),
     }
 }
@@ -158,6 +187,7 @@ fn fake_gcs() -> Backend {
         env: gcs.job_env("conf"),
         keeps_metadata: true,
         s3_port: None,
+        aborts: true,
         names: Box::new(move || gcs.keys("")),
     }
 }
@@ -245,6 +275,9 @@ fn scenario(b: &Backend) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(143), "{name}: {stderr}");
         assert_eq!(proxy.count(Op::Abort), 1, "{name}: {stderr}");
+        if !b.aborts {
+            assert!(stderr.contains("could not be aborted"), "{name}: {stderr}");
+        }
         assert_eq!((b.names)(), before, "{name}: SIGTERM left something");
     }
 
@@ -303,6 +336,15 @@ fn garage_conforms() {
 #[test]
 fn moto_conforms() {
     scenario(&moto());
+}
+
+#[test]
+fn s3rver_conforms() {
+    let (backend, server) = s3rver();
+    scenario(&backend);
+    // The two uploads that could not be aborted (the corrupt snapshot's and
+    // the SIGTERM's) are all that is left: completed ones are gone.
+    assert_eq!(server.uploads().len(), 2, "{:?}", server.uploads());
 }
 
 #[test]
