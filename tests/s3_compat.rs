@@ -151,6 +151,15 @@ fn sse_c_goes_with_every_request_and_restore_needs_the_key_on_garage() {
         assert!(!r.all().contains(OTHER_KEY));
         assert!(!f.out.exists());
     }
+    // An object stored without SSE-C, read with a key: 78, saying to unset it.
+    store(&plain, "clear.db.gz", &f.small).assert_code(0);
+    let r = restore(&env, "clear.db.gz", &f.out);
+    r.assert_code(78);
+    assert!(
+        r.stderr.contains("not encrypted with a customer key"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
