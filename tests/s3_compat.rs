@@ -279,6 +279,35 @@ fn checksums_are_sent_only_when_asked_and_garage_checks_them() {
 }
 
 #[test]
+fn a_server_that_refuses_the_checksum_header_is_named() {
+    let server = S3Server::start();
+    let f = files();
+    let proxy = Proxy::start(
+        server.port,
+        vec![
+            Rule::always(Op::PutObject, Fault::Error(400, "InvalidArgument")),
+            Rule::always(Op::UploadPart, Fault::Error(501, "NotImplemented")),
+        ],
+    );
+    let env = with(
+        &through(&server.job_env(), &proxy),
+        &[("CHECKSUM", "sha256")],
+    );
+    for r in [
+        store(&env, "one.db.gz", &f.small),
+        store(&with(&env, &PARTS), "big.db.gz", &f.big),
+    ] {
+        r.assert_code(78);
+        assert!(r.stderr.contains("unset CHECKSUM"), "{}", r.stderr);
+    }
+    // Without CHECKSUM the same refusal is not blamed on it.
+    let r = store(&through(&server.job_env(), &proxy), "one.db.gz", &f.small);
+    assert_ne!(r.code, 0);
+    assert!(!r.stderr.contains("CHECKSUM"), "{}", r.stderr);
+    assert_eq!(server.leftover_uploads(), Vec::<String>::new());
+}
+
+#[test]
 fn a_200_answer_to_complete_that_carries_an_error_is_an_error() {
     let g = Garage::start();
     let f = files();

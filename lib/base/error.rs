@@ -301,6 +301,13 @@ fn classify(e: &object_store::Error) -> (ErrorClass, &'static str) {
     if let Some(found) = sse_c_refusal(&text) {
         return found;
     }
+    if text.contains(CARRIED_CHECKSUM) {
+        return (
+            ErrorClass::Config,
+            "the server refused a request that carried x-amz-checksum-sha256: it may not \
+             implement flexible checksums; unset CHECKSUM",
+        );
+    }
     if let Some(found) = s3_code(&text).and_then(classify_s3_code) {
         return found;
     }
@@ -400,6 +407,10 @@ fn classify_s3_code(code: &str) -> Option<(ErrorClass, &'static str)> {
         _ => return None,
     })
 }
+
+/// Marks the error of a request with a flexible checksum that the server
+/// refused as a bad request (400) or not implemented (501).
+pub(crate) const CARRIED_CHECKSUM: &str = "the request carried CHECKSUM=sha256's header";
 
 /// A read refused for its SSE-C key, as garage and AWS word it (both answer
 /// 400 InvalidRequest; AWS answers a wrong key with 403, "access denied").

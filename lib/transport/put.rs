@@ -54,6 +54,9 @@ const SINGLE_READS: (usize, usize) = (1 << 20, 4);
 const PART_READS: (usize, usize) = (512 << 10, 1);
 /// S3's largest single PUT.
 pub const MAX_SINGLE_PUT: u64 = 5 << 30;
+/// Said of a refused request that carried `x-amz-checksum-sha256`
+/// (`base::error` tells the user to unset `CHECKSUM`).
+pub(crate) const CARRIED_CHECKSUM: &str = crate::base::error::CARRIED_CHECKSUM;
 /// The payload hash of an unsigned body.
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 
@@ -586,6 +589,7 @@ impl Target {
         } else {
             Vec::new()
         };
+        let carried_checksum = extra.iter().any(|(n, _)| n.starts_with("x-amz-checksum-"));
         for (name, value) in extra {
             head = head.header(name, value);
         }
@@ -640,7 +644,19 @@ impl Target {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        Err(Failure::from_response(status, &text, &self.location))
+        let mut failure = Failure::from_response(status, &text, &self.location);
+        let digest_code = ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"]
+            .iter()
+            .any(|c| text.contains(c));
+        if carried_checksum && matches!(status.as_u16(), 400 | 501) && !digest_code {
+            // A server without flexible checksums may refuse the header itself.
+            failure.error = object_store::Error::Generic {
+                store: "S3",
+                source: format!("{} ({CARRIED_CHECKSUM})", failure.error).into(),
+            };
+            failure.retryable = false;
+        }
+        Err(failure)
     }
 }
 
