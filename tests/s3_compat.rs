@@ -372,3 +372,29 @@ fn a_skewed_clock_is_one_error_naming_the_skew() {
     }
     assert!(!f.out.exists());
 }
+
+#[test]
+fn a_bucket_in_another_region_is_named() {
+    let server = S3Server::start();
+    let f = files();
+    store(&server.job_env(), "one.db.gz", &f.small).assert_code(0);
+    // What AWS (and garage, with its own region) answers a request signed for
+    // us-east-1 when the bucket is elsewhere.
+    const ELSEWHERE: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error>\
+        <Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is \
+        malformed; the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message>\
+        <Region>eu-west-1</Region></Error>";
+    let proxy = Proxy::start(
+        server.port,
+        Rule::on_every_request(Fault::Answer(400, ELSEWHERE)),
+    );
+    let env = through(&server.job_env(), &proxy);
+    for r in [
+        store(&env, "two.db.gz", &f.small),
+        store(&with(&env, &PARTS), "big.db.gz", &f.big),
+        restore(&env, "one.db.gz", &f.out),
+    ] {
+        r.assert_code(78);
+        assert!(r.stderr.contains("set REGION=eu-west-1"), "{}", r.stderr);
+    }
+}

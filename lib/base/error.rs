@@ -193,8 +193,9 @@ impl Error {
 
     /// Wraps an object-store error for operation `what`, classifying it.
     pub fn remote(what: impl Into<String>, source: object_store::Error) -> Self {
-        let (class, reason) = match clock_skew(&chain_text(&source)) {
-            Some(skew) => (ErrorClass::Config, skew),
+        let text = chain_text(&source);
+        let (class, reason) = match clock_skew(&text).or_else(|| wrong_region(&text)) {
+            Some(why) => (ErrorClass::Config, why),
             None => {
                 let (class, reason) = classify(&source);
                 (class, reason.to_string())
@@ -439,6 +440,25 @@ fn sse_c_refusal(text: &str) -> Option<(ErrorClass, &'static str)> {
     } else {
         None
     }
+}
+
+/// A request signed for another region than the bucket's: S3 and garage
+/// name the right one in the answer (`<Region>`); the error says to set it.
+/// (The region is not followed: one run, one region, as configured.)
+fn wrong_region(text: &str) -> Option<String> {
+    let code = s3_code(text)?;
+    if !matches!(
+        code,
+        "AuthorizationHeaderMalformed" | "PermanentRedirect" | "IllegalLocationConstraintException"
+    ) {
+        return None;
+    }
+    let start = text.find("<Region>")? + "<Region>".len();
+    let len = text[start..].find("</Region>")?;
+    let region = text[start..start + len].trim();
+    (!region.is_empty() && region.bytes().all(|b| b.is_ascii_graphic())).then(|| {
+        format!("the bucket is in region {region:?}, not the one requests were signed for ({code}): set REGION={region}")
+    })
 }
 
 /// `RequestTimeTooSkewed`: this machine's clock is too far from the server's

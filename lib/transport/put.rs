@@ -719,6 +719,12 @@ impl Failure {
         let times: String = ["RequestTime", "ServerTime"]
             .iter()
             .filter(|_| code == "RequestTimeTooSkewed")
+            .chain(["Region"].iter().filter(|_| {
+                matches!(
+                    code.as_str(),
+                    "AuthorizationHeaderMalformed" | "PermanentRedirect"
+                )
+            }))
             .filter_map(|tag| xml_text(body, tag).map(|v| format!(" <{tag}>{v}</{tag}>")))
             .collect();
         let source: Box<dyn std::error::Error + Send + Sync> =
