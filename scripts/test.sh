@@ -140,6 +140,13 @@ if ! "$moto_venv/bin/moto_server" --help >/dev/null 2>&1; then
   "$moto_venv/bin/pip" install -q 'moto[server]==5.2.5'
 fi
 export MOTO_SERVER="$moto_venv/bin/moto_server"
+# s3rver 3.7.1 (npm), a small Node S3 server, in the conformance matrix (tests/common/s3rver.rs).
+if ! [ -x "$cache/s3rver/node_modules/.bin/s3rver" ]; then
+  echo "== installing s3rver 3.7.1 (npm) into $cache/s3rver"
+  mkdir -p "$cache/s3rver"
+  (cd "$cache/s3rver" && npm install --no-audit --no-fund --silent s3rver@3.7.1)
+fi
+export S3RVER="$cache/s3rver/node_modules/.bin/s3rver"
 
 stage "cargo fmt --check" cargo fmt --check
 stage "cargo clippy" cargo clippy --all-targets --locked --quiet -- -D warnings

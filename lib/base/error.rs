@@ -193,10 +193,17 @@ impl Error {
 
     /// Wraps an object-store error for operation `what`, classifying it.
     pub fn remote(what: impl Into<String>, source: object_store::Error) -> Self {
-        let (class, reason) = classify(&source);
+        let text = chain_text(&source);
+        let (class, reason) = match clock_skew(&text).or_else(|| wrong_region(&text)) {
+            Some(why) => (ErrorClass::Config, why),
+            None => {
+                let (class, reason) = classify(&source);
+                (class, reason.to_string())
+            }
+        };
         Error::Remote {
             what: what.into(),
-            reason: reason.to_string(),
+            reason,
             class,
             source,
         }
@@ -292,6 +299,16 @@ fn classify(e: &object_store::Error) -> (ErrorClass, &'static str) {
         source = s.source();
     }
     let text = chain_text(e);
+    if let Some(found) = sse_c_refusal(&text) {
+        return found;
+    }
+    if text.contains(CARRIED_CHECKSUM) {
+        return (
+            ErrorClass::Config,
+            "the server refused a request that carried x-amz-checksum-sha256: it may not \
+             implement flexible checksums; unset CHECKSUM",
+        );
+    }
     if let Some(found) = s3_code(&text).and_then(classify_s3_code) {
         return found;
     }
@@ -337,10 +354,15 @@ fn classify_typed(e: &(dyn StdError + 'static)) -> Option<(ErrorClass, &'static 
 }
 
 /// The S3 error code in a response body the error carries (`<Code>...</Code>`).
+/// Or, from the streaming upload's errors, `status code: 400 CODE: message`.
 pub(crate) fn s3_code(text: &str) -> Option<&str> {
-    let start = text.find("<Code>")? + "<Code>".len();
-    let len = text[start..].find("</Code>")?;
-    Some(&text[start..start + len])
+    if let Some(start) = text.find("<Code>").map(|i| i + "<Code>".len()) {
+        let len = text[start..].find("</Code>")?;
+        return Some(&text[start..start + len]);
+    }
+    let after = &text[text.find("status code: ")? + "status code: ".len()..];
+    let code = after.get(4..)?.split(':').next()?;
+    (!code.is_empty() && code.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(code)
 }
 
 /// The class of an S3 error code; `None` for codes that say nothing more than
@@ -377,11 +399,116 @@ fn classify_s3_code(code: &str) -> Option<(ErrorClass, &'static str)> {
             "service unavailable or throttling, after retries",
         ),
         "InternalError" => (ErrorClass::Unavailable, "server error, after retries"),
-        "RequestTimeout" | "RequestTimeTooSkewed" => {
-            (ErrorClass::Temporary, "the server gave up on the request")
-        }
+        "BadDigest" | "InvalidDigest" | "XAmzContentSHA256Mismatch" => (
+            ErrorClass::Data,
+            "the server found that the body does not match its checksum (the bytes changed on \
+             the way, or the server computes CHECKSUM=sha256 differently)",
+        ),
+        "RequestTimeout" => (ErrorClass::Temporary, "the server gave up on the request"),
         _ => return None,
     })
+}
+
+/// Marks the error of a request with a flexible checksum that the server
+/// refused as a bad request (400) or not implemented (501).
+pub(crate) const CARRIED_CHECKSUM: &str = "the request carried CHECKSUM=sha256's header";
+
+/// A read refused for its SSE-C key, as garage and AWS word it (both answer
+/// 400 InvalidRequest; AWS answers a wrong key with 403, "access denied").
+fn sse_c_refusal(text: &str) -> Option<(ErrorClass, &'static str)> {
+    let has = |needle: &str| text.contains(needle);
+    if has("Object is encrypted") || has("stored using a form of Server Side Encryption") {
+        Some((
+            ErrorClass::Config,
+            "the object is encrypted with a customer key (SSE-C): give that key in \
+             SSE_CUSTOMER_KEY or SSE_CUSTOMER_KEY_FILE",
+        ))
+    } else if has("Invalid encryption key") || has("could not decrypt object metadata") {
+        Some((
+            ErrorClass::Denied,
+            "the server refused the SSE-C key: it is not the key the object was stored with \
+             (SSE_CUSTOMER_KEY / SSE_CUSTOMER_KEY_FILE)",
+        ))
+    } else if has("Trying to decrypt a plaintext object")
+        || has("encryption parameters are not applicable")
+    {
+        Some((
+            ErrorClass::Config,
+            "the object is not encrypted with a customer key, but SSE_CUSTOMER_KEY (or its \
+             file) is set: unset it to read this object",
+        ))
+    } else {
+        None
+    }
+}
+
+/// A request signed for another region than the bucket's: S3 and garage
+/// name the right one in the answer (`<Region>`); the error says to set it.
+/// (The region is not followed: one run, one region, as configured.)
+fn wrong_region(text: &str) -> Option<String> {
+    let code = s3_code(text)?;
+    if !matches!(
+        code,
+        "AuthorizationHeaderMalformed" | "PermanentRedirect" | "IllegalLocationConstraintException"
+    ) {
+        return None;
+    }
+    let start = text.find("<Region>")? + "<Region>".len();
+    let len = text[start..].find("</Region>")?;
+    let region = text[start..start + len].trim();
+    (!region.is_empty() && region.bytes().all(|b| b.is_ascii_graphic())).then(|| {
+        format!("the bucket is in region {region:?}, not the one requests were signed for ({code}): set REGION={region}")
+    })
+}
+
+/// `RequestTimeTooSkewed`: this machine's clock is too far from the server's
+/// (S3 allows 15 minutes). Retrying cannot help: one error, naming the skew
+/// when the answer carries both times (`<RequestTime>`, `<ServerTime>`).
+fn clock_skew(text: &str) -> Option<String> {
+    if !text.contains("RequestTimeTooSkewed") {
+        return None;
+    }
+    let element = |tag: &str| {
+        let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
+        let len = text[start..].find(&format!("</{tag}>"))?;
+        Some(text[start..start + len].trim().to_string())
+    };
+    let parse = |t: &str| -> Option<i64> {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.timestamp())
+            .or_else(|_| {
+                chrono::NaiveDateTime::parse_from_str(t, "%Y%m%dT%H%M%SZ")
+                    .map(|d| d.and_utc().timestamp())
+            })
+            .ok()
+    };
+    let fix = "set the node's clock right (NTP) and run again";
+    let (ours, theirs) = match (element("RequestTime"), element("ServerTime")) {
+        (Some(r), Some(s)) => (r, s),
+        _ => {
+            return Some(format!(
+                "this machine's clock differs from the server's by more than it allows \
+                 (RequestTimeTooSkewed; S3 allows 15 minutes): {fix}"
+            ));
+        }
+    };
+    let shown = match (parse(&ours), parse(&theirs)) {
+        (Some(a), Some(b)) => {
+            let d = (a - b).unsigned_abs();
+            let side = if a > b { "ahead of" } else { "behind" };
+            format!(
+                "this machine's clock is {}h{:02}m{:02}s {side} the server's",
+                d / 3600,
+                d / 60 % 60,
+                d % 60
+            )
+        }
+        _ => "this machine's clock differs from the server's".to_string(),
+    };
+    Some(format!(
+        "{shown} (request time {ours}, server time {theirs}; RequestTimeTooSkewed, S3 allows \
+         15 minutes): {fix}"
+    ))
 }
 
 /// The HTTP status object_store reports ("status code: 503 ...").
@@ -470,6 +597,34 @@ impl fmt::Display for StopReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_skew_is_one_configuration_error_naming_the_skew() {
+        let body = "<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between \
+                    the request time and the current time is too large.</Message>\
+                    <RequestTime>20260101T000000Z</RequestTime>\
+                    <ServerTime>2026-01-01T01:20:05Z</ServerTime></Error>";
+        let e = Error::remote(
+            "upload of s3://b/k",
+            object_store::Error::PermissionDenied {
+                path: "k".into(),
+                source: format!("Client error with status 403: {body}").into(),
+            },
+        );
+        assert_eq!(e.exit_code(), 78);
+        let text = e.to_string();
+        assert!(text.contains("1h20m05s behind the server's"), "{text}");
+        assert!(text.contains("NTP"), "{text}");
+        let bare = Error::remote(
+            "head",
+            object_store::Error::Generic {
+                store: "S3",
+                source: "status code: 403 RequestTimeTooSkewed: too large".into(),
+            },
+        );
+        assert_eq!(bare.exit_code(), 78);
+        assert!(bare.to_string().contains("15 minutes"), "{bare}");
+    }
 
     #[test]
     fn exit_codes_follow_the_contract_table() {

@@ -119,6 +119,20 @@ pub struct Inputs {
     pub single_put_max: Option<String>,
     /// `SIGNED_PAYLOAD`: `true` signs the body's SHA-256 too (the server checks it).
     pub signed_payload: Option<String>,
+    /// `SSE`: server-side encryption, `AES256` or `aws:kms`.
+    pub sse: Option<String>,
+    /// `SSE_KMS_KEY_ID`: the KMS key of `SSE=aws:kms`.
+    pub sse_kms_key_id: Option<String>,
+    /// `SSE_BUCKET_KEY`: `true` asks S3 for a bucket key with `SSE=aws:kms`.
+    pub sse_bucket_key: Option<String>,
+    /// `SSE_CUSTOMER_KEY`: SSE-C, base64 of a 256-bit key.
+    pub sse_customer_key: Option<Secret>,
+    /// `SSE_CUSTOMER_KEY_FILE`: SSE-C, the key from this file.
+    pub sse_customer_key_file: Option<String>,
+    /// `CHECKSUM`: `sha256` sends `x-amz-checksum-sha256` with uploads.
+    pub checksum: Option<String>,
+    /// `ADDRESSING`: `auto`, `path` or `virtual` (bucket in the host).
+    pub addressing: Option<String>,
     /// `DEADLINE`: internal time budget, e.g. `110s`.
     pub deadline: Option<String>,
     /// `ETCD_DATA_DIR`: restore into this member data dir.
@@ -325,6 +339,13 @@ impl Inputs {
             concurrency,
             single_put_max,
             signed_payload,
+            sse,
+            sse_kms_key_id,
+            sse_bucket_key,
+            sse_customer_key,
+            sse_customer_key_file,
+            checksum,
+            addressing,
             deadline,
             etcd_data_dir,
             etcd_name,

@@ -179,6 +179,14 @@ fn source_remote(i: &Inputs, url: &str) -> Result<Remote> {
     j.storage_url = Some(url.to_string());
     j.bucket_name = None;
     let mut names = vec![("STORAGE_URL", "COPY_FROM"), ("BUCKET_NAME", "COPY_FROM")];
+    // Server-side encryption and checksums are asked of the target only: the
+    // source is read as it is (an SSE-C source is not supported).
+    j.sse = None;
+    j.sse_kms_key_id = None;
+    j.sse_bucket_key = None;
+    j.sse_customer_key = None;
+    j.sse_customer_key_file = None;
+    j.checksum = None;
     match (&i.source_access_key_id, &i.source_secret_access_key) {
         (Some(id), Some(secret)) => {
             j.access_key_id = Some(id.clone());

@@ -10,3 +10,4 @@ pub mod multipart;
 pub mod object;
 pub(crate) mod put;
 pub mod remote;
+pub mod s3_options;

@@ -40,6 +40,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, Attributes, PutMultipartOptions};
 
 use crate::transport::remote::{ClientTuning, S3Client, S3Settings};
+use crate::transport::s3_options::{ChecksumMode, S3Options, checksum_sha256};
 
 mod probe;
 mod uploads;
@@ -55,6 +56,9 @@ const SINGLE_READS: (usize, usize) = (1 << 20, 4);
 const PART_READS: (usize, usize) = (512 << 10, 1);
 /// S3's largest single PUT.
 pub const MAX_SINGLE_PUT: u64 = 5 << 30;
+/// Said of a refused request that carried `x-amz-checksum-sha256`
+/// (`base::error` tells the user to unset `CHECKSUM`).
+pub(crate) const CARRIED_CHECKSUM: &str = crate::base::error::CARRIED_CHECKSUM;
 /// The payload hash of an unsigned body.
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 
@@ -79,6 +83,8 @@ pub(crate) struct Target {
     object: ObjectPath,
     region: String,
     sign_payload: bool,
+    /// Server-side encryption and checksum headers (s3_options.rs).
+    options: S3Options,
     max_retries: usize,
     /// Recorded as `x-amz-meta-snapjob-cluster` with the object.
     cluster: Option<String>,
@@ -114,15 +120,16 @@ impl Target {
             None => key.to_string(),
         };
         let path = uri_encode_path(&full_key);
-        let raw = match &s3.endpoint {
-            Some(endpoint) => format!("{}/{}/{path}", endpoint.trim_end_matches('/'), s3.bucket),
-            // Virtual-hosted on AWS, except for dotted names the wildcard certificate
-            // misses: as the object_store client is set up (remote.rs).
-            None if !s3.bucket.contains('.') => {
-                format!("https://{}.s3.{region}.amazonaws.com/{path}", s3.bucket)
-            }
-            None => format!("https://s3.{region}.amazonaws.com/{}/{path}", s3.bucket),
-        };
+        // The bucket's URL as the object_store client is set up (remote/s3.rs).
+        let raw = format!(
+            "{}/{path}",
+            crate::transport::s3_options::bucket_url(
+                s3.endpoint.as_deref(),
+                &s3.bucket,
+                region,
+                s3.options.addressing
+            )?
+        );
         let url = reqwest::Url::parse(&raw)
             .map_err(|e| Error::Config(format!("object URL for key {key:?}: {e}")))?;
         let bucket_url = reqwest::Url::parse(raw.strip_suffix(&path).unwrap_or(&raw))
@@ -164,6 +171,7 @@ impl Target {
             object,
             region: region.to_string(),
             sign_payload: s3.sign_payload,
+            options: s3.options.clone(),
             max_retries: tuning.max_retries,
             cluster: None,
             metadata: Vec::new(),
@@ -291,11 +299,11 @@ impl Target {
         (size, part_size): (u64, u64),
         concurrency: usize,
         progress: Duration,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<SentPart>> {
         let progress = shared_progress(size, progress);
         let count = size.div_ceil(part_size) as usize;
-        let mut etags = vec![String::new(); count];
-        let mut in_flight: JoinSet<Result<(usize, String)>> = JoinSet::new();
+        let mut etags = vec![SentPart::default(); count];
+        let mut in_flight: JoinSet<Result<(usize, SentPart)>> = JoinSet::new();
         let mut next = 0;
         while next < count || !in_flight.is_empty() {
             while next < count && in_flight.len() < concurrency {
@@ -335,15 +343,25 @@ impl Target {
         file: &Path,
         (offset, len): (u64, u64),
         progress: SharedProgress,
-    ) -> Result<String> {
+    ) -> Result<SentPart> {
         let query = format!("partNumber={number}&uploadId={}", uri_encode(upload_id));
         let no_refusal = Arc::new(Mutex::new(None));
-        let payload = if self.sign_payload {
-            // The part's own digest: one more pass over it, the price of signing.
-            hash_range(file, offset, len)?
+        let checksum = self.options.checksum == ChecksumMode::Sha256;
+        // The part's own digest: one more pass over it, the price of signing
+        // it or of sending its checksum.
+        let digest = if self.sign_payload || checksum {
+            Some(hash_range(file, offset, len)?)
         } else {
-            UNSIGNED.to_string()
+            None
         };
+        let payload = match &digest {
+            Some(d) if self.sign_payload => d.clone(),
+            _ => UNSIGNED.to_string(),
+        };
+        let sha256 = digest
+            .as_deref()
+            .filter(|_| checksum)
+            .and_then(checksum_sha256);
         let answer = self
             .retrying("UploadPart", || {
                 let body = body(
@@ -354,11 +372,19 @@ impl Target {
                     no_refusal.clone(),
                     progress.clone(),
                 );
-                self.call_with_etag(Method::PUT, &query, (body, len, &payload))
+                self.call_with_etag(
+                    Method::PUT,
+                    &query,
+                    sha256.as_deref(),
+                    (body, len, &payload),
+                )
             })
             .await
             .map_err(|e| self.remote_error(&format!("uploading part {number} of"), e))?;
-        Ok(answer)
+        Ok(SentPart {
+            etag: answer,
+            sha256,
+        })
     }
 
     /// Completes the upload from the parts' ETags. S3 may answer 200 with an
@@ -372,13 +398,18 @@ impl Target {
     /// patient client, bounded by the deadline only); and a 200 carrying an error
     /// document would come back as an unparsable answer rather than the error
     /// S3 named, which the exit code is chosen from.
-    pub(crate) async fn complete(&self, upload_id: &str, etags: &[String]) -> Result<()> {
+    pub(crate) async fn complete(&self, upload_id: &str, parts: &[SentPart]) -> Result<()> {
         let mut doc = String::from("<CompleteMultipartUpload>");
-        for (i, etag) in etags.iter().enumerate() {
+        for (i, part) in parts.iter().enumerate() {
+            let checksum = part
+                .sha256
+                .as_deref()
+                .map(|c| format!("<ChecksumSHA256>{c}</ChecksumSHA256>"))
+                .unwrap_or_default();
             doc.push_str(&format!(
-                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag>{checksum}</Part>",
                 i + 1,
-                xml_escape(etag)
+                xml_escape(&part.etag)
             ));
         }
         doc.push_str("</CompleteMultipartUpload>");
@@ -477,7 +508,7 @@ impl Target {
         (body, len, payload): (reqwest::Body, u64, &str),
     ) -> Result<String, Failure> {
         let response = self
-            .send(method, query, meta_sha256, (body, len, payload))
+            .send(method, query, (meta_sha256, None), (body, len, payload))
             .await?;
         response.text().await.map_err(Failure::transport)
     }
@@ -487,9 +518,12 @@ impl Target {
         &self,
         method: Method,
         query: &str,
+        sha256: Option<&str>,
         (body, len, payload): (reqwest::Body, u64, &str),
     ) -> Result<String, Failure> {
-        let response = self.send(method, query, None, (body, len, payload)).await?;
+        let response = self
+            .send(method, query, (None, sha256), (body, len, payload))
+            .await?;
         let etag = response
             .headers()
             .get("etag")
@@ -505,11 +539,14 @@ impl Target {
         })
     }
 
+    /// One signed request. `meta_sha256` (the object's digest, hex) goes with a
+    /// request that creates the object; `part_sha256` (base64) is a part's
+    /// `x-amz-checksum-sha256`.
     async fn send(
         &self,
         method: Method,
         query: &str,
-        meta_sha256: Option<&str>,
+        (meta_sha256, part_sha256): (Option<&str>, Option<&str>),
         (body, len, payload): (reqwest::Body, u64, &str),
     ) -> Result<reqwest::Response, Failure> {
         let mut url = self.url.clone();
@@ -531,6 +568,32 @@ impl Target {
         let creating = (method == Method::PUT && query.is_empty()) || completing;
         if self.create_only && creating {
             head = head.header("if-none-match", "*");
+        }
+        // Server-side encryption and checksums (s3_options.rs): the single PUT
+        // carries what CreateMultipartUpload would (its body's digest is the
+        // object's); parts and Complete carry SSE-C's key, parts their checksum.
+        let uploading_part = method == Method::PUT && query.starts_with("partNumber=");
+        let extra = if method == Method::PUT && query.is_empty() {
+            let mut h = self.options.create_headers(false);
+            if let Some(sum) = meta_sha256
+                .filter(|_| self.options.checksum == ChecksumMode::Sha256)
+                .and_then(checksum_sha256)
+            {
+                h.push(("x-amz-checksum-sha256", sum));
+            }
+            h
+        } else if uploading_part || completing {
+            let mut h = self.options.part_headers();
+            if let Some(sum) = part_sha256 {
+                h.push(("x-amz-checksum-sha256", sum.to_string()));
+            }
+            h
+        } else {
+            Vec::new()
+        };
+        let carried_checksum = extra.iter().any(|(n, _)| n.starts_with("x-amz-checksum-"));
+        for (name, value) in extra {
+            head = head.header(name, value);
         }
         // The headers are signed on a request without its body: the body's
         // digest (or UNSIGNED-PAYLOAD) is given, and the body streams from disk
@@ -583,8 +646,28 @@ impl Target {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        Err(Failure::from_response(status, &text, &self.location))
+        let mut failure = Failure::from_response(status, &text, &self.location);
+        let digest_code = ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"]
+            .iter()
+            .any(|c| text.contains(c));
+        if carried_checksum && matches!(status.as_u16(), 400 | 501) && !digest_code {
+            // A server without flexible checksums may refuse the header itself.
+            failure.error = object_store::Error::Generic {
+                store: "S3",
+                source: format!("{} ({CARRIED_CHECKSUM})", failure.error).into(),
+            };
+            failure.retryable = false;
+        }
+        Err(failure)
     }
+}
+
+/// A part sent: its ETag, and its `x-amz-checksum-sha256` (base64) when
+/// `CHECKSUM=sha256`, both named again by CompleteMultipartUpload.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SentPart {
+    etag: String,
+    sha256: Option<String>,
 }
 
 /// object_store's signer panics on a key id or token that cannot be a header
@@ -634,8 +717,20 @@ impl Failure {
     fn from_response(status: reqwest::StatusCode, body: &str, path: &str) -> Failure {
         let code = xml_text(body, "Code").unwrap_or_default();
         let message = xml_text(body, "Message").unwrap_or_default();
+        // A skewed clock's answer carries both times, which the error names.
+        let times: String = ["RequestTime", "ServerTime"]
+            .iter()
+            .filter(|_| code == "RequestTimeTooSkewed")
+            .chain(["Region"].iter().filter(|_| {
+                matches!(
+                    code.as_str(),
+                    "AuthorizationHeaderMalformed" | "PermanentRedirect"
+                )
+            }))
+            .filter_map(|tag| xml_text(body, tag).map(|v| format!(" <{tag}>{v}</{tag}>")))
+            .collect();
         let source: Box<dyn std::error::Error + Send + Sync> =
-            format!("status code: {} {code}: {message}", status.as_u16()).into();
+            format!("status code: {} {code}: {message}{times}", status.as_u16()).into();
         let path = path.to_string();
         let error = match status.as_u16() {
             401 => object_store::Error::Unauthenticated { path, source },

@@ -13,6 +13,7 @@ pub mod garage;
 pub mod gcs;
 pub mod moto;
 pub mod proxy;
+pub mod s3rver;
 pub mod tls;
 
 use std::io::{BufRead, Read, Write};

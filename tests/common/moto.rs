@@ -104,6 +104,53 @@ impl Moto {
         })
     }
 
+    /// The headers of a HEAD of `key` (names lower-case), or None when there
+    /// is no object.
+    pub fn head(&self, key: &str) -> Option<Vec<(String, String)>> {
+        let url = format!("{}/{BUCKET}/{key}", self.endpoint());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let r = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .head(url)
+                .header("authorization", AUTH)
+                .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+                .send()
+                .await
+                .expect("moto answers");
+            match r.status().as_u16() {
+                404 => None,
+                200 => Some(
+                    r.headers()
+                        .iter()
+                        .map(|(k, v)| {
+                            (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
+                        })
+                        .collect(),
+                ),
+                other => panic!("HEAD {key} on moto: {other}"),
+            }
+        })
+    }
+
+    /// Every key in the bucket, sorted (ListObjectsV2, one page).
+    pub fn keys(&self) -> Vec<String> {
+        let (status, xml) = self.request("GET", &format!("/{BUCKET}?list-type=2"), "");
+        assert_eq!(status, 200, "ListObjectsV2 on moto: {xml}");
+        let mut keys: Vec<String> = xml
+            .split("<Contents>")
+            .skip(1)
+            .map(|c| between(c, "Key"))
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// The pending multipart uploads in the bucket, from ListMultipartUploads:
     /// (key, upload id).
     pub fn uploads(&self) -> Vec<(String, String)> {

@@ -62,6 +62,8 @@ pub enum Fault {
     /// Forward the request with the body byte at this offset flipped (XOR 1),
     /// and its answer: a body altered in flight.
     Corrupt(usize),
+    /// Answer this status with this body (an S3 document), without forwarding.
+    Answer(u16, &'static str),
 }
 
 /// A request the proxy forwarded.
@@ -279,12 +281,19 @@ async fn handle(
     };
     match fault {
         Some(Fault::Status(_)) => unreachable!("mapped to Fault::Error above"),
-        Some(Fault::Error(code, s3code)) => {
+        Some(fault @ (Fault::Error(..) | Fault::Answer(..))) => {
             let mut body = vec![0u8; body_len];
             client.read_exact(&mut body).await?;
-            let xml = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{s3code}</Code><Message>injected</Message></Error>"
-            );
+            let (code, xml) = match fault {
+                Fault::Answer(code, doc) => (code, doc.to_string()),
+                Fault::Error(code, s3code) => (
+                    code,
+                    format!(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{s3code}</Code><Message>injected</Message></Error>"
+                    ),
+                ),
+                _ => unreachable!("matched above"),
+            };
             let resp = format!(
                 "HTTP/1.1 {code} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
                 xml.len()

@@ -129,6 +129,14 @@ impl Remote {
                 header_safe(v, var, false)?;
             }
         }
+        let options = crate::transport::s3_options::S3Options::from_inputs(inputs)?;
+        // A virtual-hosted bucket needs a host name to go in: said now, not at connect.
+        crate::transport::s3_options::bucket_url(
+            endpoint.as_deref(),
+            &bucket,
+            "us-east-1",
+            options.addressing,
+        )?;
         Ok(Remote::S3(S3Settings {
             bucket,
             prefix,
@@ -137,6 +145,7 @@ impl Remote {
             credentials,
             ca_bundle: load_ca_bundle(inputs.ca_bundle.as_deref())?,
             sign_payload: parse_bool(inputs.signed_payload.as_deref(), "SIGNED_PAYLOAD")?,
+            options,
         }))
     }
 
@@ -311,6 +320,8 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
                 },
                 ca_bundle: None,
                 sign_payload: false,
+                // Replaced by the options of the settings (from_inputs).
+                options: Default::default(),
             }))
         }
         "gs" => {

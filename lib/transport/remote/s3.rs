@@ -32,6 +32,8 @@ pub struct S3Settings {
     /// Sign request bodies' SHA-256 (`SIGNED_PAYLOAD=true`); by default bodies
     /// are sent as `UNSIGNED-PAYLOAD` (README, "Payload signing").
     pub sign_payload: bool,
+    /// Server-side encryption, checksums and addressing.
+    pub options: crate::transport::s3_options::S3Options,
 }
 
 /// A parsed endpoint: `scheme://host[:port]`, or AWS itself.
@@ -222,8 +224,12 @@ impl S3Client {
             .with_unsigned_payload(!s.sign_payload)
             // Plain DELETE, as s3cmd does: bulk DeleteObjects is missing on some services.
             .with_disable_bulk_delete(true)
-            // Virtual-hosted on AWS, except for dotted names the wildcard certificate misses.
-            .with_virtual_hosted_style_request(s.endpoint.is_none() && !s.bucket.contains('.'));
+            .with_virtual_hosted_style_request(
+                s.options
+                    .addressing
+                    .virtual_hosted(s.endpoint.as_deref(), &s.bucket),
+            );
+        builder = s.options.apply(builder);
         let source = match &s.credentials {
             Credentials::Static {
                 access_key_id,
@@ -254,7 +260,22 @@ impl S3Client {
             }
         };
         if let Some(endpoint) = &s.endpoint {
-            builder = builder.with_endpoint(endpoint);
+            builder = builder.with_endpoint(
+                if s.options
+                    .addressing
+                    .virtual_hosted(Some(endpoint), &s.bucket)
+                {
+                    // object_store takes a virtual-hosted endpoint with the bucket in it.
+                    crate::transport::s3_options::bucket_url(
+                        Some(endpoint),
+                        &s.bucket,
+                        &region,
+                        s.options.addressing,
+                    )?
+                } else {
+                    endpoint.clone()
+                },
+            );
         }
         let store = builder.build().map_err(|e| {
             // The HTTP client cannot be built without any trusted root (an image
@@ -269,6 +290,16 @@ impl S3Client {
                 s.bucket
             ))
         })?;
+        if s.options.customer_key_var().is_some()
+            && s.endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://"))
+        {
+            tracing::warn!(
+                "the SSE-C customer key is sent over plain HTTP (INSECURE=true): anyone on \
+                 the path can read it; AWS refuses SSE-C without TLS"
+            );
+        }
         // Which source, never a secret.
         tracing::info!(credentials = %source, region = %region, "S3 credentials");
         if let Credentials::Provider { last_resort, .. } = &s.credentials {
