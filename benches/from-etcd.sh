@@ -15,7 +15,7 @@ pods=${2:-150000}
 level=${COMPRESS_LEVEL:-3}
 source benches/common.sh
 bin=$etcd_bin
-cargo build --release --quiet --bins
+cargo build --release --quiet --locked --bin store
 target=${CARGO_TARGET_DIR:-target}
 work=$(mktemp -d)
 trap 'kill $etcd_pid $s3_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
