@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the snapshot verifier and the bbolt page reader with cargo-fuzz (libFuzzer).
+# Fuzzes the snapshot verifier, the gzip member index and the bbolt page reader with cargo-fuzz (libFuzzer).
 #   bash scripts/fuzz.sh          # smoke run: 20 s per target (what CI runs)
 #   bash scripts/fuzz.sh 3600     # long run: an hour per target
 # Seeds are in fuzz/seeds/<target>; each run fuzzes a fresh copy of them, and any
@@ -11,7 +11,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 # cargo-fuzz passes nightly-only flags (sanitizers, coverage); the machine has one
 # stable toolchain, which accepts them with RUSTC_BOOTSTRAP.
 export RUSTC_BOOTSTRAP=1
-for target in verifier bolt; do
+for target in verifier bolt gzip_members; do
   corpus=$(mktemp -d)
   log=$(mktemp)
   cp fuzz/seeds/"$target"/* "$corpus"/

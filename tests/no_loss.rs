@@ -495,6 +495,7 @@ fn no_value_of_any_variable_panics() {
         "ETCD_STREAM_TIMEOUT",
         "COMPRESS",
         "COMPRESS_LEVEL",
+        "COMPRESS_THREADS",
         "SINGLE_PUT_MAX",
         "PART_SIZE",
         "CONCURRENCY",

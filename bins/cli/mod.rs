@@ -427,6 +427,9 @@ pub struct Etcd {
     /// gzip level 1-9 [env: COMPRESS_LEVEL] [default: 3]
     #[arg(long, value_name = "N")]
     pub compress_level: Option<String>,
+    /// Threads compressing gzip members [env: COMPRESS_THREADS] [default: the CPUs the cgroup allows]
+    #[arg(long, value_name = "N")]
+    pub compress_threads: Option<String>,
 }
 
 impl Etcd {
@@ -440,6 +443,7 @@ impl Etcd {
         i.etcd_stream_timeout = self.etcd_stream_timeout;
         i.compress = self.compress;
         i.compress_level = self.compress_level;
+        i.compress_threads = self.compress_threads;
     }
 }
 

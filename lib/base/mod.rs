@@ -7,6 +7,7 @@ pub mod cancel;
 pub mod digest;
 pub mod error;
 pub mod fs;
+pub mod pool;
 pub mod progress;
 pub mod settings;
 pub mod time;

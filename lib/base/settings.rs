@@ -177,6 +177,8 @@ pub struct Inputs {
     pub compress: Option<String>,
     /// `COMPRESS_LEVEL`: gzip level 1-9.
     pub compress_level: Option<String>,
+    /// `COMPRESS_THREADS`: threads compressing gzip members (default: the CPUs allowed).
+    pub compress_threads: Option<String>,
     /// `BACKUP_STORE`: a kops etcd-manager backup store URL (its layout is used).
     pub backup_store: Option<String>,
     /// `ETCD_VERSION`: etcd version for an etcd-manager meta file.
@@ -368,6 +370,7 @@ impl Inputs {
             etcd_stream_timeout,
             compress,
             compress_level,
+            compress_threads,
             backup_store,
             etcd_version,
             member_count,

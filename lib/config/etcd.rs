@@ -11,6 +11,9 @@ use crate::transport::etcd::EtcdSource;
 
 /// Default gzip level for snapshots taken from etcd (see benches/RESULTS.md).
 pub const DEFAULT_GZIP_LEVEL: u32 = 3;
+/// The most threads `COMPRESS_THREADS` takes: memory grows with them (about
+/// 2 MiB each, crate::formats::compress::Members).
+pub const MAX_COMPRESS_THREADS: usize = 64;
 
 /// Configuration of `snapshot`: a live etcd's snapshot to a local file.
 #[derive(Debug, Clone)]
@@ -69,8 +72,12 @@ pub fn etcd_settings(i: &Inputs) -> Result<(EtcdSource, Compress)> {
         Some(raw) => parse_count(raw, "COMPRESS_LEVEL", 1, 9)? as u32,
         None => DEFAULT_GZIP_LEVEL,
     };
+    let threads = match &i.compress_threads {
+        Some(raw) => parse_count(raw, "COMPRESS_THREADS", 1, MAX_COMPRESS_THREADS)?,
+        None => crate::base::pool::cpus().min(MAX_COMPRESS_THREADS),
+    };
     let compress = match i.compress.as_deref() {
-        None | Some("gzip") => Compress::Gzip(level),
+        None | Some("gzip") => Compress::Gzip { level, threads },
         Some("none") => Compress::None,
         Some(other) => {
             return Err(Error::Config(format!(

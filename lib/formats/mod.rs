@@ -8,6 +8,7 @@ pub mod datadir;
 pub mod encrypt;
 pub mod etcd_manager;
 pub mod etcddb;
+pub mod gzip_members;
 pub mod pipeline;
 pub mod retention;
 pub mod snapshot;

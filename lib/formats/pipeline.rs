@@ -168,9 +168,12 @@ mod tests {
     #[test]
     fn the_chain_compresses_and_finishes_to_the_sink() {
         let plain = b"etcd snapshot bytes, several times over; ".repeat(100);
-        let mut chain = Stages::compress(Compress::Gzip(6))
-            .chain(Vec::new())
-            .unwrap();
+        let mut chain = Stages::compress(Compress::Gzip {
+            level: 6,
+            threads: 2,
+        })
+        .chain(Vec::new())
+        .unwrap();
         chain.write_all(&plain).unwrap();
         let gz = chain.finish().unwrap();
         assert!(gz.len() < plain.len(), "compressed");
@@ -195,7 +198,10 @@ mod tests {
         .unwrap();
         let plain = b"etcd snapshot bytes, several times over; ".repeat(1000);
         let mut chain = Stages {
-            compress: Compress::Gzip(6),
+            compress: Compress::Gzip {
+                level: 6,
+                threads: 2,
+            },
             encrypt: Some(recipients),
         }
         .chain(Vec::new())

@@ -15,11 +15,13 @@ use crate::base::digest::Sha256;
 use crate::base::error::{Error, Result};
 
 mod handoff;
+mod inflate;
 #[cfg(test)]
 pub(crate) mod tests;
 mod trailer;
 
 use handoff::Handoff;
+use inflate::Inflate;
 use trailer::TrailerCheck;
 
 /// The gzip magic bytes.
@@ -56,7 +58,7 @@ pub struct Verifier<W: Write + Send + 'static> {
 enum Stage<W: Write + Send + 'static> {
     /// Fewer than two bytes seen: the format is not known yet.
     Sniffing(Option<TrailerCheck<W>>),
-    Gzip(Box<flate2::write::MultiGzDecoder<Handoff<W>>>),
+    Gzip(Box<Inflate<W>>),
     Raw(TrailerCheck<W>),
 }
 
@@ -92,9 +94,7 @@ impl<W: Write + Send + 'static> Verifier<W> {
             let mut check = check.take().expect("sniffing holds the checker");
             check.gzip = self.head == GZIP_MAGIC;
             self.stage = if check.gzip {
-                Stage::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Handoff::new(
-                    check,
-                ))))
+                Stage::Gzip(Box::new(Inflate::new(Handoff::new(check))))
             } else {
                 Stage::Raw(check)
             };
@@ -132,7 +132,10 @@ impl<W: Write + Send + 'static> Verifier<W> {
         let gzip = matches!(self.stage, Stage::Gzip(_));
         let mut input_hash = self.input_hash;
         let check = match self.stage {
-            Stage::Gzip(d) => d.finish().and_then(Handoff::finish).map_err(gzip_error)?,
+            Stage::Gzip(d) => (*d)
+                .finish()
+                .and_then(Handoff::finish)
+                .map_err(gzip_error)?,
             Stage::Raw(c) => {
                 if input_hash.is_some() {
                     input_hash = Some(c.whole_hash());
