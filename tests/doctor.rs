@@ -153,3 +153,26 @@ fn doctor_on_moto() {
     assert!(!body.contains("<Key>"), "{body}");
     assert!(m.uploads().is_empty(), "{:?}", m.uploads());
 }
+
+/// With SSE-C and CHECKSUM set, every check runs with them (garage implements
+/// both), and the last lines say what was sent, never the key.
+#[test]
+fn doctor_with_sse_c_and_checksums_on_garage() {
+    let g = Garage::start();
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // base64 of 32 bytes
+    let mut env = g.job_env();
+    env.push(("SSE_CUSTOMER_KEY".into(), key.into()));
+    env.push(("CHECKSUM".into(), "sha256".into()));
+    let (r, lines) = doctor(&env);
+    r.assert_code(0);
+    assert_works(&lines);
+    assert!(status(&lines, "checksum").starts_with("OK"), "{lines:?}");
+    assert!(
+        status(&lines, "sse").starts_with("OK: SSE-C with the key of SSE_CUSTOMER_KEY"),
+        "{lines:?}"
+    );
+    assert!(!r.stdout.contains(key) && !r.stderr.contains(key));
+    let prefix = prefix_of(&r);
+    let listed = g.s3cmd(&["ls", "-r", &format!("s3://{BUCKET}/")]);
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&prefix));
+}

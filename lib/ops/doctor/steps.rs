@@ -42,11 +42,14 @@ pub(super) fn settings(cfg: &DoctorConfig, report: &mut DoctorReport) {
                 "endpoint",
                 s.endpoint.clone().unwrap_or_else(|| "AWS S3".into()),
             );
-            let virtual_hosted = s.endpoint.is_none() && !s.bucket.contains('.');
+            let virtual_hosted = s
+                .options
+                .addressing
+                .virtual_hosted(s.endpoint.as_deref(), &s.bucket);
             report.ok(
                 "addressing",
                 if virtual_hosted {
-                    "virtual-hosted (AWS S3)"
+                    "virtual-hosted"
                 } else {
                     "path-style"
                 },
@@ -347,15 +350,41 @@ impl Run<'_> {
         }
     }
 
-    /// Lines for settings that change what is sent (SSE, CHECKSUM): where
-    /// their checks go once those settings exist.
+    /// Lines for settings that change what is sent (SSE, CHECKSUM): the
+    /// checks above ran with them, so their lines say whether the server took
+    /// them; these say what was sent.
     pub(super) fn configured_extras(&mut self) {
-        self.report.push(
-            "checksum",
-            Status::Skipped,
-            "CHECKSUM is not a setting of this build",
-        );
-        self.report
-            .push("sse", Status::Skipped, "SSE is not a setting of this build");
+        use crate::transport::s3_options::{ChecksumMode, Sse};
+        let Remote::S3(s) = &self.cfg.remote else {
+            return;
+        };
+        let sent = "sent with the PUT, parts, GET and HEAD above";
+        match s.options.checksum {
+            ChecksumMode::Off => {
+                self.report
+                    .push("checksum", Status::Skipped, "CHECKSUM is unset: none sent")
+            }
+            ChecksumMode::Sha256 => self.report.ok(
+                "checksum",
+                "CHECKSUM=sha256: x-amz-checksum-sha256 sent with the PUT and each part above",
+            ),
+        }
+        let sse = match &s.options.sse {
+            Sse::None => {
+                self.report.push(
+                    "sse",
+                    Status::Skipped,
+                    "SSE is unset: the bucket's default encryption applies",
+                );
+                return;
+            }
+            Sse::S3 => format!("SSE=AES256 {sent}"),
+            Sse::Kms { key_id, .. } => match key_id {
+                Some(id) => format!("SSE=aws:kms with SSE_KMS_KEY_ID={id} {sent}"),
+                None => format!("SSE=aws:kms with the account's default key {sent}"),
+            },
+            Sse::Customer { from, .. } => format!("SSE-C with the key of {from} {sent}"),
+        };
+        self.report.ok("sse", sse);
     }
 }
