@@ -29,8 +29,10 @@ use crate::config::{RestoreConfig, RestoreSource};
 use crate::formats::datadir::{self, DataDirReport};
 use crate::formats::encrypt::{Decryption, Identities, RECIPIENTS_METADATA};
 mod landing;
+mod recorded;
+use crate::formats::etcddb::recorded::Recorded;
 use crate::formats::snapshot::{NamedSink, SnapshotInfo, Verifier};
-use crate::transport::object::SHA256_METADATA;
+use crate::transport::object::{SHA256_METADATA, recorded_hashkv};
 
 /// What `restore` did.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct RestoreReport {
     pub output: Option<PathBuf>,
     /// Whether a recorded SHA-256 was present and matched.
     pub sha256_checked: bool,
+    /// Whether the member's HashKV was recorded with the object and matched.
+    pub hash_kv_checked: bool,
     /// What verification of the download found (none for a local source).
     pub snapshot: Option<SnapshotInfo>,
     /// The member data dir built, if one was asked for.
@@ -63,6 +67,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         source: String::new(),
         output: cfg.output.clone(),
         sha256_checked: false,
+        hash_kv_checked: false,
         snapshot: None,
         member: None,
         seconds: 0.0,
@@ -131,7 +136,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 (None, Some(spec)) => spec.data_dir.clone(),
                 (None, None) => unreachable!("config requires an output or a data dir"),
             };
-            let (landed, checked) = download(
+            let (landed, checked, rec) = download(
                 (&client, &path),
                 &location,
                 &beside,
@@ -143,6 +148,14 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             .await?;
             report.snapshot = Some(landed.info.clone());
             report.sha256_checked = checked;
+            report.hash_kv_checked = recorded::compare(
+                rec,
+                &landed.snapshot.path,
+                &landed.info,
+                &location,
+                (shutdown, &deadline),
+            )
+            .await?;
             match &cfg.output {
                 Some(out) => {
                     landed.persist(out)?;
@@ -214,7 +227,7 @@ async fn download(
     shutdown: &Shutdown,
     deadline: &Deadline,
     every: std::time::Duration,
-) -> Result<(landing::Landed, bool)> {
+) -> Result<(landing::Landed, bool, Option<Recorded>)> {
     let got = deadline
         .run(shutdown, "starting the download", async {
             client
@@ -304,8 +317,11 @@ async fn fetch(
     shutdown: &Shutdown,
     deadline: &Deadline,
     every: std::time::Duration,
-) -> Result<(landing::Landed, bool)> {
+) -> Result<(landing::Landed, bool, Option<Recorded>)> {
     let expected_size = got.meta.size;
+    let [rev, hash, compact] = recorded_hashkv(&got.attributes);
+    let rec = Recorded::parse(rev.as_deref(), hash.as_deref(), compact.as_deref())
+        .map_err(|e| e.about(location))?;
     let recorded = got
         .attributes
         .get(&Attribute::Metadata(SHA256_METADATA.into()))
@@ -416,7 +432,7 @@ async fn fetch(
         sha256_checked = recorded.is_some(),
         "downloaded and verified"
     );
-    Ok((landed, recorded.is_some()))
+    Ok((landed, recorded.is_some(), rec))
 }
 
 /// A spawned task, aborted when dropped unfinished: a download given up on stops
