@@ -77,6 +77,11 @@ impl RestoreConfig {
     /// Validates the inputs of `restore`.
     pub fn from_inputs(i: &Inputs) -> Result<Self> {
         let member = member_spec(i)?;
+        if member.is_none() && (i.bump_revision.is_some() || i.mark_compacted.is_some()) {
+            return Err(Error::Usage(
+                "--bump-revision and --mark-compacted need --data-dir (ETCD_DATA_DIR)".into(),
+            ));
+        }
         let output = i.output_file.as_deref().map(PathBuf::from);
         if output.is_none() && member.is_none() {
             return Err(Error::Usage(
@@ -239,7 +244,34 @@ fn member_spec(i: &Inputs) -> Result<Option<DataDirSpec>> {
         } else {
             Flavor::V35
         },
+        bump_revision: bump_revision(i)?,
     }))
+}
+
+/// `--bump-revision N --mark-compacted`: both or neither, as etcdutl has it (64).
+fn bump_revision(i: &Inputs) -> Result<Option<u64>> {
+    let marked = parse_bool(i.mark_compacted.as_deref(), "MARK_COMPACTED")?;
+    let n = match i.bump_revision.as_deref() {
+        None => 0,
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= i64::MAX as u64 / 2)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--bump-revision (BUMP_REVISION) {raw:?} is not a whole number of revisions"
+                ))
+            })?,
+    };
+    match (n, marked) {
+        (0, false) => Ok(None),
+        (n, true) if n > 0 => Ok(Some(n)),
+        _ => Err(Error::Usage(
+            "--bump-revision N (BUMP_REVISION) and --mark-compacted (MARK_COMPACTED) go together, N > 0"
+                .into(),
+        )),
+    }
 }
 
 #[cfg(test)]

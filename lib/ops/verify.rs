@@ -360,6 +360,7 @@ fn restore_and_check(
         wal_dir: None,
         skip_hash_check: false,
         flavor: Flavor::V35,
+        bump_revision: None,
     };
     restore_data_dir(snapshot, &spec)?;
     let db_path = data_dir.join("member").join("snap").join("db");
