@@ -30,6 +30,7 @@ use crate::formats::datadir::{self, DataDirReport};
 use crate::formats::encrypt::{Decryption, Identities, RECIPIENTS_METADATA};
 mod landing;
 mod recorded;
+mod room;
 use crate::formats::etcddb::recorded::Recorded;
 use crate::formats::snapshot::{NamedSink, SnapshotInfo, Verifier};
 use crate::transport::object::{SHA256_METADATA, recorded_hashkv};
@@ -86,6 +87,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             };
             match (&cfg.output, &cfg.member) {
                 (Some(out), _) => {
+                    room::for_download(out, std::fs::metadata(path).map_or(0, |m| m.len()))?;
                     let (src, dest) = (path.clone(), out.clone());
                     let info = tokio::task::spawn_blocking(move || {
                         let (info, temp) = copy_verified(&src, (&dest, "tmp"), &decrypt)?;
@@ -171,6 +173,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         }
     };
     if let Some(spec) = &cfg.member {
+        room::for_member(spec, &snapshot_path, report.snapshot.as_ref())?;
         let (spec, path) = (spec.clone(), snapshot_path.clone());
         // Not interrupted: a build that finished in the background after we gave
         // up would rename a member into place that we reported as failed.
@@ -241,6 +244,7 @@ async fn download(
                 })
         })
         .await?;
+    room::for_download(dest, got.meta.size)?;
     let etag = got.meta.e_tag.clone();
     let fetched = fetch(
         (client, path),
