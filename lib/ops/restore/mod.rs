@@ -28,6 +28,7 @@ use crate::base::fs::TempFile;
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::formats::datadir::{self, DataDirReport};
 use crate::formats::encrypt::{Decryption, Identities, RECIPIENTS_METADATA};
+mod before;
 mod landing;
 mod recorded;
 mod room;
@@ -116,16 +117,34 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 (None, _) => path.clone(),
             }
         }
-        source @ (RestoreSource::Object { .. } | RestoreSource::EtcdManager { .. }) => {
+        source @ (RestoreSource::Object { .. }
+        | RestoreSource::EtcdManager { .. }
+        | RestoreSource::Before { .. }) => {
             let (remote, key) = match source {
                 RestoreSource::Object { remote, key } => (remote, key.clone()),
+                RestoreSource::Before { remote, prefix, .. } => (remote, prefix.clone()),
                 RestoreSource::EtcdManager { remote, name } => (
                     remote,
                     format!("{name}/{}", crate::formats::etcd_manager::DATA_FILE),
                 ),
                 RestoreSource::File(_) => unreachable!("matched above"),
             };
-            let (client, path) = remote.connect(&key, &deadline, shutdown).await?;
+            let (client, mut path) = remote.connect(&key, &deadline, shutdown).await?;
+            let key = match source {
+                RestoreSource::Before {
+                    prefix,
+                    cluster,
+                    before,
+                    ..
+                } => {
+                    let args = (prefix.as_str(), cluster.as_str(), *before);
+                    let chosen = before::pick(&client, remote, args, &deadline, shutdown).await?;
+                    path = ObjectPath::parse(&chosen)
+                        .map_err(|e| Error::Config(format!("object key: {e}")))?;
+                    chosen
+                }
+                _ => key,
+            };
             if let RestoreSource::EtcdManager { name, .. } = source {
                 // etcd-manager lists a backup only once its meta file exists.
                 crate::formats::etcd_manager::backup_info(client.as_ref(), name).await?;
