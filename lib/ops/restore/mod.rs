@@ -88,7 +88,6 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             };
             match (&cfg.output, &cfg.member) {
                 (Some(out), _) => {
-                    room::for_download(out, std::fs::metadata(path).map_or(0, |m| m.len()))?;
                     let (src, dest) = (path.clone(), out.clone());
                     let info = tokio::task::spawn_blocking(move || {
                         let (info, temp) = copy_verified(&src, (&dest, "tmp"), &decrypt)?;

@@ -8,7 +8,7 @@ use crate::base::space::ensure_room;
 use crate::formats::datadir::{DataDirSpec, wal};
 use crate::formats::snapshot::SnapshotInfo;
 
-/// Before a download (or a local file's copy): the object lands beside `dest`
+/// Before a download: the object lands beside `dest`
 /// (the output, or the data dir) at its full size; a gzip object's inflated
 /// snapshot needs more, known only as it inflates.
 pub(crate) fn for_download(dest: &Path, object_bytes: u64) -> Result<()> {
