@@ -48,6 +48,15 @@ struct Args {
     /// Write etcdctl 3.4's WAL variant instead of etcdutl 3.5's [env: ETCD_V34=true]
     #[arg(long)]
     v34: bool,
+    /// Raise the restored store's revision by N (etcdutl 3.5.10+); needs --mark-compacted [env: BUMP_REVISION]
+    #[arg(long, value_name = "N")]
+    bump_revision: Option<String>,
+    /// Restore the newest of this cluster's backups at or before this UTC time (RFC 3339) [env: RESTORE_BEFORE]
+    #[arg(long, value_name = "TIME")]
+    before: Option<String>,
+    /// Mark the bumped revision compacted: watches from before it get "compacted" [env: MARK_COMPACTED=true]
+    #[arg(long)]
+    mark_compacted: bool,
     /// Fill in the membership for a known shape: kkp (per-member) or kube-dc (single member) [env: RESTORE_PRESET]
     #[arg(long, value_name = "PRESET")]
     preset: Option<String>,
@@ -89,6 +98,9 @@ pub fn main() -> std::process::ExitCode {
         flags.etcd_wal_dir = args.wal_dir;
         flags.skip_hash_check = args.skip_hash_check.then(|| "true".into());
         flags.etcd_v34 = args.v34.then(|| "true".into());
+        flags.bump_revision = args.bump_revision;
+        flags.restore_before = args.before;
+        flags.mark_compacted = args.mark_compacted.then(|| "true".into());
         flags.restore_preset = args.preset;
         flags.pod_name = args.pod;
         flags.namespace = args.namespace;

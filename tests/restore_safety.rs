@@ -264,10 +264,28 @@ fn a_full_disk_while_inflating_exits_74_naming_the_file() {
     assert_disk_full_named(&r, disk.path(), &["out.db"]);
     assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
 
-    // A member data dir.
+    // A member data dir: its 64 MB WAL cannot fit, which the pre-flight says
+    // before anything is written.
     std::fs::remove_file(&out).unwrap();
     let r = restore_member(&gz, &disk.path().join("data"), &[]);
+    r.assert_code(74);
+    assert!(
+        r.all()
+            .contains("not enough free space for the member's db and the member's WAL"),
+        "{}",
+        r.all()
+    );
+    assert!(names_in(disk.path()).is_empty());
+    // With the WAL elsewhere the db passes the pre-flight (the gzip's size is all
+    // that is known before it inflates) and the full disk is met while inflating.
+    let wal = src.path().join("wal");
+    let r = restore_member(
+        &gz,
+        &disk.path().join("data"),
+        &["--wal-dir", wal.to_str().unwrap()],
+    );
     assert_disk_full_named(&r, disk.path(), &[]);
+    assert!(!wal.exists());
 }
 
 /// Bytes that are not a snapshot: no bbolt magic on the first page.

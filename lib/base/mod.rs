@@ -10,4 +10,5 @@ pub mod fs;
 pub mod pool;
 pub mod progress;
 pub mod settings;
+pub mod space;
 pub mod time;

@@ -151,6 +151,12 @@ pub struct Inputs {
     pub skip_hash_check: Option<String>,
     /// `ETCD_V34`: write etcdctl 3.4's WAL variant.
     pub etcd_v34: Option<String>,
+    /// `BUMP_REVISION`: raise the restored store's revision by this much.
+    pub bump_revision: Option<String>,
+    /// `MARK_COMPACTED`: mark the bumped revision compacted (with `BUMP_REVISION`).
+    pub mark_compacted: Option<String>,
+    /// `RESTORE_BEFORE`: restore the newest backup at or before this time.
+    pub restore_before: Option<String>,
     /// `RESTORE_PRESET`: `kkp` or `kube-dc` fills in the membership settings.
     pub restore_preset: Option<String>,
     /// `POD_NAME`: the etcd pod (KKP preset).
@@ -357,6 +363,9 @@ impl Inputs {
             etcd_wal_dir,
             skip_hash_check,
             etcd_v34,
+            bump_revision,
+            mark_compacted,
+            restore_before,
             restore_preset,
             pod_name,
             namespace,

@@ -12,6 +12,54 @@ pub fn rfc3339(unix_secs: u64) -> String {
     )
 }
 
+/// Unix seconds of an RFC 3339 time in UTC, `YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00)`
+/// (`t`, `z` and a space for `T` accepted; fractions of a second dropped).
+pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &b[19..];
+    if rest.first() == Some(&b'.') {
+        let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &rest[1 + digits..];
+    }
+    if !matches!(rest, b"Z" | b"z" | b"+00:00" | b"-00:00") {
+        return None;
+    }
+    let days_in = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
+        return None;
+    }
+    if days_from_civil(y, mo, d) != days_from_civil(y, mo, 1) + d - 1
+        || civil_from_days(days_from_civil(y, mo, d)) != (y, mo, d)
+    {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec.min(59))
+}
+
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01.
 pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -48,5 +96,29 @@ mod tests {
     #[test]
     fn throughput_figure() {
         assert!((mib_per_s(10 << 20, 2.0) - 5.0).abs() < 1e-9);
+    }
+}
+
+#[cfg(test)]
+mod rfc3339_tests {
+    use super::*;
+
+    #[test]
+    fn utc_times_parse_and_others_are_refused() {
+        assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00Z"), Some(0));
+        let t = parse_rfc3339_utc("2026-11-29T23:30:56Z").unwrap();
+        assert_eq!(rfc3339(t as u64), "2026-11-29T23:30:56Z");
+        assert_eq!(parse_rfc3339_utc("2026-11-29T23:30:56.123+00:00"), Some(t));
+        for bad in [
+            "2026-11-29",
+            "2026-11-29T23:30:56",
+            "2026-11-29T23:30:56+02:00",
+            "2026-02-30T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-29T24:00:00Z",
+            "yesterday",
+        ] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
+        }
     }
 }

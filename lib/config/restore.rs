@@ -46,6 +46,19 @@ pub enum RestoreSource {
     },
     /// A local snapshot file (`SNAPSHOT_FILE`), raw or gzip.
     File(PathBuf),
+    /// The newest of this cluster's backups under `$CLUSTER-` (by the cluster
+    /// `store` records, as `verify --latest`) whose time is at or before `before`
+    /// (`RESTORE_BEFORE`, Unix seconds).
+    Before {
+        /// Where they live.
+        remote: Box<Remote>,
+        /// The key prefix listed (`$CLUSTER-`).
+        prefix: String,
+        /// The cluster their metadata must name.
+        cluster: String,
+        /// The latest time accepted, Unix seconds.
+        before: i64,
+    },
     /// A backup in a kops etcd-manager store (`BACKUP_STORE`, `BACKUP_TO_RESTORE`).
     EtcdManager {
         /// The store.
@@ -77,6 +90,11 @@ impl RestoreConfig {
     /// Validates the inputs of `restore`.
     pub fn from_inputs(i: &Inputs) -> Result<Self> {
         let member = member_spec(i)?;
+        if member.is_none() && (i.bump_revision.is_some() || i.mark_compacted.is_some()) {
+            return Err(Error::Usage(
+                "--bump-revision and --mark-compacted need --data-dir (ETCD_DATA_DIR)".into(),
+            ));
+        }
         let output = i.output_file.as_deref().map(PathBuf::from);
         if output.is_none() && member.is_none() {
             return Err(Error::Usage(
@@ -95,6 +113,43 @@ impl RestoreConfig {
             return Err(Error::Config(format!(
                 "SNAPSHOT_FILE (--snapshot) and {other} both name what to restore; give one"
             )));
+        }
+        if let Some(raw) = &i.restore_before {
+            let before = crate::base::time::parse_rfc3339_utc(raw).ok_or_else(|| {
+                Error::Config(format!(
+                    "RESTORE_BEFORE (--before) {raw:?} is not a UTC time like 2026-01-02T03:04:05Z"
+                ))
+            })?;
+            if let Some(other) = [
+                (&i.backup_to_restore, "BACKUP_TO_RESTORE (--backup)"),
+                (&i.object_key, "OBJECT_KEY (--key)"),
+                (&i.snapshot_file, "SNAPSHOT_FILE (--snapshot)"),
+                (&i.backup_store, "BACKUP_STORE (--backup-store)"),
+            ]
+            .into_iter()
+            .find_map(|(v, name)| v.as_ref().map(|_| name))
+            {
+                return Err(Error::Usage(format!(
+                    "RESTORE_BEFORE (--before) and {other} both name what to restore; give one"
+                )));
+            }
+            let cluster = i
+                .cluster
+                .clone()
+                .ok_or_else(|| Error::Config("RESTORE_BEFORE (--before) needs CLUSTER".into()))?;
+            return Ok(RestoreConfig {
+                identities: super::identities(i)?,
+                source: RestoreSource::Before {
+                    remote: Box::new(Remote::from_inputs(i)?),
+                    prefix: format!("{cluster}-"),
+                    cluster,
+                    before,
+                },
+                output,
+                member,
+                deadline: deadline(i, Duration::from_secs(3600))?,
+                progress: progress(i)?,
+            });
         }
         let source = match (&i.snapshot_file, backup_store(i)?) {
             (Some(f), _) => RestoreSource::File(PathBuf::from(f)),
@@ -239,7 +294,34 @@ fn member_spec(i: &Inputs) -> Result<Option<DataDirSpec>> {
         } else {
             Flavor::V35
         },
+        bump_revision: bump_revision(i)?,
     }))
+}
+
+/// `--bump-revision N --mark-compacted`: both or neither, as etcdutl has it (64).
+fn bump_revision(i: &Inputs) -> Result<Option<u64>> {
+    let marked = parse_bool(i.mark_compacted.as_deref(), "MARK_COMPACTED")?;
+    let n = match i.bump_revision.as_deref() {
+        None => 0,
+        Some(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= i64::MAX as u64 / 2)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--bump-revision (BUMP_REVISION) {raw:?} is not a whole number of revisions"
+                ))
+            })?,
+    };
+    match (n, marked) {
+        (0, false) => Ok(None),
+        (n, true) if n > 0 => Ok(Some(n)),
+        _ => Err(Error::Usage(
+            "--bump-revision N (BUMP_REVISION) and --mark-compacted (MARK_COMPACTED) go together, N > 0"
+                .into(),
+        )),
+    }
 }
 
 #[cfg(test)]

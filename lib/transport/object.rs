@@ -149,6 +149,26 @@ pub fn encryption_metadata(
     }
 }
 
+/// The metadata recording a member's answer to `HashKV` (none when it gave none).
+pub fn hashkv_metadata(
+    answer: Option<&crate::transport::etcd::MemberHash>,
+) -> Vec<(&'static str, String)> {
+    match answer {
+        Some(h) => vec![
+            (REVISION_METADATA, h.revision.to_string()),
+            (HASHKV_METADATA, h.hash.to_string()),
+            (COMPACT_METADATA, h.compact_revision.to_string()),
+        ],
+        None => Vec::new(),
+    }
+}
+
+/// The recorded `HashKV` metadata (either name form): revision, hash, compact revision.
+pub fn recorded_hashkv(attributes: &Attributes) -> [Option<String>; 3] {
+    [REVISION_METADATA, HASHKV_METADATA, COMPACT_METADATA]
+        .map(|name| metadata_value(attributes, name))
+}
+
 /// `attrs` with `extra` metadata added (where the store keeps metadata).
 pub fn with_metadata(
     mut attrs: Attributes,

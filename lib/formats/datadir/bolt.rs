@@ -26,10 +26,10 @@ use crate::base::error::{Error, Result};
 
 const MAGIC: u32 = 0xED0C_DAED;
 const VERSION: u32 = 2;
-const PAGE_HEADER: usize = 16;
-const ELEMENT: usize = 16;
-const BRANCH_PAGE: u16 = 0x01;
-const LEAF_PAGE: u16 = 0x02;
+pub(crate) const PAGE_HEADER: usize = 16;
+pub(crate) const ELEMENT: usize = 16;
+pub(crate) const BRANCH_PAGE: u16 = 0x01;
+pub(crate) const LEAF_PAGE: u16 = 0x02;
 const META_PAGE: u16 = 0x04;
 const BUCKET_LEAF: u32 = 0x01;
 const BUCKET_HEADER: usize = 16;
@@ -133,7 +133,7 @@ impl<'f> Db<'f> {
 
     /// Reads page `pgid` with its overflow pages; both must lie below the
     /// high-water mark and inside the file.
-    fn page(&self, pgid: u64) -> Result<Vec<u8>> {
+    pub(crate) fn page(&self, pgid: u64) -> Result<Vec<u8>> {
         let end = self.pgid().min(self.file_pages);
         if pgid < 2 || pgid >= end {
             return Err(corrupt(format!("page {pgid} out of range")));
@@ -209,14 +209,36 @@ impl<'f> Db<'f> {
         }
     }
 
+    /// The page size.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
     /// Writes `root` (sorted by key) as the new root leaf and commits.
     pub fn commit_root(&self, root: &[Item], path: &std::path::Path) -> Result<()> {
+        self.commit(root, &[], self.pgid(), path)
+    }
+
+    /// Writes the pages `extra` (`(pgid, bytes)`, at the high-water mark and
+    /// up, ids set), then `root` as the new root leaf at `next`, and commits.
+    pub fn commit(
+        &self,
+        root: &[Item],
+        extra: &[(u64, Vec<u8>)],
+        next: u64,
+        path: &std::path::Path,
+    ) -> Result<()> {
         let page = leaf_page(root, self.page_size);
-        let new_pgid = self.pgid();
+        let new_pgid = next;
         let pages = (page.len() / self.page_size) as u64;
         let mut page = page;
         page[..8].copy_from_slice(&new_pgid.to_le_bytes());
         let io = |e| Error::io(path, "cannot write the restored db", e);
+        for (pgid, bytes) in extra {
+            self.file
+                .write_all_at(bytes, pgid * self.page_size as u64)
+                .map_err(io)?;
+        }
         self.file
             .write_all_at(&page, new_pgid * self.page_size as u64)
             .map_err(io)?;
@@ -245,7 +267,7 @@ impl<'f> Db<'f> {
 }
 
 /// Parses the elements of a leaf page (or inline page).
-fn leaf_items(page: &[u8]) -> Result<Vec<Item>> {
+pub(crate) fn leaf_items(page: &[u8]) -> Result<Vec<Item>> {
     if page.len() < PAGE_HEADER || u16_at(page, 8) != LEAF_PAGE {
         return Err(corrupt("expected a leaf page"));
     }

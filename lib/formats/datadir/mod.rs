@@ -17,6 +17,7 @@
 //!   [`v2store`] the v2 JSON inside the `.snap`.
 
 pub mod bolt;
+pub mod bump;
 pub mod cluster;
 mod pb;
 pub mod v2store;
@@ -53,6 +54,8 @@ pub struct DataDirSpec {
     pub skip_hash_check: bool,
     /// Whose output to reproduce.
     pub flavor: Flavor,
+    /// `--bump-revision N --mark-compacted` (etcdutl 3.5.10+): N ([`bump`]).
+    pub bump_revision: Option<u64>,
 }
 
 /// What was restored.
@@ -145,7 +148,7 @@ pub fn restore_data_dir(snapshot: &Path, spec: &DataDirSpec) -> Result<DataDirRe
         .map_err(io(&snap, "cannot create"))?;
     let db = snap.join("db");
     let db_bytes = copy_db(snapshot, &db, !spec.skip_hash_check)?;
-    rewrite_db(&db, &cluster)?;
+    rewrite_db(&db, &cluster, spec.bump_revision)?;
     let v2 = v2store::v2_json(&cluster);
     wal::write_new_file(
         &snap.join(wal::snap_name(&cluster)),
@@ -250,8 +253,9 @@ fn copy_db(snapshot: &Path, db: &Path, check_trailer: bool) -> Result<u64> {
 }
 
 /// The one bbolt transaction of a restore: new `members`, empty
-/// `members_removed`, `meta/consistent_index = N` and `meta/term = 1`.
-fn rewrite_db(path: &Path, cluster: &Cluster) -> Result<()> {
+/// `members_removed`, `meta/consistent_index = N` and `meta/term = 1`; with a
+/// revision bump, the bumped revision in `key` and `meta/scheduledCompactRev`.
+fn rewrite_db(path: &Path, cluster: &Cluster, bump_revision: Option<u64>) -> Result<()> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -268,6 +272,22 @@ fn rewrite_db(path: &Path, cluster: &Cluster) -> Result<()> {
     let mut meta_items = db.bucket_items(&meta.value)?;
     put(&mut meta_items, b"consistent_index", &n.to_be_bytes());
     put(&mut meta_items, b"term", &1u64.to_be_bytes());
+    let bumped = match bump_revision {
+        Some(n) => {
+            let key = root
+                .iter()
+                .find(|i| i.bucket && i.key == b"key")
+                .ok_or_else(|| Error::Data("the snapshot has no key bucket".into()))?;
+            let b = bump::bump(&db, &key.value, n)?;
+            put(
+                &mut meta_items,
+                b"scheduledCompactRev",
+                &bump::rev_bytes(b.revision),
+            );
+            Some(b)
+        }
+        None => None,
+    };
     let meta_value = bolt::inline_bucket(&meta_items, bolt::bucket_sequence(&meta.value));
 
     let mut members: Vec<Item> = cluster
@@ -291,7 +311,13 @@ fn rewrite_db(path: &Path, cluster: &Cluster) -> Result<()> {
     set_bucket(&mut root, b"meta", meta_value);
     set_bucket(&mut root, b"members", members_value);
     set_bucket(&mut root, b"members_removed", removed_value);
-    db.commit_root(&root, path)
+    match bumped {
+        Some(b) => {
+            set_bucket(&mut root, b"key", b.key_bucket);
+            db.commit(&root, &b.pages, b.next, path)
+        }
+        None => db.commit_root(&root, path),
+    }
 }
 
 /// Sets `key` in a sorted item list.

@@ -11,8 +11,9 @@
 //! - a tombstone at exactly `C` is skipped (newer etcd keeps it on disk, older
 //!   deleted it: both hash the same).
 //!
-//! Here `rev` is the db's own revision, so "each live key's newest revision at
-//! rev" is its newest revision in the bucket, found in a first pass.
+//! "Each live key's newest revision at rev" is found in a first pass: the newest
+//! in the bucket when `rev` is the db's own revision, else the newest the walk
+//! (in revision order) had seen when it first passed `rev`.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;

@@ -19,6 +19,7 @@ use crate::formats::datadir::cluster::{cluster_id, id_hex};
 
 pub mod bolt;
 pub mod hashkv;
+pub mod recorded;
 
 use bolt::{BUCKET_LEAF, Bolt};
 
@@ -148,6 +149,19 @@ pub(crate) type Newest = HashMap<u64, (i64, i64, bool)>;
 /// follows) and describes it. `check` is called between buckets, to stop a long
 /// walk (shutdown, deadline).
 pub fn check(file: &File, len: u64, check: &dyn Fn() -> Result<()>) -> Result<DbFacts> {
+    check_at(file, len, None, check).map(|(facts, _)| facts)
+}
+
+/// [`check`], and etcd's `HashKV` at the revision `at` as well when it is given
+/// (what a member answered before the snapshot was taken; [`recorded`]). When
+/// `at` is below the db's revision, each key's newest revision at `at` is kept
+/// beside the newest overall: up to twice the per-key memory.
+pub fn check_at(
+    file: &File,
+    len: u64,
+    at: Option<i64>,
+    check: &dyn Fn() -> Result<()>,
+) -> Result<(DbFacts, Option<u32>)> {
     let mut db = Bolt::open(file, len)?;
     let mut roots: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     db.walk_root(true, &mut |k, v, flags| {
@@ -177,6 +191,9 @@ pub fn check(file: &File, len: u64, check: &dyn Fn() -> Result<()>) -> Result<Db
     }
     let hasher = std::collections::hash_map::RandomState::new();
     let mut newest = Newest::new();
+    // Each key's newest revision at `at`: `newest` as it was when the walk (in
+    // revision order) first passed `at`.
+    let mut newest_at: Option<Newest> = None;
     let (mut scheduled, mut finished) = (-1i64, -1i64);
     let mut member_ids = Vec::new();
     for (name, header) in &roots {
@@ -196,6 +213,9 @@ pub fn check(file: &File, len: u64, check: &dyn Fn() -> Result<()>) -> Result<Db
                         check()?;
                     }
                     let rev = parse_rev(k)?;
+                    if at.is_some_and(|r| rev.main > r) && newest_at.is_none() {
+                        newest_at = Some(newest.clone());
+                    }
                     if facts.revisions == 0 {
                         facts.first_revision = rev.main;
                     }
@@ -262,9 +282,22 @@ pub fn check(file: &File, len: u64, check: &dyn Fn() -> Result<()>) -> Result<Db
         .expect("checked above")
         .1;
     let mut h = hashkv::Hasher::new(facts.revision, facts.compact_revision, &newest, &hasher);
-    db.walk_bucket(key_header, false, &mut |k, v, _| h.write(k, v))?;
+    let mut at_hasher = at.map(|r| {
+        hashkv::Hasher::new(
+            r,
+            facts.compact_revision,
+            newest_at.as_ref().unwrap_or(&newest),
+            &hasher,
+        )
+    });
+    db.walk_bucket(key_header, false, &mut |k, v, _| {
+        if let Some(a) = at_hasher.as_mut() {
+            a.write(k, v)?;
+        }
+        h.write(k, v)
+    })?;
     facts.hash_kv = h.sum();
-    Ok(facts)
+    Ok((facts, at_hasher.map(|a| a.sum())))
 }
 
 fn be_u64(v: &[u8], what: &str) -> Result<u64> {

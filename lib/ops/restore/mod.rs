@@ -28,9 +28,13 @@ use crate::base::fs::TempFile;
 use crate::config::{RestoreConfig, RestoreSource};
 use crate::formats::datadir::{self, DataDirReport};
 use crate::formats::encrypt::{Decryption, Identities, RECIPIENTS_METADATA};
+mod before;
 mod landing;
+mod recorded;
+mod room;
+use crate::formats::etcddb::recorded::Recorded;
 use crate::formats::snapshot::{NamedSink, SnapshotInfo, Verifier};
-use crate::transport::object::SHA256_METADATA;
+use crate::transport::object::{SHA256_METADATA, recorded_hashkv};
 
 /// What `restore` did.
 #[derive(Debug, Clone)]
@@ -41,6 +45,8 @@ pub struct RestoreReport {
     pub output: Option<PathBuf>,
     /// Whether a recorded SHA-256 was present and matched.
     pub sha256_checked: bool,
+    /// Whether the member's HashKV was recorded with the object and matched.
+    pub hash_kv_checked: bool,
     /// What verification of the download found (none for a local source).
     pub snapshot: Option<SnapshotInfo>,
     /// The member data dir built, if one was asked for.
@@ -63,6 +69,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         source: String::new(),
         output: cfg.output.clone(),
         sha256_checked: false,
+        hash_kv_checked: false,
         snapshot: None,
         member: None,
         seconds: 0.0,
@@ -109,16 +116,34 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 (None, _) => path.clone(),
             }
         }
-        source @ (RestoreSource::Object { .. } | RestoreSource::EtcdManager { .. }) => {
+        source @ (RestoreSource::Object { .. }
+        | RestoreSource::EtcdManager { .. }
+        | RestoreSource::Before { .. }) => {
             let (remote, key) = match source {
                 RestoreSource::Object { remote, key } => (remote, key.clone()),
+                RestoreSource::Before { remote, prefix, .. } => (remote, prefix.clone()),
                 RestoreSource::EtcdManager { remote, name } => (
                     remote,
                     format!("{name}/{}", crate::formats::etcd_manager::DATA_FILE),
                 ),
                 RestoreSource::File(_) => unreachable!("matched above"),
             };
-            let (client, path) = remote.connect(&key, &deadline, shutdown).await?;
+            let (client, mut path) = remote.connect(&key, &deadline, shutdown).await?;
+            let key = match source {
+                RestoreSource::Before {
+                    prefix,
+                    cluster,
+                    before,
+                    ..
+                } => {
+                    let args = (prefix.as_str(), cluster.as_str(), *before);
+                    let chosen = before::pick(&client, remote, args, &deadline, shutdown).await?;
+                    path = ObjectPath::parse(&chosen)
+                        .map_err(|e| Error::Config(format!("object key: {e}")))?;
+                    chosen
+                }
+                _ => key,
+            };
             if let RestoreSource::EtcdManager { name, .. } = source {
                 // etcd-manager lists a backup only once its meta file exists.
                 crate::formats::etcd_manager::backup_info(client.as_ref(), name).await?;
@@ -131,7 +156,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 (None, Some(spec)) => spec.data_dir.clone(),
                 (None, None) => unreachable!("config requires an output or a data dir"),
             };
-            let (landed, checked) = download(
+            let (landed, checked, rec) = download(
                 (&client, &path),
                 &location,
                 &beside,
@@ -143,6 +168,14 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
             .await?;
             report.snapshot = Some(landed.info.clone());
             report.sha256_checked = checked;
+            report.hash_kv_checked = recorded::compare(
+                rec,
+                &landed.snapshot.path,
+                &landed.info,
+                &location,
+                (shutdown, &deadline),
+            )
+            .await?;
             match &cfg.output {
                 Some(out) => {
                     landed.persist(out)?;
@@ -158,6 +191,7 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         }
     };
     if let Some(spec) = &cfg.member {
+        room::for_member(spec, &snapshot_path, report.snapshot.as_ref())?;
         let (spec, path) = (spec.clone(), snapshot_path.clone());
         // Not interrupted: a build that finished in the background after we gave
         // up would rename a member into place that we reported as failed.
@@ -214,7 +248,7 @@ async fn download(
     shutdown: &Shutdown,
     deadline: &Deadline,
     every: std::time::Duration,
-) -> Result<(landing::Landed, bool)> {
+) -> Result<(landing::Landed, bool, Option<Recorded>)> {
     let got = deadline
         .run(shutdown, "starting the download", async {
             client
@@ -228,6 +262,7 @@ async fn download(
                 })
         })
         .await?;
+    room::for_download(dest, got.meta.size)?;
     let etag = got.meta.e_tag.clone();
     let fetched = fetch(
         (client, path),
@@ -304,8 +339,11 @@ async fn fetch(
     shutdown: &Shutdown,
     deadline: &Deadline,
     every: std::time::Duration,
-) -> Result<(landing::Landed, bool)> {
+) -> Result<(landing::Landed, bool, Option<Recorded>)> {
     let expected_size = got.meta.size;
+    let [rev, hash, compact] = recorded_hashkv(&got.attributes);
+    let rec = Recorded::parse(rev.as_deref(), hash.as_deref(), compact.as_deref())
+        .map_err(|e| e.about(location))?;
     let recorded = got
         .attributes
         .get(&Attribute::Metadata(SHA256_METADATA.into()))
@@ -416,7 +454,7 @@ async fn fetch(
         sha256_checked = recorded.is_some(),
         "downloaded and verified"
     );
-    Ok((landed, recorded.is_some()))
+    Ok((landed, recorded.is_some(), rec))
 }
 
 /// A spawned task, aborted when dropped unfinished: a download given up on stops

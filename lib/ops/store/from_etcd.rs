@@ -30,7 +30,7 @@ use crate::formats::pipeline::{Stages, spawn_pipeline};
 use crate::transport::etcd::to_file::{pump, stream_to_file};
 use crate::transport::etcd::{self, EtcdSource};
 use crate::transport::multipart;
-use crate::transport::object::{confirm, encryption_metadata};
+use crate::transport::object::{confirm, encryption_metadata, hashkv_metadata};
 
 /// Cuts the compressed stream into parts for the uploader and hashes it.
 struct PartSink {
@@ -140,7 +140,11 @@ pub async fn store_from_etcd(
                         attributes: cfg.remote.backup_attributes(
                             None,
                             cfg.cluster.as_deref(),
-                            &encryption_metadata(cfg.encrypt.as_ref()),
+                            &[
+                                encryption_metadata(cfg.encrypt.as_ref()),
+                                hashkv_metadata(stream.member_hash.as_ref()),
+                            ]
+                            .concat(),
                         ),
                         ..PutMultipartOptions::default()
                     },

@@ -20,7 +20,10 @@ use tokio_rustls::rustls;
 
 use crate::base::error::{Error, ErrorClass, Result};
 
+pub mod hashkv;
 pub mod to_file;
+
+pub use hashkv::MemberHash;
 
 /// Where and how to reach etcd.
 #[derive(Debug, Clone)]
@@ -56,29 +59,22 @@ pub struct SnapshotStream {
     pending: Option<Bytes>,
     idle: Duration,
     ended: bool,
+    /// The member's answer to `HashKV` just before the snapshot, when it gave one.
+    pub member_hash: Option<MemberHash>,
 }
 
 /// Opens the stream on the first endpoint that answers with data. Endpoints that
-/// fail before sending any snapshot byte are skipped (and logged).
+/// fail before sending any snapshot byte are skipped (and logged). Over the same
+/// connection, just before the snapshot, the member is asked for its `HashKV`
+/// ([`hashkv`]); its answer, when it gives one, is the stream's `member_hash`.
 pub async fn open(src: &EtcdSource) -> Result<SnapshotStream> {
     let tls = tls_config(src)?;
     let mut last = None;
     for ep in &src.endpoints {
-        match tokio::time::timeout(src.dial_timeout, open_one(ep, src, tls.clone())).await {
-            Ok(Ok(s)) => return Ok(s),
-            Ok(Err(e)) => {
+        match open_one(ep, src, tls.clone()).await {
+            Ok(s) => return Ok(s),
+            Err(e) => {
                 tracing::warn!(endpoint = %ep, error = %e.chain(), "etcd endpoint failed; trying the next");
-                last = Some(e);
-            }
-            Err(_) => {
-                let e = etcd_error(
-                    ErrorClass::Temporary,
-                    format!(
-                        "etcd {ep}: no snapshot data within {}s",
-                        src.dial_timeout.as_secs()
-                    ),
-                );
-                tracing::warn!(endpoint = %ep, error = %e, "etcd endpoint failed; trying the next");
                 last = Some(e);
             }
         }
@@ -86,11 +82,34 @@ pub async fn open(src: &EtcdSource) -> Result<SnapshotStream> {
     Err(last.unwrap_or_else(|| Error::Config("ETCD_ENDPOINTS is empty".into())))
 }
 
+/// Connects (within the dial timeout), asks for `HashKV` (within the stream
+/// timeout: the member hashes its whole key space first), then opens the snapshot
+/// stream (within the dial timeout again).
 async fn open_one(
     ep: &str,
     src: &EtcdSource,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<SnapshotStream> {
+    let no_data = || {
+        etcd_error(
+            ErrorClass::Temporary,
+            format!(
+                "etcd {ep}: no snapshot data within {}s",
+                src.dial_timeout.as_secs()
+            ),
+        )
+    };
+    let mut conn = tokio::time::timeout(src.dial_timeout, connect(ep, tls))
+        .await
+        .map_err(|_| no_data())??;
+    let member_hash = hashkv::ask(&mut conn.sender, ep, src.stream_timeout).await;
+    tokio::time::timeout(src.dial_timeout, conn.snapshot(ep, src, member_hash))
+        .await
+        .map_err(|_| no_data())?
+}
+
+/// The TCP (and TLS) connection and the HTTP/2 handshake.
+async fn connect(ep: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Conn> {
     let uri: http::Uri = ep
         .parse()
         .map_err(|e| Error::Config(format!("ETCD_ENDPOINTS: {ep:?} is not a URL: {e}")))?;
@@ -120,12 +139,7 @@ async fn open_one(
             etcd_error(class, format!("etcd {ep}: cannot connect: {e}"))
         })?;
     let _ = tcp.set_nodelay(true);
-    let request = hyper::Request::post(format!("{ep}/etcdserverpb.Maintenance/Snapshot"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
-        .map_err(|e| Error::Other(format!("building the etcd request: {e}")))?;
-    let response = if secure {
+    if secure {
         let tls = tls.ok_or_else(|| {
             Error::Config(format!(
                 "ETCD_ENDPOINTS: {ep} is https; give --etcd-ca-file (ETCD_CA_FILE)"
@@ -157,75 +171,74 @@ async fn open_one(
                 )
             })?;
         let asked = asked.0.load(std::sync::atomic::Ordering::Relaxed);
-        send(ep, stream, request, asked).await?
+        handshake(ep, stream, asked).await
     } else {
-        send(ep, tcp, request, false).await?
-    };
-    let mut s = SnapshotStream {
-        endpoint: ep.to_string(),
-        body: response,
-        buf: BytesMut::new(),
-        pending: None,
-        idle: src.stream_timeout,
-        ended: false,
-    };
-    s.pending = s.read_chunk().await?;
-    if s.pending.is_none() {
-        return Err(etcd_error(
-            ErrorClass::Data,
-            format!("etcd {ep}: the snapshot stream was empty"),
-        ));
+        handshake(ep, tcp, false).await
     }
-    Ok(s)
 }
 
-/// Sends the one request. `asked_for_certificate`: the server asked for a client
-/// certificate in the TLS handshake and none was configured.
-async fn send<I>(
-    ep: &str,
-    io: I,
-    request: hyper::Request<Full<Bytes>>,
+/// An HTTP/2 connection to one endpoint.
+struct Conn {
+    sender: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    connection: tokio::task::JoinHandle<std::result::Result<(), hyper::Error>>,
+    /// The server asked for a client certificate in the TLS handshake and none
+    /// was configured.
     asked_for_certificate: bool,
-) -> Result<Incoming>
+}
+
+/// The HTTP/2 handshake over `io`.
+async fn handshake<I>(ep: &str, io: I, asked_for_certificate: bool) -> Result<Conn>
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    // With TLS 1.3 a refused client certificate arrives after the handshake
-    // "succeeded": as the server's alert on the first read, or, when our first
-    // write meets the closed socket before we read the alert, as a broken pipe or a
-    // reset. Either way it is a denial (77), not a broken connection to retry later.
-    let broken = |e: hyper::Error| {
-        let text = crate::base::error::chain_text(&e).replace(" | ", ": ");
-        if asked_for_certificate {
-            return etcd_error(
-                ErrorClass::Denied,
-                format!("etcd {ep}: the connection failed{NO_CERTIFICATE}: {text}"),
-            );
-        }
-        let class = if text.contains("received fatal alert") {
-            ErrorClass::Denied
-        } else {
-            ErrorClass::Temporary
-        };
-        etcd_error(class, format!("etcd {ep}: {text}"))
-    };
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
             .await
-            .map_err(broken)?;
-    let connection = tokio::spawn(conn);
-    let response = match sender.send_request(request).await {
-        Ok(r) => r,
-        Err(e) => {
-            // The request only says "canceled" when the connection died; the
-            // connection's own error says why (a TLS alert, a reset).
-            let why = match tokio::time::timeout(Duration::from_secs(2), connection).await {
-                Ok(Ok(Err(died))) => died,
-                _ => e,
-            };
-            return Err(broken(why));
-        }
+            .map_err(|e| broken(ep, asked_for_certificate, e))?;
+    Ok(Conn {
+        sender,
+        connection: tokio::spawn(conn),
+        asked_for_certificate,
+    })
+}
+
+/// A failed connection's error. With TLS 1.3 a refused client certificate
+/// arrives after the handshake "succeeded": as the server's alert on the first
+/// read, or, when our first write meets the closed socket before we read the
+/// alert, as a broken pipe or a reset. Either way it is a denial (77), not a
+/// broken connection to retry later.
+fn broken(ep: &str, asked_for_certificate: bool, e: hyper::Error) -> Error {
+    let text = crate::base::error::chain_text(&e).replace(" | ", ": ");
+    if asked_for_certificate {
+        return etcd_error(
+            ErrorClass::Denied,
+            format!("etcd {ep}: the connection failed{NO_CERTIFICATE}: {text}"),
+        );
+    }
+    let class = if text.contains("received fatal alert") {
+        ErrorClass::Denied
+    } else {
+        ErrorClass::Temporary
     };
+    etcd_error(class, format!("etcd {ep}: {text}"))
+}
+
+/// A gRPC request for `method` of etcd's `Maintenance` service with the
+/// (already framed) message `body`.
+fn grpc_request(
+    ep: &str,
+    method: &str,
+    body: &'static [u8],
+) -> Result<hyper::Request<Full<Bytes>>> {
+    hyper::Request::post(format!("{ep}/etcdserverpb.Maintenance/{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(body)))
+        .map_err(|e| Error::Other(format!("building the etcd request: {e}")))
+}
+
+/// The response's body, once its headers said it is not a refusal.
+fn accepted(ep: &str, response: hyper::Response<Incoming>) -> Result<Incoming> {
     let (parts, body) = response.into_parts();
     // A refusal can come as headers only ("trailers-only" response).
     if let Some(e) = grpc_failure(ep, &parts.headers) {
@@ -238,6 +251,48 @@ where
         ));
     }
     Ok(body)
+}
+
+impl Conn {
+    /// Starts the snapshot stream and waits for its first bytes.
+    async fn snapshot(
+        mut self,
+        ep: &str,
+        src: &EtcdSource,
+        member_hash: Option<MemberHash>,
+    ) -> Result<SnapshotStream> {
+        let request = grpc_request(ep, "Snapshot", &[0, 0, 0, 0, 0])?;
+        let response = match self.sender.send_request(request).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The request only says "canceled" when the connection died; the
+                // connection's own error says why (a TLS alert, a reset).
+                let why = match tokio::time::timeout(Duration::from_secs(2), self.connection).await
+                {
+                    Ok(Ok(Err(died))) => died,
+                    _ => e,
+                };
+                return Err(broken(ep, self.asked_for_certificate, why));
+            }
+        };
+        let mut s = SnapshotStream {
+            endpoint: ep.to_string(),
+            body: accepted(ep, response)?,
+            buf: BytesMut::new(),
+            pending: None,
+            idle: src.stream_timeout,
+            ended: false,
+            member_hash,
+        };
+        s.pending = s.read_chunk().await?;
+        if s.pending.is_none() {
+            return Err(etcd_error(
+                ErrorClass::Data,
+                format!("etcd {ep}: the snapshot stream was empty"),
+            ));
+        }
+        Ok(s)
+    }
 }
 
 /// The error a `grpc-status` other than 0 reports, if there is one.
@@ -345,6 +400,11 @@ impl SnapshotStream {
 /// length; then the message) from `buf` and returns its blob; `None` until the
 /// whole message is there.
 fn take_message(buf: &mut BytesMut) -> Result<Option<Bytes>> {
+    take_frame(buf)?.map(blob_of).transpose()
+}
+
+/// Takes one whole gRPC message from `buf`, as it is; `None` until it is all there.
+fn take_frame(buf: &mut BytesMut) -> Result<Option<Bytes>> {
     if buf.len() < 5 {
         return Ok(None);
     }
@@ -368,8 +428,7 @@ fn take_message(buf: &mut BytesMut) -> Result<Option<Bytes>> {
         return Ok(None);
     }
     buf.advance(5);
-    let msg = buf.split_to(len).freeze();
-    blob_of(msg).map(Some)
+    Ok(Some(buf.split_to(len).freeze()))
 }
 
 /// The `blob` (field 3) of a `SnapshotResponse`; other fields are skipped.
@@ -403,7 +462,7 @@ fn blob_of(mut msg: Bytes) -> Result<Bytes> {
     Ok(blob)
 }
 
-fn varint(b: &mut Bytes) -> Option<u64> {
+pub(crate) fn varint(b: &mut Bytes) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         if !b.has_remaining() {
