@@ -398,3 +398,51 @@ fn a_bucket_in_another_region_is_named() {
         assert!(r.stderr.contains("set REGION=eu-west-1"), "{}", r.stderr);
     }
 }
+
+/// SSE-C where object_store would complete the multipart upload without its
+/// headers (store --from-etcd, copy) is refused at start, naming the variable.
+#[test]
+fn sse_c_is_refused_where_object_store_completes_the_upload() {
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let mut env = vec![
+        ("BUCKET_NAME".to_string(), "etcd-backups".to_string()),
+        ("ENDPOINT".to_string(), "127.0.0.1:9".to_string()),
+        ("INSECURE".to_string(), "true".to_string()),
+        ("ACCESS_KEY_ID".to_string(), "AKIAEXAMPLE".to_string()),
+        ("SECRET_ACCESS_KEY".to_string(), "secretexample".to_string()),
+        ("CLUSTER".to_string(), "c1".to_string()),
+        ("BACKUP_TO_CREATE".to_string(), "b1".to_string()),
+        ("SSE_CUSTOMER_KEY".to_string(), key.to_string()),
+        (
+            "ETCD_ENDPOINTS".to_string(),
+            "http://127.0.0.1:9".to_string(),
+        ),
+    ];
+    let r = common::run("store", &env, &["--from-etcd"]);
+    r.assert_code(78);
+    assert!(
+        r.stderr.contains("SSE_CUSTOMER_KEY") && r.stderr.contains("--from-etcd"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains(key));
+    env.retain(|(k, _)| k != "BUCKET_NAME");
+    let r = common::run(
+        "copy",
+        &env,
+        &[
+            "--from",
+            "file:///nonexistent-src",
+            "--to",
+            "s3://etcd-backups",
+            "--key",
+            "c1-b1",
+        ],
+    );
+    r.assert_code(78);
+    assert!(
+        r.stderr.contains("SSE_CUSTOMER_KEY") && r.stderr.contains("copy"),
+        "{}",
+        r.stderr
+    );
+}

@@ -168,8 +168,10 @@ fn target_remote(i: &Inputs, url: &str) -> Result<Remote> {
     let mut j = i.clone();
     j.storage_url = Some(url.to_string());
     j.bucket_name = None;
-    Remote::from_inputs(&j)
-        .map_err(|e| renamed(e, &[("STORAGE_URL", "COPY_TO"), ("BUCKET_NAME", "COPY_TO")]))
+    let remote = Remote::from_inputs(&j)
+        .map_err(|e| renamed(e, &[("STORAGE_URL", "COPY_TO"), ("BUCKET_NAME", "COPY_TO")]))?;
+    super::refuse_sse_c(&remote, "copy")?;
+    Ok(remote)
 }
 
 /// The source: `COPY_FROM` with the `SOURCE_*` variables, each falling back to

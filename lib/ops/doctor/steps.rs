@@ -250,6 +250,21 @@ impl Run<'_> {
     }
 
     async fn multipart(&mut self, attributes: object_store::Attributes) {
+        if let Remote::S3(s) = &self.cfg.remote {
+            if let Some(var) = s.options.customer_key_var() {
+                // object_store completes without the SSE-C headers (config::refuse_sse_c);
+                // store's own parts path, which sends them, is what a file store uses.
+                self.report.push(
+                    "multipart",
+                    Status::Skipped,
+                    format!(
+                        "SSE-C ({var}): store of a file sends its parts with the key; \
+                         store --from-etcd and copy refuse SSE-C"
+                    ),
+                );
+                return;
+            }
+        }
         let path = self.at("multipart");
         let opts = PutMultipartOptions {
             attributes,
