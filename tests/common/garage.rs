@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use super::{BUCKET, CLUSTER, SECRET_KEY, output_within, port, stop, under_timeout, wait_port};
+use super::{BUCKET, SECRET_KEY, output_within, port, stop, under_timeout, wait_port};
 
 /// garage wants `GK` + 24 hex digits; the secret is the suite's.
 pub const GARAGE_KEY: &str = "GK5a6e61706a6f62746573740a";
@@ -116,33 +116,12 @@ impl Garage {
 
     /// The controller's environment for the Jobs, against this garage.
     pub fn job_env(&self) -> Vec<(String, String)> {
-        [
-            ("ACCESS_KEY_ID", GARAGE_KEY.to_string()),
-            ("SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
-            ("BUCKET_NAME", BUCKET.to_string()),
-            ("ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
-            ("INSECURE", "true".to_string()),
-            ("CLUSTER", CLUSTER.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        super::s3_job_env(GARAGE_KEY, SECRET_KEY, self.port)
     }
 
     /// s3cmd against this garage (keys in a config file, not on its command line).
     pub fn s3cmd(&self, args: &[&str]) -> Output {
-        let cfg = self.dir.path().join("s3cfg");
-        let host = format!("127.0.0.1:{}", self.port);
-        std::fs::write(
-            &cfg,
-            format!(
-                "[default]\naccess_key = {GARAGE_KEY}\nsecret_key = {SECRET_KEY}\nhost_base = {host}\n\
-                 host_bucket = {host}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
-            ),
-        )
-        .unwrap();
-        let bin = std::env::var("S3CMD").unwrap_or_else(|_| "s3cmd".into());
-        output_within(Command::new(bin).arg("-c").arg(&cfg).args(args), "s3cmd")
+        super::s3cmd_in(self.dir.path(), GARAGE_KEY, SECRET_KEY, self.port, args)
     }
 
     /// In-progress multipart uploads, from ListMultipartUploads (`s3cmd multipart`).

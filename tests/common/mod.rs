@@ -93,19 +93,10 @@ impl S3Server {
 
     /// The controller's environment for the backup Jobs (docs/CONTRACT.md).
     pub fn job_env(&self) -> Vec<(String, String)> {
-        [
-            ("ACCESS_KEY_ID", ACCESS_KEY.to_string()),
-            ("SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
-            ("BUCKET_NAME", BUCKET.to_string()),
-            ("ENDPOINT", self.endpoint()),
-            ("INSECURE", "true".to_string()),
-            ("CLUSTER", CLUSTER.to_string()),
-            ("BACKUP_SCHEDULE", "@every 20m".to_string()),
-            ("BACKUP_KEEP_COUNT", "20".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        let mut env = s3_job_env(ACCESS_KEY, SECRET_KEY, self.port);
+        env.push(("BACKUP_SCHEDULE".into(), "@every 20m".into()));
+        env.push(("BACKUP_KEEP_COUNT".into(), "20".into()));
+        env
     }
 
     /// Sets the last-modified time s3s-fs reports for `key` to `hours_ago` hours
@@ -172,22 +163,44 @@ impl S3Server {
             .unwrap()
             .join(format!("s3cmd-{}", self.port));
         std::fs::create_dir_all(&dir).unwrap();
-        let cfg = dir.join("s3cfg");
-        let host = format!("127.0.0.1:{}", self.port);
-        std::fs::write(
-            &cfg,
-            format!(
-                "[default]\naccess_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\nhost_base = {host}\n\
-                 host_bucket = {host}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
-            ),
-        )
-        .unwrap();
-        let bin = std::env::var("S3CMD").unwrap_or_else(|_| "s3cmd".into());
-        output_within(
-            Command::new(bin).arg("-c").arg(&cfg).args(args),
-            "s3cmd (run scripts/test.sh to install it)",
-        )
+        s3cmd_in(&dir, ACCESS_KEY, SECRET_KEY, self.port, args)
     }
+}
+
+/// The controller's environment for the Jobs against an S3 server on loopback
+/// with these keys.
+pub fn s3_job_env(key: &str, secret: &str, port: u16) -> Vec<(String, String)> {
+    [
+        ("ACCESS_KEY_ID", key.to_string()),
+        ("SECRET_ACCESS_KEY", secret.to_string()),
+        ("BUCKET_NAME", BUCKET.to_string()),
+        ("ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("INSECURE", "true".to_string()),
+        ("CLUSTER", CLUSTER.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// s3cmd against an S3 server on loopback, its keys in a config file written
+/// to `dir` (never on its command line).
+pub fn s3cmd_in(dir: &Path, key: &str, secret: &str, port: u16, args: &[&str]) -> Output {
+    let cfg = dir.join("s3cfg");
+    let host = format!("127.0.0.1:{port}");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[default]\naccess_key = {key}\nsecret_key = {secret}\nhost_base = {host}\n\
+             host_bucket = {host}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
+        ),
+    )
+    .unwrap();
+    let bin = std::env::var("S3CMD").unwrap_or_else(|_| "s3cmd".into());
+    output_within(
+        Command::new(bin).arg("-c").arg(&cfg).args(args),
+        "s3cmd (run scripts/test.sh to install it)",
+    )
 }
 
 impl Drop for S3Server {

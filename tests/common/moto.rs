@@ -8,7 +8,7 @@
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use super::{ACCESS_KEY, BUCKET, CLUSTER, SECRET_KEY, port, stop, under_timeout, wait_port};
+use super::{ACCESS_KEY, BUCKET, SECRET_KEY, port, stop, under_timeout, wait_port};
 
 pub struct Moto {
     pub port: u16,
@@ -63,17 +63,7 @@ impl Moto {
 
     /// The controller's environment for the Jobs, against this moto.
     pub fn job_env(&self) -> Vec<(String, String)> {
-        [
-            ("ACCESS_KEY_ID", ACCESS_KEY.to_string()),
-            ("SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
-            ("BUCKET_NAME", BUCKET.to_string()),
-            ("ENDPOINT", self.endpoint()),
-            ("INSECURE", "true".to_string()),
-            ("CLUSTER", CLUSTER.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        super::s3_job_env(ACCESS_KEY, SECRET_KEY, self.port)
     }
 
     /// One plain request; its status and body.

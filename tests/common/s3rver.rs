@@ -5,9 +5,9 @@
 //! its incomplete uploads are seen on disk (`BUCKET/._S3rver_uploads/ID/`).
 //! One server on 127.0.0.1 per test, under `timeout`, stopped on drop.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
-use super::{BUCKET, CLUSTER, output_within, port, stop, under_timeout, wait_port};
+use super::{BUCKET, port, stop, under_timeout, wait_port};
 
 pub const S3RVER_KEY: &str = "S3RVER";
 
@@ -52,33 +52,12 @@ impl S3rver {
 
     /// The controller's environment for the Jobs, against this s3rver.
     pub fn job_env(&self) -> Vec<(String, String)> {
-        [
-            ("ACCESS_KEY_ID", S3RVER_KEY.to_string()),
-            ("SECRET_ACCESS_KEY", S3RVER_KEY.to_string()),
-            ("BUCKET_NAME", BUCKET.to_string()),
-            ("ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
-            ("INSECURE", "true".to_string()),
-            ("CLUSTER", CLUSTER.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        super::s3_job_env(S3RVER_KEY, S3RVER_KEY, self.port)
     }
 
     /// s3cmd against this s3rver.
     pub fn s3cmd(&self, args: &[&str]) -> Output {
-        let cfg = self.dir.path().join("s3cfg");
-        let host = format!("127.0.0.1:{}", self.port);
-        std::fs::write(
-            &cfg,
-            format!(
-                "[default]\naccess_key = {S3RVER_KEY}\nsecret_key = {S3RVER_KEY}\nhost_base = {host}\n\
-                 host_bucket = {host}\nuse_https = False\nsignature_v2 = False\nbucket_location = us-east-1\n"
-            ),
-        )
-        .unwrap();
-        let bin = std::env::var("S3CMD").unwrap_or_else(|_| "s3cmd".into());
-        output_within(Command::new(bin).arg("-c").arg(&cfg).args(args), "s3cmd")
+        super::s3cmd_in(self.dir.path(), S3RVER_KEY, S3RVER_KEY, self.port, args)
     }
 
     /// The incomplete multipart uploads on disk (their ids).
