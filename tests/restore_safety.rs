@@ -321,30 +321,29 @@ fn a_local_file_that_is_not_bbolt_is_refused_at_its_first_page() {
         })
     };
     let out = dir.path().join("out.db");
-    let mut child = command(
-        "restore",
-        &[],
-        &[
-            "--snapshot",
-            fifo.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let status = child.wait().unwrap();
+    // A restore that opened the pipe twice would wait for a second writer
+    // forever: output_within ends it and fails the test.
+    let done = output_within(
+        &mut command(
+            "restore",
+            &[],
+            &[
+                "--snapshot",
+                fifo.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        ),
+        "restore from a pipe",
+    );
     // Had restore not opened the pipe, this lets the writer go on (and fail).
     let _ = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
         .open(&fifo);
     let written = writer.join().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(65), "{stderr}");
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(65), "{stderr}");
     assert!(
         stderr.contains("the snapshot is not an etcd (bbolt) database"),
         "{stderr}"

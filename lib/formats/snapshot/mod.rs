@@ -275,16 +275,27 @@ impl<W: Write> Write for NamedSink<W> {
 /// name the file.
 pub fn verify_file<W: Write + Send + 'static>(
     src: &std::path::Path,
+    v: Verifier<W>,
+) -> Result<(SnapshotInfo, W)> {
+    let input = std::fs::File::open(src).map_err(|e| Error::io(src, "cannot open snapshot", e))?;
+    verify_reader(input, src, v)
+}
+
+/// Verifies the snapshot read from `input` (named `src` in errors), as
+/// [`verify_file`]; for callers that have already opened it (a pipe can be
+/// opened only once).
+pub fn verify_reader<R: io::Read, W: Write + Send + 'static>(
+    mut input: R,
+    src: &std::path::Path,
     mut v: Verifier<W>,
 ) -> Result<(SnapshotInfo, W)> {
-    use std::io::Read;
-    let mut input =
-        std::fs::File::open(src).map_err(|e| Error::io(src, "cannot open snapshot", e))?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = input
-            .read(&mut buf)
-            .map_err(|e| Error::io(src, "cannot read snapshot", e))?;
+        let n = match input.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(src, "cannot read snapshot", e)),
+        };
         if n == 0 {
             break;
         }

@@ -505,9 +505,10 @@ async fn send(
     Ok(run.is_empty() || tx.send((offset, run)).await.is_ok())
 }
 
-/// Whether the local file `path` is an age file (by its first bytes).
-fn local_is_age(path: &Path) -> Result<bool> {
-    let mut head = [0u8; crate::formats::encrypt::AGE_MAGIC.len()];
+/// The first bytes of the local file `path` (enough to tell an age file) and
+/// the file, opened once: a pipe cannot be opened twice.
+fn local_head(path: &Path) -> Result<(Vec<u8>, std::fs::File)> {
+    let mut head = vec![0u8; crate::formats::encrypt::AGE_MAGIC.len()];
     let mut file =
         std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open snapshot", e))?;
     let mut n = 0;
@@ -519,28 +520,36 @@ fn local_is_age(path: &Path) -> Result<bool> {
             Err(e) => return Err(Error::io(path, "cannot read snapshot", e)),
         }
     }
-    Ok(crate::formats::encrypt::is_age(&head[..n]))
+    head.truncate(n);
+    Ok((head, file))
+}
+
+/// Whether the local file `path` is an age file (by its first bytes).
+fn local_is_age(path: &Path) -> Result<bool> {
+    Ok(crate::formats::encrypt::is_age(&local_head(path)?.0))
 }
 
 /// Verifies a local snapshot file (raw or gzip; decrypted first when it is an
 /// age file) and writes the raw snapshot to a locked temporary file beside
-/// `dest` (`suffix` naming it), synced, for the caller to keep or rename.
+/// `dest` (`suffix` naming it), synced, for the caller to keep or rename. The
+/// file is opened once and read once, so a named pipe works.
 fn copy_verified(
     src: &Path,
     (dest, suffix): (&Path, &str),
     decrypt: &Decryption,
 ) -> Result<(SnapshotInfo, TempFile)> {
-    let (temp, file) = TempFile::beside(dest, suffix)?;
-    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, file), &temp.path);
-    let (info, out) = if local_is_age(src)? {
-        let input =
-            std::fs::File::open(src).map_err(|e| Error::io(src, "cannot open snapshot", e))?;
+    let (head, file) = local_head(src)?;
+    let age = crate::formats::encrypt::is_age(&head);
+    let input = std::io::Read::chain(std::io::Cursor::new(head), file);
+    let (temp, out) = TempFile::beside(dest, suffix)?;
+    let sink = NamedSink::new(BufWriter::with_capacity(1 << 20, out), &temp.path);
+    let (info, out) = if age {
         let mut v = Verifier::new(sink, false);
         crate::formats::encrypt::decrypt_into(input, decrypt, &mut v)
             .map_err(|e| e.about(src.display()))?;
         v.finish().map_err(|e| e.about(src.display()))?
     } else {
-        crate::formats::snapshot::verify_file(src, Verifier::new(sink, true))?
+        crate::formats::snapshot::verify_reader(input, src, Verifier::new(sink, true))?
     };
     crate::base::fs::flush_sync(out.into_inner(), &temp.path)?;
     Ok((info, temp))
