@@ -12,7 +12,8 @@
 # `tests: N passed, M failed` (M counts failed tests and failed stages: fmt, clippy,
 # manifests, a test binary that did not report, the image, the fuzz smoke run), and
 # the exit status is non-zero when anything failed. SNAPJOB_TEST_TIMEOUT (seconds,
-# default 300) bounds each process a test starts.
+# default 300) bounds each process a test starts; SNAPJOB_SUITE_TIMEOUT (seconds,
+# default 3000) bounds the whole cargo test, so a hung test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -157,7 +158,14 @@ stage "Kubernetes manifests (images/)" "$venv/bin/python" images/check_manifests
 echo "== cargo test (every test binary, even after a failure)"
 log=$(mktemp)
 test_rc=0
-cargo test --locked --no-fail-fast 2>&1 | tee "$log" || test_rc=$?
+# A test that hangs must fail the run with what it printed, not use up CI's 90 minutes:
+# the whole cargo test (build included) is bounded by SNAPJOB_SUITE_TIMEOUT seconds.
+suite_limit=${SNAPJOB_SUITE_TIMEOUT:-3000}
+timeout -k 30 "$suite_limit" cargo test --locked --no-fail-fast 2>&1 | tee "$log" || test_rc=$?
+if [ "$test_rc" -eq 124 ] || [ "$test_rc" -eq 137 ]; then
+  failed_stages+=("cargo test: stopped after SNAPJOB_SUITE_TIMEOUT=${suite_limit}s (a test hung; the last 'has been running' line names it)")
+  failed=$((failed + 1))
+fi
 passed=$(sed -nE 's/^test result:.* ([0-9]+) passed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 failed=$((failed + $(sed -nE 's/^test result:.* ([0-9]+) failed.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')))
 # A test binary that died (a signal, an abort) prints no result line, and a build
@@ -170,7 +178,7 @@ fi
 if [ "$test_rc" -ne 0 ] && [ "$targets" -le "$reported" ] && [ "$reported" -eq 0 ]; then
   targets=1
 fi
-if [ "$targets" -gt "$reported" ]; then
+if [ "$test_rc" -ne 124 ] && [ "$test_rc" -ne 137 ] && [ "$targets" -gt "$reported" ]; then
   failed_stages+=("cargo test: $((targets - reported)) target(s) failed without reporting (exit $test_rc)")
   failed=$((failed + targets - reported))
 fi
