@@ -399,6 +399,46 @@ fn a_bucket_in_another_region_is_named() {
     }
 }
 
+/// A custom endpoint whose region is not `us-east-1` and no REGION given: the
+/// bucket's region is asked once per run (GetBucketLocation, signed for
+/// us-east-1, which garage refuses naming its region) and every request is
+/// signed for it. A REGION given is used as given, and a wrong one is named.
+#[test]
+fn the_region_of_a_custom_endpoint_is_asked_once_and_followed() {
+    let g = Garage::start_in("garage-west");
+    let proxy = Proxy::start(g.port, vec![]);
+    let f = files();
+    let env = through(&g.job_env(), &proxy);
+    for r in [
+        store(&env, "one.db.gz", &f.small),
+        store(&with(&env, &PARTS), "big.db.gz", &f.big),
+    ] {
+        r.assert_code(0);
+        assert!(
+            r.stderr.contains("the bucket names its region"),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("garage-west"), "{}", r.stderr);
+    }
+    assert_eq!(proxy.count(Op::Location), 2, "once per run");
+    restore(&env, "big.db.gz", &f.out).assert_code(0);
+    assert_eq!(std::fs::read(&f.out).unwrap(), f.big_raw);
+    assert_eq!(proxy.count(Op::Location), 3);
+    run("delete", &env, &["--backup", "one.db.gz"]).assert_code(0);
+    restore(&env, "one.db.gz", &f.out).assert_code(12);
+    // Given, the region is not asked, and a wrong one is named.
+    let given = with(&env, &[("REGION", "us-east-1")]);
+    let asked = proxy.count(Op::Location);
+    let r = store(&given, "two.db.gz", &f.small);
+    r.assert_code(78);
+    assert!(r.stderr.contains("set REGION=garage-west"), "{}", r.stderr);
+    assert_eq!(proxy.count(Op::Location), asked);
+    let right = with(&env, &[("REGION", "garage-west")]);
+    store(&right, "two.db.gz", &f.small).assert_code(0);
+    assert_eq!(proxy.count(Op::Location), asked);
+}
+
 /// SSE-C where object_store would complete the multipart upload without its
 /// headers (store --from-etcd, copy) is refused at start, naming the variable.
 #[test]

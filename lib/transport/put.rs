@@ -42,6 +42,7 @@ use object_store::{Attribute, Attributes, PutMultipartOptions};
 use crate::transport::remote::{ClientTuning, S3Client, S3Settings};
 use crate::transport::s3_options::{ChecksumMode, S3Options, checksum_sha256};
 
+mod location;
 mod probe;
 mod uploads;
 pub(crate) use probe::ProbeFailure;
@@ -645,7 +646,16 @@ impl Target {
         if status.is_success() {
             return Ok(response);
         }
-        let text = response.text().await.unwrap_or_default();
+        // A redirect or refusal may name the bucket's region only in a header.
+        let region = response
+            .headers()
+            .get("x-amz-bucket-region")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut text = response.text().await.unwrap_or_default();
+        if let Some(r) = region.filter(|_| !text.contains("<Region>")) {
+            text.push_str(&format!("<Region>{r}</Region>"));
+        }
         let mut failure = Failure::from_response(status, &text, &self.location);
         let digest_code = ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"]
             .iter()
@@ -722,10 +732,11 @@ impl Failure {
             .iter()
             .filter(|_| code == "RequestTimeTooSkewed")
             .chain(["Region"].iter().filter(|_| {
-                matches!(
-                    code.as_str(),
-                    "AuthorizationHeaderMalformed" | "PermanentRedirect"
-                )
+                status.as_u16() == 301
+                    || matches!(
+                        code.as_str(),
+                        "AuthorizationHeaderMalformed" | "PermanentRedirect"
+                    )
             }))
             .filter_map(|tag| xml_text(body, tag).map(|v| format!(" <{tag}>{v}</{tag}>")))
             .collect();

@@ -26,9 +26,14 @@ impl Garage {
     /// before both its RPC and S3 ports accept connections (a port taken in the
     /// meantime) is started again on new ports.
     pub fn start() -> Garage {
+        Garage::start_in("us-east-1")
+    }
+
+    /// Like [`Garage::start`], the node answering as region `region`.
+    pub fn start_in(region: &str) -> Garage {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..3 {
-            if let Some((child, port)) = Garage::try_start(&dir) {
+            if let Some((child, port)) = Garage::try_start(&dir, region) {
                 return Garage { dir, port, child }.set_up();
             }
         }
@@ -38,7 +43,7 @@ impl Garage {
         );
     }
 
-    fn try_start(dir: &tempfile::TempDir) -> Option<(Child, u16)> {
+    fn try_start(dir: &tempfile::TempDir, region: &str) -> Option<(Child, u16)> {
         let (s3, rpc) = (port(), port());
         let cfg = dir.path().join("garage.toml");
         let secret: String = (0..64)
@@ -52,7 +57,7 @@ impl Garage {
                 "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
                  replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
                  rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\n\
-                 [s3_api]\ns3_region = \"us-east-1\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n",
+                 [s3_api]\ns3_region = \"{region}\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n",
                 d = dir.path().display()
             ),
         )

@@ -24,12 +24,15 @@ pub enum Op {
     Get,
     Head,
     Delete,
+    /// GetBucketLocation (`GET ?location`), asked once per run on a custom
+    /// endpoint with no region given.
+    Location,
     Other,
 }
 
 impl Op {
     /// Every operation, for rules that apply to all requests.
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 10] = [
         Op::PutObject,
         Op::CreateUpload,
         Op::UploadPart,
@@ -38,6 +41,7 @@ impl Op {
         Op::Get,
         Op::Head,
         Op::Delete,
+        Op::Location,
         Op::Other,
     ];
 }
@@ -206,6 +210,7 @@ fn classify(method: &str, target: &str) -> Op {
         "PUT" => Op::PutObject,
         "DELETE" if has("uploadId") => Op::Abort,
         "DELETE" => Op::Delete,
+        "GET" if has("location") => Op::Location,
         "GET" => Op::Get,
         "HEAD" => Op::Head,
         _ => Op::Other,

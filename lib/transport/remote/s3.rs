@@ -206,90 +206,13 @@ pub(crate) struct S3Client {
 }
 
 impl S3Client {
-    /// Resolves the region (asking AWS only when neither given nor implied by a
-    /// custom endpoint) and builds the client.
+    /// Resolves the region (asking AWS when neither given nor implied by the
+    /// endpoint; asking a custom endpoint once, [`S3Client::with_bucket_region`])
+    /// and builds the client.
     pub(crate) async fn build(s: &S3Settings, tuning: &ClientTuning) -> Result<S3Client> {
         let options = client_options(s, tuning)?;
         let region = region_of(s, &options).await?;
-        let retry = RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: tuning.max_retries,
-            retry_timeout: tuning.retry_timeout,
-        };
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&s.bucket)
-            .with_region(&region)
-            .with_retry(retry)
-            .with_client_options(options)
-            .with_unsigned_payload(!s.sign_payload)
-            // Plain DELETE, as s3cmd does: bulk DeleteObjects is missing on some services.
-            .with_disable_bulk_delete(true)
-            .with_virtual_hosted_style_request(
-                s.options
-                    .addressing
-                    .virtual_hosted(s.endpoint.as_deref(), &s.bucket),
-            );
-        builder = s.options.apply(builder);
-        let source = match &s.credentials {
-            Credentials::Static {
-                access_key_id,
-                secret_access_key,
-                session_token,
-            } => {
-                builder = with_keys(builder, access_key_id, secret_access_key, session_token);
-                if session_token.is_some() {
-                    "static keys with a session token".to_string()
-                } else {
-                    "static keys".to_string()
-                }
-            }
-            Credentials::Profile(keys) => {
-                builder = with_keys(
-                    builder,
-                    &keys.access_key_id,
-                    &keys.secret_access_key,
-                    &keys.session_token,
-                );
-                keys.source.clone()
-            }
-            Credentials::Provider { source, config, .. } => {
-                for (key, value) in config {
-                    builder = builder.with_config(*key, value);
-                }
-                source.clone()
-            }
-        };
-        if let Some(endpoint) = &s.endpoint {
-            builder = builder.with_endpoint(
-                if s.options
-                    .addressing
-                    .virtual_hosted(Some(endpoint), &s.bucket)
-                {
-                    // object_store takes a virtual-hosted endpoint with the bucket in it.
-                    crate::transport::s3_options::bucket_url(
-                        Some(endpoint),
-                        &s.bucket,
-                        &region,
-                        s.options.addressing,
-                    )?
-                } else {
-                    endpoint.clone()
-                },
-            );
-        }
-        let store = builder.build().map_err(|e| {
-            // The HTTP client cannot be built without any trusted root (an image
-            // without CA certificates): say so rather than "builder error".
-            let hint = if e.to_string().contains("builder error") {
-                " (no system CA certificates? the image needs /etc/ssl/certs, or give CA_BUNDLE)"
-            } else {
-                ""
-            };
-            Error::Config(format!(
-                "invalid S3 settings for bucket {}: {e}{hint}",
-                s.bucket
-            ))
-        })?;
+        let (store, source) = store_for(s, tuning, &region, options.clone(), None)?;
         if s.options.customer_key_var().is_some()
             && s.endpoint
                 .as_deref()
@@ -300,12 +223,46 @@ impl S3Client {
                  the path can read it; AWS refuses SSE-C without TLS"
             );
         }
-        // Which source, never a secret.
-        tracing::info!(credentials = %source, region = %region, "S3 credentials");
         if let Credentials::Provider { last_resort, .. } = &s.credentials {
             super::fetch::first_credentials(&store, &source, *last_resort).await?;
         }
-        Ok(S3Client { store, region })
+        let mut client = S3Client { store, region };
+        if s.region.is_none() && s.endpoint.is_some() {
+            client = client.with_bucket_region(s, tuning, options).await?;
+        }
+        // Which source, never a secret.
+        tracing::info!(credentials = %source, region = %client.region, "S3 credentials");
+        Ok(client)
+    }
+
+    /// On a custom endpoint with no region given, requests are signed for
+    /// `us-east-1` unless the bucket names another: asked once per run
+    /// (GetBucketLocation, put/location.rs), the client rebuilt for it with
+    /// the same credential provider. A question that fails changes nothing.
+    async fn with_bucket_region(
+        self,
+        s: &S3Settings,
+        tuning: &ClientTuning,
+        options: ClientOptions,
+    ) -> Result<S3Client> {
+        let asked = crate::transport::put::Target::new(s, &self, "", tuning)?
+            .bucket_region()
+            .await;
+        match asked {
+            Ok(Some(region)) if region != self.region => {
+                tracing::info!(bucket = %s.bucket, region = %region,
+                    "the bucket names its region (GetBucketLocation); requests are signed for it");
+                let provider = self.store.credentials().clone();
+                let (store, _) = store_for(s, tuning, &region, options, Some(provider))?;
+                Ok(S3Client { store, region })
+            }
+            Ok(_) => Ok(self),
+            Err(why) => {
+                tracing::debug!(bucket = %s.bucket, error = %why,
+                    "the bucket's region could not be asked (GetBucketLocation); signing for us-east-1");
+                Ok(self)
+            }
+        }
     }
 
     /// The client as an [`ObjectStore`] under the STORAGE_URL prefix.
@@ -320,6 +277,105 @@ impl S3Client {
             None => Arc::new(self.store.clone()),
         })
     }
+}
+
+/// object_store's client for `region`, and which credential source signs
+/// (never a secret): `provider` when given (the same credentials, a second
+/// region), else the configured source.
+fn store_for(
+    s: &S3Settings,
+    tuning: &ClientTuning,
+    region: &str,
+    options: ClientOptions,
+    provider: Option<object_store::aws::AwsCredentialProvider>,
+) -> Result<(AmazonS3, String)> {
+    let retry = RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: tuning.max_retries,
+        retry_timeout: tuning.retry_timeout,
+    };
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(&s.bucket)
+        .with_region(region)
+        .with_retry(retry)
+        .with_client_options(options)
+        .with_unsigned_payload(!s.sign_payload)
+        // Plain DELETE, as s3cmd does: bulk DeleteObjects is missing on some services.
+        .with_disable_bulk_delete(true)
+        .with_virtual_hosted_style_request(
+            s.options
+                .addressing
+                .virtual_hosted(s.endpoint.as_deref(), &s.bucket),
+        );
+    builder = s.options.apply(builder);
+    let source = match (&s.credentials, provider) {
+        (Credentials::Provider { source, .. }, Some(provider)) => {
+            builder = builder.with_credentials(provider);
+            source.clone()
+        }
+        (
+            Credentials::Static {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            },
+            _,
+        ) => {
+            builder = with_keys(builder, access_key_id, secret_access_key, session_token);
+            if session_token.is_some() {
+                "static keys with a session token".to_string()
+            } else {
+                "static keys".to_string()
+            }
+        }
+        (Credentials::Profile(keys), _) => {
+            builder = with_keys(
+                builder,
+                &keys.access_key_id,
+                &keys.secret_access_key,
+                &keys.session_token,
+            );
+            keys.source.clone()
+        }
+        (Credentials::Provider { source, config, .. }, None) => {
+            for (key, value) in config {
+                builder = builder.with_config(*key, value);
+            }
+            source.clone()
+        }
+    };
+    if let Some(endpoint) = &s.endpoint {
+        builder = builder.with_endpoint(
+            if s.options
+                .addressing
+                .virtual_hosted(Some(endpoint), &s.bucket)
+            {
+                // object_store takes a virtual-hosted endpoint with the bucket in it.
+                crate::transport::s3_options::bucket_url(
+                    Some(endpoint),
+                    &s.bucket,
+                    region,
+                    s.options.addressing,
+                )?
+            } else {
+                endpoint.clone()
+            },
+        );
+    }
+    let store = builder.build().map_err(|e| {
+        // The HTTP client cannot be built without any trusted root (an image
+        // without CA certificates): say so rather than "builder error".
+        let hint = if e.to_string().contains("builder error") {
+            " (no system CA certificates? the image needs /etc/ssl/certs, or give CA_BUNDLE)"
+        } else {
+            ""
+        };
+        Error::Config(format!(
+            "invalid S3 settings for bucket {}: {e}{hint}",
+            s.bucket
+        ))
+    })?;
+    Ok((store, source))
 }
 
 pub(super) async fn open_s3(s: &S3Settings, tuning: &ClientTuning) -> Result<Arc<dyn ObjectStore>> {
