@@ -87,6 +87,19 @@ fn a_restore_that_cannot_fit_stops_before_writing() {
     let r = run("restore", &env, &["--output", out.to_str().unwrap()]);
     assert_no_room(&r, &out, "the downloaded backup");
     assert!(small.entries().is_empty(), "{:?}", small.entries());
+    // The same snapshot as a local file.
+    let r = run(
+        "restore",
+        &[],
+        &[
+            "--snapshot",
+            big.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_no_room(&r, &out, "the restored snapshot");
+    assert!(small.entries().is_empty(), "{:?}", small.entries());
 
     // The db fits in 4 MiB, its 64 MB WAL file does not.
     let Some(four) = Tmpfs::mount("4m") else {

@@ -538,6 +538,7 @@ fn copy_verified(
     (dest, suffix): (&Path, &str),
     decrypt: &Decryption,
 ) -> Result<(SnapshotInfo, TempFile)> {
+    room::for_local_copy(dest, src)?;
     let (head, file) = local_head(src)?;
     let age = crate::formats::encrypt::is_age(&head);
     let input = std::io::Read::chain(std::io::Cursor::new(head), file);

@@ -15,6 +15,17 @@ pub(crate) fn for_download(dest: &Path, object_bytes: u64) -> Result<()> {
     ensure_room(&[(dest, "the downloaded backup", object_bytes)])
 }
 
+/// Before a local snapshot file is verified into a file beside `dest`: at
+/// least its size (a gzip one inflates to more, known only as it inflates; a
+/// pipe's size is unknown and not checked).
+pub(crate) fn for_local_copy(dest: &Path, src: &Path) -> Result<()> {
+    let bytes = std::fs::metadata(src)
+        .ok()
+        .filter(|m| m.is_file())
+        .map_or(0, |m| m.len());
+    ensure_room(&[(dest, "the restored snapshot", bytes)])
+}
+
 /// Before the member is built: its db (the snapshot less its trailer) in the
 /// data dir, and the first WAL file (etcd preallocates 64 MB) in the WAL dir.
 pub(crate) fn for_member(
