@@ -379,3 +379,45 @@ fn retention_and_delete_by_name_in_a_kops_store() {
     by_name("../main").assert_code(78);
     assert_eq!(listed(&url), [newer[2]]);
 }
+
+/// `restore --before TIME` in a kops store: the newest backup with a meta file
+/// whose name's time is at or before TIME (a name without a meta file is not a
+/// backup); none that old is 12; with `--backup` it is 64.
+#[test]
+fn before_picks_the_newest_kops_backup_at_or_before_the_time() {
+    let (dir, url) = store_copy();
+    let out = dir.path().join("out.db");
+    let restore = |extra: &[&str]| {
+        let _ = std::fs::remove_file(&out);
+        let mut args = vec!["--backup-store", url.as_str(), "--output"];
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        run("restore", &[], &args)
+    };
+    let good = std::fs::read(
+        fixture("etcd-manager/main")
+            .join(GOOD)
+            .join("etcd.backup.gz"),
+    )
+    .unwrap();
+    let mut good_raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&good[..]), &mut good_raw)
+        .unwrap();
+    // The 3rd holds a backup name without a meta file: still GOOD.
+    for before in ["2026-01-03T12:00:00Z", "2026-01-02T03:04:05Z"] {
+        let r = restore(&["--before", before]);
+        r.assert_code(0);
+        assert!(r.stderr.contains(GOOD), "{before}: {}", r.stderr);
+        assert_eq!(std::fs::read(&out).unwrap(), good_raw, "{before}");
+    }
+    // After the 4th the newest is CORRUPT, and it is refused as such.
+    let r = restore(&["--before", "2026-01-05T00:00:00Z"]);
+    r.assert_code(65);
+    assert!(r.all().contains(CORRUPT), "{}", r.all());
+    assert!(!out.exists());
+    let r = restore(&["--before", "2026-01-02T03:04:04Z"]);
+    r.assert_code(12);
+    assert!(r.all().contains("no backup at or before"), "{}", r.all());
+    restore(&["--before", "2026-01-03T12:00:00Z", "--backup", GOOD]).assert_code(64);
+    assert!(!out.exists());
+}

@@ -59,6 +59,14 @@ pub enum RestoreSource {
         /// The latest time accepted, Unix seconds.
         before: i64,
     },
+    /// The newest backup in a kops etcd-manager store (`BACKUP_STORE`) whose
+    /// name's time is at or before `before` (`RESTORE_BEFORE`, Unix seconds).
+    EtcdManagerBefore {
+        /// The store.
+        remote: Box<Remote>,
+        /// The latest time accepted, Unix seconds.
+        before: i64,
+    },
     /// A backup in a kops etcd-manager store (`BACKUP_STORE`, `BACKUP_TO_RESTORE`).
     EtcdManager {
         /// The store.
@@ -124,7 +132,6 @@ impl RestoreConfig {
                 (&i.backup_to_restore, "BACKUP_TO_RESTORE (--backup)"),
                 (&i.object_key, "OBJECT_KEY (--key)"),
                 (&i.snapshot_file, "SNAPSHOT_FILE (--snapshot)"),
-                (&i.backup_store, "BACKUP_STORE (--backup-store)"),
             ]
             .into_iter()
             .find_map(|(v, name)| v.as_ref().map(|_| name))
@@ -133,18 +140,26 @@ impl RestoreConfig {
                     "RESTORE_BEFORE (--before) and {other} both name what to restore; give one"
                 )));
             }
-            let cluster = i
-                .cluster
-                .clone()
-                .ok_or_else(|| Error::Config("RESTORE_BEFORE (--before) needs CLUSTER".into()))?;
-            return Ok(RestoreConfig {
-                identities: super::identities(i)?,
-                source: RestoreSource::Before {
-                    remote: Box::new(Remote::from_inputs(i)?),
-                    prefix: format!("{cluster}-"),
-                    cluster,
+            let source = match backup_store(i)? {
+                Some(remote) => RestoreSource::EtcdManagerBefore {
+                    remote: Box::new(remote),
                     before,
                 },
+                None => {
+                    let cluster = i.cluster.clone().ok_or_else(|| {
+                        Error::Config("RESTORE_BEFORE (--before) needs CLUSTER".into())
+                    })?;
+                    RestoreSource::Before {
+                        remote: Box::new(Remote::from_inputs(i)?),
+                        prefix: format!("{cluster}-"),
+                        cluster,
+                        before,
+                    }
+                }
+            };
+            return Ok(RestoreConfig {
+                identities: super::identities(i)?,
+                source,
                 output,
                 member,
                 deadline: deadline(i, Duration::from_secs(3600))?,

@@ -1,6 +1,7 @@
 //! `restore --before TIME`: the newest of this cluster's backups at or before a
 //! time, found with the shared listing (crate::transport::listing), as
-//! `verify --latest` finds its backups.
+//! `verify --latest` finds its backups; in a kops etcd-manager store, the
+//! newest backup whose name's time is.
 
 use std::sync::Arc;
 
@@ -43,4 +44,36 @@ pub(crate) async fn pick(
         time = %crate::base::time::rfc3339(chosen.meta.last_modified.timestamp().max(0) as u64),
         candidates = found.len(), "the newest backup at or before the time");
     Ok(key)
+}
+
+/// The name of the newest backup in the kops store `client` (those with a meta
+/// file, as etcd-manager lists them) whose name's time is at or before
+/// `before`; 12 when none is.
+pub(crate) async fn pick_kops(
+    client: &Arc<dyn ObjectStore>,
+    remote: &Remote,
+    before: i64,
+    deadline: &Deadline,
+    shutdown: &Shutdown,
+) -> Result<String> {
+    use crate::formats::etcd_manager::{list_backups, name_time};
+    let names = deadline
+        .run(shutdown, "listing backups", list_backups(client.as_ref()))
+        .await?;
+    let when = crate::base::time::rfc3339(before.max(0) as u64);
+    // Names sort by their time: the last at or before it.
+    let chosen = names
+        .iter()
+        .rev()
+        .find(|n| name_time(n).is_some_and(|t| t <= before))
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "no backup at or before {when} in the backup store {} ({} backups, all newer)",
+                remote.describe(""),
+                names.len()
+            ))
+        })?;
+    tracing::info!(backup = %chosen, before = %when, candidates = names.len(),
+        "the newest backup at or before the time");
+    Ok(chosen.clone())
 }

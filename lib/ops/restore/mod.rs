@@ -118,10 +118,12 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
         }
         source @ (RestoreSource::Object { .. }
         | RestoreSource::EtcdManager { .. }
+        | RestoreSource::EtcdManagerBefore { .. }
         | RestoreSource::Before { .. }) => {
             let (remote, key) = match source {
                 RestoreSource::Object { remote, key } => (remote, key.clone()),
                 RestoreSource::Before { remote, prefix, .. } => (remote, prefix.clone()),
+                RestoreSource::EtcdManagerBefore { remote, .. } => (remote, String::new()),
                 RestoreSource::EtcdManager { remote, name } => (
                     remote,
                     format!("{name}/{}", crate::formats::etcd_manager::DATA_FILE),
@@ -138,6 +140,14 @@ pub async fn restore(cfg: &RestoreConfig, shutdown: &Shutdown) -> Result<Restore
                 } => {
                     let args = (prefix.as_str(), cluster.as_str(), *before);
                     let chosen = before::pick(&client, remote, args, &deadline, shutdown).await?;
+                    path = ObjectPath::parse(&chosen)
+                        .map_err(|e| Error::Config(format!("object key: {e}")))?;
+                    chosen
+                }
+                RestoreSource::EtcdManagerBefore { before, .. } => {
+                    let name =
+                        before::pick_kops(&client, remote, *before, &deadline, shutdown).await?;
+                    let chosen = format!("{name}/{}", crate::formats::etcd_manager::DATA_FILE);
                     path = ObjectPath::parse(&chosen)
                         .map_err(|e| Error::Config(format!("object key: {e}")))?;
                     chosen
