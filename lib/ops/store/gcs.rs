@@ -5,15 +5,16 @@
 //! the cluster are the object's user metadata from the start; an etcd-manager
 //! name is written create-only (`ifGenerationMatch=0`).
 //!
-//! Memory: one chunk (`PART_SIZE`, rounded to 256 KiB) and the one being read.
+//! Memory: two chunks (`PART_SIZE`, rounded to 256 KiB): the one being sent and
+//! the next, read meanwhile; the last is held until verification.
 //! One chunk is in flight at a time: a resumable session takes its bytes in
 //! order, so `CONCURRENCY` does not apply (README, Known limits).
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::{FileState, verified, verify};
 use crate::base::cancel::{Deadline, Shutdown};
@@ -58,25 +59,25 @@ pub(super) async fn store_resumable(
         let left = upload.cancel().await;
         return Err(Error::Cancelled(reason).leaving(left));
     }
-    let (tx, mut chunks) = mpsc::channel(1);
-    let reader = tokio::task::spawn_blocking({
-        let file = cfg.file.clone();
-        move || read_chunks(file, chunk as usize, tx)
-    });
+    let file = std::sync::Arc::new(
+        std::fs::File::open(&cfg.file)
+            .map_err(|e| Error::io(&cfg.file, "cannot open snapshot file", e))?,
+    );
     let mut progress = Progress::new("uploading", Some(before.len), cfg.progress);
     let sent = deadline
         .run(
             shutdown,
             "uploading the snapshot",
-            send_all_but_last(&upload, &mut chunks, &mut progress),
+            send_all_but_last(
+                &upload,
+                (&file, &cfg.file),
+                (before.len, chunk),
+                &mut progress,
+            ),
         )
         .await;
     let checked = async {
         let (offset, count, last) = sent?;
-        drop(chunks);
-        reader
-            .await
-            .map_err(|e| Error::Other(format!("reading task failed: {e}")))?;
         let info = verified(verification, &cfg.file, before).await?;
         Ok::<_, Error>((offset, count, last, info))
     }
@@ -106,47 +107,44 @@ pub(super) async fn store_resumable(
     Ok((sha256, count + 1, info))
 }
 
-/// Sends every chunk but the last; returns the last one's offset, the chunks
-/// sent and the last chunk, held back.
+/// Sends every chunk of the `total` bytes of `file` but the last, each read
+/// while the one before is sent; returns the last one's offset, the chunks
+/// sent and the last chunk, held back. A file shorter than `total` is an error
+/// (a longer one is found by the check that it is unchanged).
 async fn send_all_but_last(
     upload: &Resumable,
-    chunks: &mut mpsc::Receiver<Result<Bytes>>,
+    (file, name): (&Arc<std::fs::File>, &Path),
+    (total, size): (u64, u64),
     progress: &mut Progress,
 ) -> Result<(u64, usize, Bytes)> {
-    let mut held: Option<Bytes> = None;
-    let (mut offset, mut count) = (0u64, 0usize);
-    while let Some(next) = chunks.recv().await {
-        let next = next?;
-        if let Some(prev) = held.replace(next) {
-            let len = prev.len() as u64;
-            upload.put_chunk(offset, prev, false).await?;
-            offset += len;
-            count += 1;
-            progress.add(len);
-        }
+    if total == 0 {
+        return Err(Error::Data("the snapshot file was empty".into()));
     }
-    let last = held.ok_or_else(|| Error::Data("the snapshot file was empty".into()))?;
-    Ok((offset, count, last))
-}
-
-/// Reads `file` in chunks of `size` bytes (the last shorter) into `chunks`;
-/// stops when the receiver is gone. A read error is sent as the last item.
-fn read_chunks(file: PathBuf, size: usize, chunks: mpsc::Sender<Result<Bytes>>) {
-    let read = || -> Result<()> {
-        let mut input = std::fs::File::open(&file)
-            .map_err(|e| Error::io(&file, "cannot open snapshot file", e))?;
-        loop {
-            let mut chunk = Vec::with_capacity(size);
-            (&mut input)
-                .take(size as u64)
-                .read_to_end(&mut chunk)
-                .map_err(|e| Error::io(&file, "cannot read snapshot file", e))?;
-            if chunk.is_empty() || chunks.blocking_send(Ok(Bytes::from(chunk))).is_err() {
-                return Ok(());
-            }
-        }
+    let read = |offset: u64| {
+        let (file, name) = (file.clone(), name.to_path_buf());
+        let len = size.min(total - offset) as usize;
+        tokio::task::spawn_blocking(move || {
+            let mut chunk = vec![0u8; len];
+            file.read_exact_at(&mut chunk, offset)
+                .map_err(|e| Error::io(&name, "cannot read snapshot file", e))?;
+            Ok::<_, Error>(Bytes::from(chunk))
+        })
     };
-    if let Err(e) = read() {
-        let _ = chunks.blocking_send(Err(e));
+    let (mut offset, mut count) = (0u64, 0usize);
+    let mut next = read(0);
+    loop {
+        let chunk = next
+            .await
+            .map_err(|e| Error::Other(format!("reading task failed: {e}")))??;
+        let len = chunk.len() as u64;
+        if offset + len >= total {
+            return Ok((offset, count, chunk));
+        }
+        // Memory: this chunk and the next, read while this one is sent.
+        next = read(offset + len);
+        upload.put_chunk(offset, chunk, false).await?;
+        offset += len;
+        count += 1;
+        progress.add(len);
     }
 }
