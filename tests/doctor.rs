@@ -197,6 +197,72 @@ fn doctor_identity_from_moto_sts() {
     }
 }
 
+/// An STS of our own on 127.0.0.1 that refuses every request with 403 and
+/// an STS error body, keeping the head of each request.
+fn refusing_sts() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut tcp in listener.incoming().flatten() {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&got).to_string());
+            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code>\
+                        <Message>The security token included in the request is invalid.</Message>\
+                        </Error></ErrorResponse>";
+            let _ = write!(
+                tcp,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, rx)
+}
+
+/// STS refuses the credentials: a FAILED identity line with STS' code and
+/// what to check, exit 0 as the bucket works. The request was
+/// GetCallerIdentity signed for STS with the S3 access key.
+#[test]
+fn doctor_identity_refused_by_sts() {
+    let server = S3Server::start();
+    let (sts, requests) = refusing_sts();
+    let env = with(&server.job_env(), &[("AWS_ENDPOINT_URL_STS", &sts)]);
+    let (r, lines) = doctor(&env);
+    r.assert_code(0);
+    let others: Vec<_> = lines
+        .iter()
+        .filter(|(n, _)| n != "identity")
+        .cloned()
+        .collect();
+    assert_works(&others);
+    let identity = status(&lines, "identity");
+    assert!(
+        identity.starts_with(&format!(
+            "FAILED: {sts}: STS answered 403 Forbidden: InvalidClientTokenId: "
+        )) && identity.contains("check the source named above")
+            && identity.contains("informational"),
+        "{identity}"
+    );
+    let head = requests.recv_timeout(time_limit()).unwrap();
+    assert!(
+        head.starts_with("GET /?Action=GetCallerIdentity&Version=2011-06-15 ")
+            && head.contains(&format!("Credential={}/", common::ACCESS_KEY))
+            && head.contains("/sts/aws4_request"),
+        "{head}"
+    );
+    assert!(!head.contains(common::SECRET_KEY) && !r.all().contains(common::SECRET_KEY));
+}
+
 /// The checks of a store that is not S3: the object checks OK, the S3-only
 /// ones SKIPPED with why.
 fn assert_works_elsewhere(lines: &[(String, String)]) {

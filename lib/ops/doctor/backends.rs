@@ -101,7 +101,7 @@ impl Run<'_> {
                 return;
             }
             Ok(Err(IdentityFailure::Refused(why))) => format!(
-                "{why} at {sts} (the credentials are not valid there: check the source named \
+                "{sts}: {why} (the credentials are not valid there: check the source named \
                  above, e.g. ACCESS_KEY_ID, SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; informational, \
                  the S3 checks decide the exit code)"
             ),
