@@ -1,5 +1,5 @@
 //! `doctor`: run once with a Job's environment, it checks the store line by line
-//! (credentials, TLS, clock, region, PUT/GET/HEAD, ranged GET, multipart, list,
+//! (credentials, TLS, clock, region, identity, PUT/GET/HEAD, ranged GET, multipart, list,
 //! delete, abort, ListMultipartUploads) and says what to set where one fails.
 #[path = "cli/mod.rs"]
 mod cli;
@@ -10,8 +10,9 @@ use snapjob::DoctorConfig;
 /// Check that store, restore and delete will work against the configured store,
 /// with the Job's environment. Writes only under snapjob-doctor-<random>/ and
 /// removes it. One line per check on stdout: OK, WARN, FAILED (with what to
-/// set) or SKIPPED. Exit 0 when nothing failed; else the exit code of the first
-/// failure (77 denied, 78 configuration, ...).
+/// set) or SKIPPED. Exit 0 when nothing failed but the informational identity
+/// line (STS GetCallerIdentity); else the exit code of the first failure (77
+/// denied, 78 configuration, ...). Also for file://, az:// and gs:// stores.
 #[derive(Debug, Parser)]
 #[command(name = "doctor", version)]
 struct Args {

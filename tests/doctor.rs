@@ -1,11 +1,13 @@
-//! `doctor` against each S3 server the harness starts (s3s-fs, garage, moto):
-//! the lines it prints, its exit code, and nothing left under its prefix, also
-//! when a check fails. Each server's output is printed (`--nocapture`) for the
-//! README.
+//! `doctor` against each S3 server the harness starts (s3s-fs, garage, moto),
+//! a `file://` directory, Azurite and fake-gcs-server: the lines it prints,
+//! its exit code, and nothing left under its prefix, also when a check fails.
+//! Each server's output is printed (`--nocapture`) for the README.
 
 mod common;
 
+use common::azurite::{self, Azurite};
 use common::garage::Garage;
+use common::gcs::FakeGcs;
 use common::moto::Moto;
 use common::*;
 
@@ -152,6 +154,238 @@ fn doctor_on_moto() {
     assert_eq!(code, 200);
     assert!(!body.contains("<Key>"), "{body}");
     assert!(m.uploads().is_empty(), "{:?}", m.uploads());
+    // No STS endpoint for a custom ENDPOINT: AWS is not asked.
+    let identity = status(&lines, "identity");
+    assert!(
+        identity.starts_with("SKIPPED: ENDPOINT is 127.0.0.1, not AWS")
+            && identity.contains("AWS_ENDPOINT_URL_STS"),
+        "{identity}"
+    );
+}
+
+/// The identity line: moto's STS answers GetCallerIdentity (signed with the
+/// S3 credentials) with the principal; an STS that does not answer is a
+/// FAILED identity line naming what to set, and the exit code stays 0 as the
+/// S3 checks pass.
+#[test]
+fn doctor_identity_from_moto_sts() {
+    let m = Moto::start();
+    let env = with(&m.job_env(), &[("AWS_ENDPOINT_URL_STS", &m.endpoint())]);
+    let (r, lines) = doctor(&env);
+    r.assert_code(0);
+    assert_works(&lines);
+    let identity = status(&lines, "identity");
+    assert!(
+        identity.starts_with("OK: arn:aws:") && identity.contains("(account 123456789012)"),
+        "{identity}"
+    );
+    assert!(!r.all().contains(common::SECRET_KEY));
+
+    let nowhere = format!("http://127.0.0.1:{}", closed_port());
+    let env = with(&m.job_env(), &[("AWS_ENDPOINT_URL_STS", &nowhere)]);
+    let (r, lines) = doctor(&env);
+    r.assert_code(0);
+    let identity = status(&lines, "identity");
+    assert!(
+        identity.starts_with(&format!("FAILED: {nowhere}:"))
+            && identity.contains("set AWS_ENDPOINT_URL_STS")
+            && identity.contains("informational"),
+        "{identity}"
+    );
+    for check in ["put", "multipart", "cleanup"] {
+        assert!(status(&lines, check).starts_with("OK"), "{lines:?}");
+    }
+}
+
+/// An STS of our own on 127.0.0.1 that refuses every request with 403 and
+/// an STS error body, keeping the head of each request.
+fn refusing_sts() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut tcp in listener.incoming().flatten() {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&got).to_string());
+            let body = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code>\
+                        <Message>The security token included in the request is invalid.</Message>\
+                        </Error></ErrorResponse>";
+            let _ = write!(
+                tcp,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, rx)
+}
+
+/// STS refuses the credentials: a FAILED identity line with STS' code and
+/// what to check, exit 0 as the bucket works. The request was
+/// GetCallerIdentity signed for STS with the S3 access key.
+#[test]
+fn doctor_identity_refused_by_sts() {
+    let server = S3Server::start();
+    let (sts, requests) = refusing_sts();
+    let env = with(&server.job_env(), &[("AWS_ENDPOINT_URL_STS", &sts)]);
+    let (r, lines) = doctor(&env);
+    r.assert_code(0);
+    let others: Vec<_> = lines
+        .iter()
+        .filter(|(n, _)| n != "identity")
+        .cloned()
+        .collect();
+    assert_works(&others);
+    let identity = status(&lines, "identity");
+    assert!(
+        identity.starts_with(&format!(
+            "FAILED: {sts}: STS answered 403 Forbidden: InvalidClientTokenId: "
+        )) && identity.contains("check the source named above")
+            && identity.contains("informational"),
+        "{identity}"
+    );
+    let head = requests.recv_timeout(time_limit()).unwrap();
+    assert!(
+        head.starts_with("GET /?Action=GetCallerIdentity&Version=2011-06-15 ")
+            && head.contains(&format!("Credential={}/", common::ACCESS_KEY))
+            && head.contains("/sts/aws4_request"),
+        "{head}"
+    );
+    assert!(!head.contains(common::SECRET_KEY) && !r.all().contains(common::SECRET_KEY));
+}
+
+/// The checks of a store that is not S3: the object checks OK, the S3-only
+/// ones SKIPPED with why.
+fn assert_works_elsewhere(lines: &[(String, String)]) {
+    for check in [
+        "put",
+        "get",
+        "head + metadata",
+        "ranged get",
+        "multipart",
+        "list",
+        "delete",
+        "abort",
+        "cleanup",
+    ] {
+        let s = status(lines, check);
+        assert!(s.starts_with("OK"), "{check}: {s}");
+    }
+    for check in [
+        "identity",
+        "tls",
+        "clock skew",
+        "region",
+        "list uploads",
+        "checksum",
+        "sse",
+    ] {
+        let s = status(lines, check);
+        assert!(s.starts_with("SKIPPED: ") && s.len() > 20, "{check}: {s}");
+    }
+    assert!(
+        !lines.iter().any(|(_, s)| s.starts_with("FAILED")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn doctor_on_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("backups");
+    let url = format!("file://{}", root.display());
+    let (r, lines) = doctor(&[("STORAGE_URL".to_string(), url)]);
+    r.assert_code(0);
+    assert_works_elsewhere(&lines);
+    assert!(status(&lines, "credentials").starts_with("SKIPPED"));
+    assert!(status(&lines, "head + metadata").contains("keeps no metadata"));
+    assert!(status(&lines, "abort").contains("no staging file left"));
+    // Not even the emptied directories stay.
+    let left: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // A directory that cannot be made (a file is in its path): the store line
+    // fails naming STORAGE_URL (74, a local I/O error), and nothing else runs.
+    std::fs::write(dir.path().join("file"), b"x").unwrap();
+    let url = format!("file://{}/file/backups", dir.path().display());
+    let (r, lines) = doctor(&[("STORAGE_URL".to_string(), url)]);
+    r.assert_code(74);
+    let store = &lines.last().unwrap().1;
+    assert!(
+        lines.last().unwrap().0 == "store"
+            && store.starts_with("FAILED: ")
+            && store.contains("STORAGE_URL"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn doctor_on_azurite() {
+    let az = Azurite::start();
+    let (r, lines) = doctor(&az.env("backups"));
+    r.assert_code(0);
+    assert_works_elsewhere(&lines);
+    assert!(
+        status(&lines, "credentials").starts_with("OK: account key for account devstoreaccount1")
+    );
+    assert!(status(&lines, "head + metadata").contains("kept"));
+    assert!(
+        az.names().iter().all(|n| !n.contains("snapjob-doctor-")),
+        "{:?}",
+        az.names()
+    );
+
+    // A key the service refuses: the first write fails (77), nothing is left.
+    let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=";
+    let env = with(
+        &az.env("backups"),
+        &[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            &az.connection_string().replace(azurite::KEY, wrong),
+        )],
+    );
+    let (r, lines) = doctor(&env);
+    r.assert_code(77);
+    let put = status(&lines, "put");
+    assert!(
+        put.starts_with("FAILED: PUT: access denied") && put.contains("(check AZURE_STORAGE_"),
+        "{put}"
+    );
+    let aborts = lines.iter().filter(|(n, _)| n == "abort").count();
+    assert_eq!(aborts, 1, "{lines:?}");
+    assert!(!r.all().contains(wrong));
+    assert!(az.names().is_empty(), "{:?}", az.names());
+}
+
+#[test]
+fn doctor_on_fake_gcs() {
+    let gcs = FakeGcs::start();
+    let (r, lines) = doctor(&gcs.job_env("backups"));
+    r.assert_code(0);
+    assert_works_elsewhere(&lines);
+    assert!(status(&lines, "credentials").starts_with("OK: none (STORAGE_EMULATOR_HOST)"));
+    assert!(status(&lines, "head + metadata").contains("kept"));
+    assert_eq!(gcs.keys("backups/"), Vec::<String>::new());
+
+    // A bucket that does not exist: the first write fails (12, not found).
+    let env = with(
+        &gcs.job_env("backups"),
+        &[("STORAGE_URL", "gs://no-such-bucket/backups")],
+    );
+    let (r, lines) = doctor(&env);
+    r.assert_code(12);
+    let put = status(&lines, "put");
+    assert!(put.starts_with("FAILED: PUT: not found"), "{put}");
+    assert!(status(&lines, "cleanup").starts_with("OK"), "{lines:?}");
 }
 
 /// With SSE-C and CHECKSUM set, every check runs with them (garage implements

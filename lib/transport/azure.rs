@@ -59,6 +59,17 @@ pub enum AzureCredentials {
     },
 }
 
+impl AzureCredentials {
+    /// Which source this is, for `doctor` (never the secret).
+    pub fn source(&self) -> String {
+        match self {
+            AzureCredentials::Key(_) => "account key".into(),
+            AzureCredentials::Sas(_) => "SAS token".into(),
+            AzureCredentials::Provider { source, .. } => source.clone(),
+        }
+    }
+}
+
 /// The location part of a STORAGE_URL, when it is an Azure one: `Ok(None)` for
 /// other schemes. Credentials are filled in by [`from_inputs`].
 pub(crate) fn parse_url(raw: &str) -> Result<Option<AzureSettings>> {

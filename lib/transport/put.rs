@@ -42,9 +42,11 @@ use object_store::{Attribute, Attributes, PutMultipartOptions};
 use crate::transport::remote::{ClientTuning, S3Client, S3Settings};
 use crate::transport::s3_options::{ChecksumMode, S3Options, checksum_sha256};
 
+mod identity;
 mod location;
 mod probe;
 mod uploads;
+pub(crate) use identity::{IdentityFailure, StsEndpoint, sts_endpoint};
 pub(crate) use probe::ProbeFailure;
 pub(crate) use uploads::Pending;
 

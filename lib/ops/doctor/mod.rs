@@ -1,12 +1,16 @@
 //! `doctor`: run once with a Job's environment against the real bucket, it says
 //! line by line whether `store`, `restore` and `delete` will work there and,
 //! where not, what to set: the credential source, region, addressing, TLS,
-//! clock skew, then PUT/GET/HEAD with our metadata, a ranged GET, a multipart
-//! upload of two 5 MiB parts, list, delete, abort and ListMultipartUploads.
+//! clock skew, the identity (STS GetCallerIdentity, informational), then
+//! PUT/GET/HEAD with our metadata, a ranged GET, a multipart upload of two
+//! 5 MiB parts, list, delete, abort and ListMultipartUploads. On `file://`,
+//! `az://` and `gs://` the object checks run and the S3-only ones say SKIPPED
+//! with why (backends.rs).
 //!
 //! It writes only under `snapjob-doctor-<random>/` (below the STORAGE_URL
 //! prefix) and removes everything there at the end, also when a step failed.
 
+mod backends;
 mod steps;
 mod uploads;
 
@@ -63,6 +67,9 @@ pub struct DoctorReport {
     pub prefix: String,
     /// The first failure, whose class is the exit code; `None`: the store works.
     pub failure: Option<Error>,
+    /// For a store that is not S3, what a refusal asks to check (the checks'
+    /// own hints name S3 actions).
+    denied_hint: Option<&'static str>,
 }
 
 impl DoctorReport {
@@ -82,6 +89,10 @@ impl DoctorReport {
 
     /// A failed check; the first failure decides the exit code.
     fn failed(&mut self, check: &'static str, error: Error, hint: &str) {
+        let hint = match self.denied_hint {
+            Some(h) if matches!(error.class(), crate::base::error::ErrorClass::Denied) => h,
+            _ => hint,
+        };
         let detail = if hint.is_empty() {
             error.chain()
         } else {
@@ -101,6 +112,7 @@ pub async fn doctor(cfg: &DoctorConfig, shutdown: &Shutdown) -> DoctorReport {
     let deadline = Deadline::after(cfg.deadline);
     let mut report = DoctorReport {
         prefix: format!("snapjob-doctor-{}", random_suffix()),
+        denied_hint: backends::denied_hint(&cfg.remote),
         ..DoctorReport::default()
     };
     steps::settings(cfg, &mut report);
@@ -109,8 +121,16 @@ pub async fn doctor(cfg: &DoctorConfig, shutdown: &Shutdown) -> DoctorReport {
     let (client, path, target) = match connected {
         Ok(c) => c,
         Err(e) => {
-            let hint = steps::hint(&e, "s3:ListBucket");
-            report.failed("credentials", e, &hint);
+            if let crate::transport::remote::Remote::Local { root } = &cfg.remote {
+                let hint = format!(
+                    "STORAGE_URL: {} must be a directory this user can create and write",
+                    root.display()
+                );
+                report.failed("store", e, &hint);
+            } else {
+                let hint = steps::hint(&e, "s3:ListBucket");
+                report.failed("credentials", e, &hint);
+            }
             return report;
         }
     };
@@ -126,10 +146,12 @@ pub async fn doctor(cfg: &DoctorConfig, shutdown: &Shutdown) -> DoctorReport {
         wrote: false,
     };
     run.connection().await;
+    run.identity().await;
     run.objects().await;
     run.uploads().await;
     // Where the other branch's SSE and CHECKSUM settings add their lines.
     run.configured_extras();
+    run.other_extras();
     run.cleanup().await;
     report
 }

@@ -97,7 +97,7 @@ impl Run<'_> {
     /// Credentials, TLS, clock skew and region.
     pub(super) async fn connection(&mut self) {
         let Remote::S3(s) = &self.cfg.remote else {
-            self.report.ok("credentials", "connected");
+            self.other_connection();
             return;
         };
         let how = match s.credentials {
@@ -200,7 +200,14 @@ impl Run<'_> {
             return;
         }
         self.wrote = true;
-        self.report.ok("put", "64 KiB with our metadata");
+        self.report.ok(
+            "put",
+            if self.cfg.remote.keeps_metadata() {
+                "64 KiB with our metadata"
+            } else {
+                "64 KiB (file:// records no metadata)"
+            },
+        );
         match self.step("GET", self.client.get(&self.path)).await {
             Ok(got) => match self.step("GET", got.bytes()).await {
                 Ok(body) if body[..] == data[..] => self.report.ok("get", "the bytes put"),
@@ -225,6 +232,11 @@ impl Run<'_> {
                 });
                 if kept {
                     self.report.ok("head + metadata", "our metadata kept");
+                } else if !self.cfg.remote.keeps_metadata() {
+                    self.report.ok(
+                        "head + metadata",
+                        "file:// keeps no metadata (no recorded SHA-256 to check against)",
+                    );
                 } else {
                     self.report.push(
                         "head + metadata",

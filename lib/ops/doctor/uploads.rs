@@ -48,13 +48,17 @@ impl Run<'_> {
                  (set a lifecycle rule that aborts incomplete uploads)",
             ),
             Some(Err(e)) => self.report.push("list uploads", Status::Warn, e.chain()),
-            None => self.report.push("list uploads", Status::Skipped, "not S3"),
+            None => {
+                let why = self.no_upload_listing();
+                self.report.push("list uploads", Status::Skipped, why)
+            }
         }
         let Some(mut upload) = self.upload.take() else {
             return;
         };
         match self.step("AbortMultipartUpload", upload.abort()).await {
-            Ok(()) => self.report.ok("abort", "aborted"),
+            Ok(()) if self.target.is_some() => self.report.ok("abort", "aborted"),
+            Ok(()) => self.after_abort(&path).await,
             Err(e) => {
                 let h = hint(&e, "s3:AbortMultipartUpload");
                 self.report.failed("abort", e, &h);
@@ -122,6 +126,8 @@ impl Run<'_> {
                 }
             }
         }
+        let mut left = left;
+        left.extend(self.remove_local_prefix());
         if left.is_empty() {
             self.report.ok(
                 "cleanup",

@@ -47,6 +47,17 @@ pub enum GcsCredentials {
     MetadataServer,
 }
 
+impl GcsCredentials {
+    /// Which source this is, for `doctor` (a key file's path, never its content).
+    pub fn source(&self) -> String {
+        match self {
+            GcsCredentials::Emulator => "none (STORAGE_EMULATOR_HOST)".into(),
+            GcsCredentials::KeyFile(path) => format!("key file {}", path.display()),
+            GcsCredentials::MetadataServer => "metadata server".into(),
+        }
+    }
+}
+
 /// Parses the text after `gs://`: the bucket and the literal key prefix.
 pub(crate) fn parse_url(rest: &str) -> std::result::Result<(String, Option<String>), String> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
