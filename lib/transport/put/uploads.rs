@@ -266,7 +266,7 @@ impl Target {
     }
 
     /// `s3://bucket/`, for messages.
-    fn bucket_location(&self) -> String {
+    pub(super) fn bucket_location(&self) -> String {
         let end = self.location.len() - self.key.len();
         self.location[..end].to_string()
     }
