@@ -170,7 +170,6 @@ fn target_remote(i: &Inputs, url: &str) -> Result<Remote> {
     j.bucket_name = None;
     let remote = Remote::from_inputs(&j)
         .map_err(|e| renamed(e, &[("STORAGE_URL", "COPY_TO"), ("BUCKET_NAME", "COPY_TO")]))?;
-    super::refuse_sse_c(&remote, "copy")?;
     Ok(remote)
 }
 

@@ -243,9 +243,6 @@ impl StoreConfig {
                 remote.describe("")
             )));
         }
-        if from_etcd {
-            refuse_sse_c(&remote, "store --from-etcd")?;
-        }
         Ok(StoreConfig {
             encrypt,
             key,
@@ -636,22 +633,6 @@ pub fn parse_duration(raw: &str, var: &str) -> Result<Duration> {
         _ => Err(Error::Config(format!(
             "{var}={raw:?} is not a duration (e.g. 110s, 2m)"
         ))),
-    }
-}
-
-/// SSE-C is refused where object_store completes the multipart upload: its
-/// CompleteMultipartUpload carries no SSE-C headers, which servers that check
-/// them (garage) refuse after every part was sent. Said before anything is read.
-pub(crate) fn refuse_sse_c(remote: &Remote, what: &str) -> Result<()> {
-    match remote {
-        Remote::S3(s) => match s.options.customer_key_var() {
-            Some(var) => Err(Error::Config(format!(
-                "{var}: SSE-C is not supported for {what} (its multipart upload is completed \
-                 without the SSE-C headers); store a snapshot file, or use SSE=AES256 or aws:kms"
-            ))),
-            None => Ok(()),
-        },
-        _ => Ok(()),
     }
 }
 

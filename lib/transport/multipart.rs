@@ -1,4 +1,5 @@
-//! object_store's multipart engine (local stores, `--from-etcd`): parts uploaded in
+//! The multipart engine of uploads from memory (`--from-etcd`, `copy`, stores
+//! without a streaming upload of ours), on object_store's `MultipartUpload`: parts uploaded in
 //! parallel with back-pressure, completed only when the caller says the bytes
 //! verified, aborted on every failure.
 //!
@@ -6,13 +7,47 @@
 //! and one being read, so about `part_size * (concurrency + 2)` bytes whatever the
 //! size.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use object_store::{MultipartUpload, PutPayload};
+use object_store::path::Path as ObjectPath;
+use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutPayload};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::{Error, Result};
+use crate::transport::put::Target;
+
+/// Starts a multipart upload of `path` recording `opts`' attributes: on S3
+/// (`target`, naming the same key) on our own requests, which carry SSE-C's key
+/// and the part checksums through Complete (put/parts.rs); elsewhere
+/// object_store's. Not cut by a signal: the server may create the upload before
+/// we learn its id, and only the id lets us abort it; the deadline bounds it,
+/// and a signal that came meanwhile aborts it here.
+pub(crate) async fn start(
+    (client, path): (&Arc<dyn ObjectStore>, &ObjectPath),
+    target: Option<&Target>,
+    opts: PutMultipartOptions,
+    what: &str,
+    shutdown: &Shutdown,
+    deadline: &Deadline,
+) -> Result<Box<dyn MultipartUpload>> {
+    let upload = deadline
+        .run(&Shutdown::never(), "starting the multipart upload", async {
+            let started = match target {
+                Some(target) => target.start_upload(opts).await,
+                None => client.put_multipart_opts(path, opts).await,
+            };
+            started.map_err(|e| Error::remote(format!("upload to {what}"), e))
+        })
+        .await?;
+    if let Some(reason) = shutdown.requested() {
+        let left = abort(upload, JoinSet::new(), what).await;
+        return Err(Error::Cancelled(reason).leaving(left));
+    }
+    Ok(upload)
+}
 
 /// Uploads every part from `parts`, at most `concurrency` at once. Returns the
 /// number of parts. On error the caller must abort (see [`abort`]).

@@ -44,6 +44,7 @@ use crate::transport::s3_options::{ChecksumMode, S3Options, checksum_sha256};
 
 mod identity;
 mod location;
+mod parts;
 mod probe;
 mod uploads;
 pub(crate) use identity::{IdentityFailure, StsEndpoint, sts_endpoint};
@@ -77,6 +78,10 @@ pub(crate) struct Target {
     url: reqwest::Url,
     /// The bucket's URL (ListMultipartUploads, and aborts of other keys: uploads.rs).
     bucket_url: reqwest::Url,
+    /// The bucket's URL without the trailing slash, and the STORAGE_URL
+    /// prefix: what [`Target::at`] names another key with.
+    base: String,
+    prefix: Option<String>,
     /// The key under the prefix, as sent.
     key: String,
     /// The object_store client of the same bucket: its credential provider signs
@@ -118,30 +123,16 @@ impl Target {
         tuning: &ClientTuning,
     ) -> Result<Target> {
         let region = client.region.as_str();
-        let full_key = match &s3.prefix {
-            Some(p) => format!("{}/{key}", p.trim_end_matches('/')),
-            None => key.to_string(),
-        };
-        let path = uri_encode_path(&full_key);
         // The bucket's URL as the object_store client is set up (remote/s3.rs).
-        let raw = format!(
-            "{}/{path}",
-            crate::transport::s3_options::bucket_url(
-                s3.endpoint.as_deref(),
-                &s3.bucket,
-                region,
-                s3.options.addressing
-            )?
-        );
-        let url = reqwest::Url::parse(&raw)
-            .map_err(|e| Error::Config(format!("object URL for key {key:?}: {e}")))?;
-        let bucket_url = reqwest::Url::parse(raw.strip_suffix(&path).unwrap_or(&raw))
+        let base = crate::transport::s3_options::bucket_url(
+            s3.endpoint.as_deref(),
+            &s3.bucket,
+            region,
+            s3.options.addressing,
+        )?;
+        let (full_key, url, object) = locate(&base, s3.prefix.as_deref(), key)?;
+        let bucket_url = reqwest::Url::parse(&format!("{base}/"))
             .map_err(|e| Error::Config(format!("bucket URL of key {key:?}: {e}")))?;
-        if url.host_str().is_none() {
-            return Err(Error::Config(format!("object URL {raw} has no host")));
-        }
-        let object = ObjectPath::parse(&full_key)
-            .map_err(|e| Error::Config(format!("object key {full_key:?}: {e}")))?;
         let build = |read_timeout: Option<Duration>| -> Result<reqwest::Client> {
             let mut builder = reqwest::Client::builder()
                 .connect_timeout(tuning.connect_timeout)
@@ -169,6 +160,8 @@ impl Target {
             patient: build(None)?,
             url,
             bucket_url,
+            base,
+            prefix: s3.prefix.clone(),
             key: full_key.clone(),
             store: client.store.clone(),
             object,
@@ -180,6 +173,22 @@ impl Target {
             metadata: Vec::new(),
             create_only: false,
             location: format!("s3://{}/{full_key}", s3.bucket),
+        })
+    }
+
+    /// The same bucket, client and settings, for the object `key` (under the
+    /// same prefix), with no metadata of the object set yet.
+    pub(crate) fn at(&self, key: &str) -> Result<Target> {
+        let (full_key, url, object) = locate(&self.base, self.prefix.as_deref(), key)?;
+        Ok(Target {
+            url,
+            location: format!("{}{full_key}", self.bucket_location()),
+            key: full_key,
+            object,
+            cluster: None,
+            metadata: Vec::new(),
+            create_only: false,
+            ..self.clone()
         })
     }
 
@@ -349,22 +358,14 @@ impl Target {
     ) -> Result<SentPart> {
         let query = format!("partNumber={number}&uploadId={}", uri_encode(upload_id));
         let no_refusal = Arc::new(Mutex::new(None));
-        let checksum = self.options.checksum == ChecksumMode::Sha256;
         // The part's own digest: one more pass over it, the price of signing
         // it or of sending its checksum.
-        let digest = if self.sign_payload || checksum {
+        let digest = if self.part_digest_needed() {
             Some(hash_range(file, offset, len)?)
         } else {
             None
         };
-        let payload = match &digest {
-            Some(d) if self.sign_payload => d.clone(),
-            _ => UNSIGNED.to_string(),
-        };
-        let sha256 = digest
-            .as_deref()
-            .filter(|_| checksum)
-            .and_then(checksum_sha256);
+        let (payload, sha256) = self.part_signing(digest.as_deref());
         let answer = self
             .retrying("UploadPart", || {
                 let body = body(
@@ -390,6 +391,24 @@ impl Target {
         })
     }
 
+    /// Whether a part's SHA-256 is sent: to sign its payload, or as its checksum.
+    fn part_digest_needed(&self) -> bool {
+        self.sign_payload || self.options.checksum == ChecksumMode::Sha256
+    }
+
+    /// From a part's SHA-256 (hex, when [`Target::part_digest_needed`]): the
+    /// payload hash it is signed with, and its `x-amz-checksum-sha256`.
+    fn part_signing(&self, digest: Option<&str>) -> (String, Option<String>) {
+        let payload = match digest {
+            Some(d) if self.sign_payload => d.to_string(),
+            _ => UNSIGNED.to_string(),
+        };
+        let sha256 = digest
+            .filter(|_| self.options.checksum == ChecksumMode::Sha256)
+            .and_then(checksum_sha256);
+        (payload, sha256)
+    }
+
     /// Completes the upload from the parts' ETags. S3 may answer 200 with an
     /// error document; that is a failure too.
     ///
@@ -402,6 +421,13 @@ impl Target {
     /// document would come back as an unparsable answer rather than the error
     /// S3 named, which the exit code is chosen from.
     pub(crate) async fn complete(&self, upload_id: &str, parts: &[SentPart]) -> Result<()> {
+        self.complete_parts(upload_id, parts)
+            .await
+            .map_err(|e| self.remote_error("completing the upload to", e))
+    }
+
+    /// [`Target::complete`], failing with the server's error as it came.
+    async fn complete_parts(&self, upload_id: &str, parts: &[SentPart]) -> Result<(), Failure> {
         let mut doc = String::from("<CompleteMultipartUpload>");
         for (i, part) in parts.iter().enumerate() {
             let checksum = part
@@ -440,7 +466,6 @@ impl Target {
         })
         .await
         .map(|_| ())
-        .map_err(|e| self.remote_error("completing the upload to", e))
     }
 
     /// Aborts the multipart upload `upload_id` (object_store's call, with its
@@ -672,6 +697,28 @@ impl Target {
         }
         Err(failure)
     }
+}
+
+/// The key under `prefix`, its URL under the bucket's (`base`, no trailing
+/// slash), and its object_store path.
+fn locate(
+    base: &str,
+    prefix: Option<&str>,
+    key: &str,
+) -> Result<(String, reqwest::Url, ObjectPath)> {
+    let full_key = match prefix {
+        Some(p) => format!("{}/{key}", p.trim_end_matches('/')),
+        None => key.to_string(),
+    };
+    let raw = format!("{base}/{}", uri_encode_path(&full_key));
+    let url = reqwest::Url::parse(&raw)
+        .map_err(|e| Error::Config(format!("object URL for key {key:?}: {e}")))?;
+    if url.host_str().is_none() {
+        return Err(Error::Config(format!("object URL {raw} has no host")));
+    }
+    let object = ObjectPath::parse(&full_key)
+        .map_err(|e| Error::Config(format!("object key {full_key:?}: {e}")))?;
+    Ok((full_key, url, object))
 }
 
 /// A part sent: its ETag, and its `x-amz-checksum-sha256` (base64) when

@@ -71,11 +71,13 @@ enum Existing {
 pub async fn copy(cfg: &CopyConfig, shutdown: &Shutdown) -> Result<CopyReport> {
     let deadline = Deadline::after(cfg.deadline);
     let (src, _) = cfg.from.connect("", &deadline, shutdown).await?;
-    let (dst, _) = cfg.to.connect("", &deadline, shutdown).await?;
+    // On S3 also the target of uploads on our own requests (SSE-C's key on each).
+    let (dst, _, dst_s3) = cfg.to.connect_put("", &deadline, shutdown).await?;
     let run = Run {
         cfg,
         src,
         dst,
+        dst_s3,
         shutdown,
         deadline: &deadline,
     };

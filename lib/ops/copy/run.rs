@@ -21,6 +21,7 @@ use crate::transport::multipart;
 use crate::transport::object::{
     CLUSTER_METADATA, confirm, metadata_value, recorded_sha256, stored_matches,
 };
+use crate::transport::put::Target;
 use crate::transport::remote::head;
 
 use super::{AGE_MAGIC, Done, Existing};
@@ -29,6 +30,8 @@ pub(super) struct Run<'a> {
     pub(super) cfg: &'a CopyConfig,
     pub(super) src: Arc<dyn ObjectStore>,
     pub(super) dst: Arc<dyn ObjectStore>,
+    /// An S3 target's bucket, for uploads on our own requests (put/parts.rs).
+    pub(super) dst_s3: Option<Target>,
     pub(super) shutdown: &'a Shutdown,
     pub(super) deadline: &'a Deadline,
 }
@@ -181,22 +184,20 @@ impl Run<'_> {
                 .backup_attributes(recorded.as_deref(), cluster.as_deref(), &[]),
             ..PutMultipartOptions::default()
         };
-        // Not cut by a signal: the server may create the upload before we learn
-        // its id, and only the id lets us abort it. The deadline bounds it.
-        let mut upload = self
-            .deadline
-            .run(&Shutdown::never(), "starting the multipart upload", async {
-                self.dst
-                    .put_multipart_opts(path, opts)
-                    .await
-                    .map_err(|e| Error::remote(format!("upload to {to}"), e))
-            })
-            .await?;
+        let target = match &self.dst_s3 {
+            Some(bucket) => Some(bucket.at(path.as_ref())?),
+            None => None,
+        };
+        let mut upload = multipart::start(
+            (&self.dst, path),
+            target.as_ref(),
+            opts,
+            to,
+            self.shutdown,
+            self.deadline,
+        )
+        .await?;
         let mut in_flight = JoinSet::new();
-        if let Some(reason) = self.shutdown.requested() {
-            let left = multipart::abort(upload, in_flight, to).await;
-            return Err(Error::Cancelled(reason).leaving(left));
-        }
         let part_size = self.cfg.transfer.part_size;
         let (verify_tx, verify_rx) = mpsc::channel::<Bytes>(1);
         let verification = spawn_verification(verify_rx);

@@ -262,33 +262,25 @@ impl Run<'_> {
     }
 
     async fn multipart(&mut self, attributes: object_store::Attributes) {
-        if let Remote::S3(s) = &self.cfg.remote {
-            if let Some(var) = s.options.customer_key_var() {
-                // object_store completes without the SSE-C headers (config::refuse_sse_c);
-                // store's own parts path, which sends them, is what a file store uses.
-                self.report.push(
-                    "multipart",
-                    Status::Skipped,
-                    format!(
-                        "SSE-C ({var}): store of a file sends its parts with the key; \
-                         store --from-etcd and copy refuse SSE-C"
-                    ),
-                );
-                return;
-            }
-        }
         let path = self.at("multipart");
         let opts = PutMultipartOptions {
             attributes,
             ..PutMultipartOptions::default()
         };
-        let mut upload = match self
-            .step(
-                "CreateMultipartUpload",
-                self.client.put_multipart_opts(&path, opts),
-            )
-            .await
-        {
+        // On S3 the upload `store --from-etcd` and `copy` make, which carries
+        // SSE-C's key through CompleteMultipartUpload (transport/put/parts.rs).
+        let target = match self.target.as_ref().map(|t| t.at(path.as_ref())) {
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => return self.report.failed("multipart", e, ""),
+            None => None,
+        };
+        let start = async {
+            match &target {
+                Some(t) => t.start_upload(opts).await,
+                None => self.client.put_multipart_opts(&path, opts).await,
+            }
+        };
+        let mut upload = match self.step("CreateMultipartUpload", start).await {
             Ok(u) => u,
             Err(e) => {
                 let h = hint(&e, "s3:PutObject");

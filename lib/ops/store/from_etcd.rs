@@ -14,7 +14,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use object_store::{ObjectStore, PutMultipartOptions};
+use object_store::PutMultipartOptions;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -129,34 +129,27 @@ pub async fn store_from_etcd(
             seconds,
         });
     }
-    // Not cut by a signal: the server may create the upload before we learn its
-    // id, and only the id lets us abort it. The deadline bounds it.
-    let mut upload = deadline
-        .run(&Shutdown::never(), "starting the multipart upload", async {
-            client
-                .put_multipart_opts(
-                    &path,
-                    PutMultipartOptions {
-                        attributes: cfg.remote.backup_attributes(
-                            None,
-                            cfg.cluster.as_deref(),
-                            &[
-                                encryption_metadata(cfg.encrypt.as_ref()),
-                                hashkv_metadata(stream.member_hash.as_ref()),
-                            ]
-                            .concat(),
-                        ),
-                        ..PutMultipartOptions::default()
-                    },
-                )
-                .await
-                .map_err(|e| Error::remote(format!("upload to {what}"), e))
-        })
-        .await?;
-    if let Some(reason) = shutdown.requested() {
-        let left = multipart::abort(upload, JoinSet::new(), &what).await;
-        return Err(Error::Cancelled(reason).leaving(left));
-    }
+    let opts = PutMultipartOptions {
+        attributes: cfg.remote.backup_attributes(
+            None,
+            cfg.cluster.as_deref(),
+            &[
+                encryption_metadata(cfg.encrypt.as_ref()),
+                hashkv_metadata(stream.member_hash.as_ref()),
+            ]
+            .concat(),
+        ),
+        ..PutMultipartOptions::default()
+    };
+    let mut upload = multipart::start(
+        (&client, &path),
+        target.as_ref(),
+        opts,
+        &what,
+        shutdown,
+        deadline,
+    )
+    .await?;
     let (raw_tx, raw_rx) = mpsc::channel(16);
     let (parts_tx, mut parts_rx) = mpsc::channel(1);
     let sink = PartSink {

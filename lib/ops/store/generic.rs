@@ -56,20 +56,9 @@ pub(super) async fn store_multipart(
         ),
         ..PutMultipartOptions::default()
     };
-    // Not cut by a signal: the server may create the upload before we learn its
-    // id, and only the id lets us abort it. The deadline bounds it.
-    let mut upload = deadline
-        .run(&Shutdown::never(), "starting the multipart upload", async {
-            client
-                .put_multipart_opts(path, opts)
-                .await
-                .map_err(|e| Error::remote(format!("upload to {what}"), e))
-        })
-        .await?;
-    if let Some(reason) = shutdown.requested() {
-        let left = multipart::abort(upload, JoinSet::new(), &what).await;
-        return Err(Error::Cancelled(reason).leaving(left));
-    }
+    // Not S3 (which streams from the file): object_store's upload.
+    let mut upload =
+        multipart::start((client, path), None, opts, &what, shutdown, deadline).await?;
     let (tx, mut parts) = mpsc::channel(1);
     let reader = tokio::task::spawn_blocking({
         let file = cfg.file.clone();
