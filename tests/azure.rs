@@ -402,17 +402,7 @@ fn from_etcd_to_azure_then_into_a_data_dir_that_boots() {
     let az = Azurite::start();
     let dir = tempfile::tempdir().unwrap();
     let (bin, ctl) = (etcd34("etcd"), etcd34("etcdctl"));
-    let (client, peer) = (port(), port());
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let src = Etcd::boot(
-        &bin,
-        "src",
-        &dir.path().join("src-data"),
-        client,
-        &peer_url,
-        &format!("src={peer_url}"),
-        "src-token",
-    );
+    let src = Etcd::fresh(&bin, "src", &dir.path().join("src-data"), "src-token");
     wait_healthy(&ctl, &src.client_url);
     etcdctl(&ctl, &src.client_url, &["put", "/azure/key", "from etcd"]);
     let env = with(

@@ -53,17 +53,7 @@ fn bumped_restores_boot_on_etcd_3_4_and_3_5_compacted_with_every_key() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let ctl = ctl.as_path();
-        let (client, peer) = (port(), port());
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let src = Etcd::boot(
-            &bin,
-            "src",
-            &dir.path().join("src"),
-            client,
-            &peer_url,
-            &format!("src={peer_url}"),
-            "src-token",
-        );
+        let src = Etcd::fresh(&bin, "src", &dir.path().join("src"), "src-token");
         let ep = src.client_url.clone();
         wait_healthy(ctl, &ep);
         for i in 0..30 {

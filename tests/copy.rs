@@ -428,15 +428,8 @@ fn a_signal_mid_copy_aborts_the_upload() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Waits (bounded) for the stalled second part to arrive at the proxy.
-    let until = std::time::Instant::now() + time_limit();
-    while proxy.count(Op::UploadPart) < 2 {
-        assert!(
-            std::time::Instant::now() < until,
-            "the second part never came"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // The stalled second part is at the proxy.
+    proxy.wait_for(Op::UploadPart, 2);
     signal(&child, Signal::SIGTERM);
     let r = Run::of(wait_within(child, "copy"));
     r.assert_code(143);

@@ -167,17 +167,8 @@ fn tree_contains(dir: &Path, needle: &[u8]) -> bool {
 
 /// A one-member etcd 3.4 on loopback holding `big` values of 64 KiB.
 fn live_etcd(dir: &Path, big: usize) -> Etcd {
-    let (ctl, peer) = (etcd34("etcdctl"), port());
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let e = Etcd::boot(
-        &etcd34("etcd"),
-        "src",
-        &dir.join("src-data"),
-        port(),
-        &peer_url,
-        &format!("src={peer_url}"),
-        "src-token",
-    );
+    let ctl = etcd34("etcdctl");
+    let e = Etcd::fresh(&etcd34("etcd"), "src", &dir.join("src-data"), "src-token");
     wait_healthy(&ctl, &e.client_url);
     let value = "v".repeat(64 * 1024);
     for i in 0..big {

@@ -14,7 +14,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::creds::{CredentialEndpoint, IMDS_TOKEN, Issued, Kind};
-use common::proxy::{Fault, Op, Proxy, Rule};
+use common::proxy::{Fault, Op, Proxy, Rule, header};
 use common::*;
 
 const POD_TOKEN: &str = "eks-pod-identity-token-do-not-print";
@@ -59,12 +59,7 @@ fn assert_no_secret(r: &Run, secrets: &[&str]) {
 }
 
 fn token_of(head: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("x-amz-security-token")
-            .then(|| v.trim().to_string())
-    })
+    header(head, "x-amz-security-token")
 }
 
 #[test]

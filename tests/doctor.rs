@@ -35,22 +35,33 @@ fn status<'a>(lines: &'a [(String, String)], check: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {check} line in {lines:?}"))
 }
 
+/// The checks of objects under the prefix, which every kind of store runs.
+const OBJECT_CHECKS: [&str; 9] = [
+    "put",
+    "get",
+    "head + metadata",
+    "ranged get",
+    "multipart",
+    "list",
+    "delete",
+    "abort",
+    "cleanup",
+];
+
+/// No check line says FAILED.
+fn none_failed(lines: &[(String, String)]) {
+    assert!(
+        !lines.iter().any(|(_, s)| s.starts_with("FAILED")),
+        "{lines:?}"
+    );
+}
+
 /// The checks store, restore and delete need: OK on every server.
 fn assert_works(lines: &[(String, String)]) {
-    for check in [
-        "credentials",
-        "tls",
-        "region",
-        "put",
-        "get",
-        "head + metadata",
-        "ranged get",
-        "multipart",
-        "list",
-        "delete",
-        "abort",
-        "cleanup",
-    ] {
+    for check in ["credentials", "tls", "region"]
+        .into_iter()
+        .chain(OBJECT_CHECKS)
+    {
         let s = status(lines, check);
         assert!(
             s.starts_with("OK") || (check == "tls" && s.starts_with("WARN: plain HTTP")),
@@ -58,10 +69,7 @@ fn assert_works(lines: &[(String, String)]) {
         );
     }
     assert!(status(lines, "head + metadata").contains("kept"));
-    assert!(
-        !lines.iter().any(|(_, s)| s.starts_with("FAILED")),
-        "{lines:?}"
-    );
+    none_failed(lines);
 }
 
 fn prefix_of(r: &Run) -> String {
@@ -266,17 +274,7 @@ fn doctor_identity_refused_by_sts() {
 /// The checks of a store that is not S3: the object checks OK, the S3-only
 /// ones SKIPPED with why.
 fn assert_works_elsewhere(lines: &[(String, String)]) {
-    for check in [
-        "put",
-        "get",
-        "head + metadata",
-        "ranged get",
-        "multipart",
-        "list",
-        "delete",
-        "abort",
-        "cleanup",
-    ] {
+    for check in OBJECT_CHECKS {
         let s = status(lines, check);
         assert!(s.starts_with("OK"), "{check}: {s}");
     }
@@ -292,10 +290,7 @@ fn assert_works_elsewhere(lines: &[(String, String)]) {
         let s = status(lines, check);
         assert!(s.starts_with("SKIPPED: ") && s.len() > 20, "{check}: {s}");
     }
-    assert!(
-        !lines.iter().any(|(_, s)| s.starts_with("FAILED")),
-        "{lines:?}"
-    );
+    none_failed(lines);
 }
 
 #[test]
@@ -414,10 +409,7 @@ fn doctor_with_sse_c_and_checksums_on_garage() {
             "{check}: {lines:?}"
         );
     }
-    assert!(
-        !lines.iter().any(|(_, s)| s.starts_with("FAILED")),
-        "{lines:?}"
-    );
+    none_failed(&lines);
     assert!(status(&lines, "checksum").starts_with("OK"), "{lines:?}");
     assert!(
         status(&lines, "sse").starts_with("OK: SSE-C with the key of SSE_CUSTOMER_KEY"),

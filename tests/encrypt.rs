@@ -538,15 +538,10 @@ fn a_corrupt_snapshot_is_refused_before_encryption() {
 fn from_etcd_and_snapshot_encrypt_in_the_stream() {
     let dir = tempfile::tempdir().unwrap();
     let k = keygen(dir.path(), "k.key");
-    let (client, peer) = (port(), port());
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let etcd = Etcd::boot(
+    let etcd = Etcd::fresh(
         &etcd34("etcd"),
         "src",
         &dir.path().join("src-data"),
-        client,
-        &peer_url,
-        &format!("src={peer_url}"),
         "src-token",
     );
     let ctl = etcd34("etcdctl");

@@ -371,17 +371,7 @@ fn store_from_etcd_streams_into_one_resumable_session() {
     let gcs = FakeGcs::start();
     let dir = tempfile::tempdir().unwrap();
     let (bin, ctl) = (etcd34("etcd"), etcd34("etcdctl"));
-    let (client, peer) = (port(), port());
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let etcd = Etcd::boot(
-        &bin,
-        "src",
-        &dir.path().join("data"),
-        client,
-        &peer_url,
-        &format!("src={peer_url}"),
-        "src-token",
-    );
+    let etcd = Etcd::fresh(&bin, "src", &dir.path().join("data"), "src-token");
     wait_healthy(&ctl, &etcd.client_url);
     // About 10 MiB uncompressed: two 5 MiB parts, cut into 256 KiB-aligned chunks.
     let value = "v".repeat(64 * 1024);

@@ -101,18 +101,8 @@ async fn store_records_the_members_hashkv_and_verify_and_restore_compare_it() {
         (etcd35("etcd"), etcd35("etcdctl")),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let (client_port, peer) = (port(), port());
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let _etcd = Etcd::boot(
-            &bin,
-            "m",
-            &dir.path().join("data"),
-            client_port,
-            &peer_url,
-            &format!("m={peer_url}"),
-            "record-token",
-        );
-        let ep = format!("http://127.0.0.1:{client_port}");
+        let etcd = Etcd::fresh(&bin, "m", &dir.path().join("data"), "record-token");
+        let ep = etcd.client_url.clone();
         let ctl = ctl.as_path();
         wait_healthy(ctl, &ep);
         for i in 0..10 {

@@ -9,7 +9,7 @@ mod common;
 
 use common::garage::Garage;
 use common::moto::Moto;
-use common::proxy::{Fault, Op, Proxy, Rule};
+use common::proxy::{Fault, Op, Proxy, Rule, header};
 use common::*;
 
 /// base64 of the 32 bytes `0123456789abcdef0123456789abcdef`.
@@ -22,28 +22,6 @@ fn through(env: &[(String, String)], proxy: &Proxy) -> Vec<(String, String)> {
         env,
         &[("ENDPOINT", &format!("http://127.0.0.1:{}", proxy.port))],
     )
-}
-
-/// The heads of the requests of `ops` the proxy saw.
-fn heads_of(proxy: &Proxy, ops: &[&str]) -> Vec<String> {
-    proxy
-        .heads()
-        .into_iter()
-        .filter(|h| {
-            let line = h.lines().next().unwrap_or("");
-            ops.iter().any(|op| line.starts_with(op))
-        })
-        .collect()
-}
-
-/// A header's value in a request head (names compared case-insensitively).
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_string())
-    })
 }
 
 /// A one-shot and a three-part multipart store of the same kind of snapshot;
@@ -104,7 +82,7 @@ fn sse_c_goes_with_every_request_and_restore_needs_the_key_on_garage() {
     no_key(store(&with(&env, &PARTS), "big.db.gz", &f.big).assert_code(0));
     // Every request that writes or reads the object carried the key (and its MD5).
     let md5 = "hRasmdxgYDKV3nvbahU1MA==";
-    let sent = heads_of(&proxy, &["PUT ", "POST ", "GET /etcd-backups/", "HEAD "]);
+    let sent = proxy.heads_of(&["PUT ", "POST ", "GET /etcd-backups/", "HEAD "]);
     assert!(sent.len() >= 6, "{sent:?}");
     for head in &sent {
         if head.starts_with("GET /etcd-backups/?") || head.starts_with("GET /etcd-backups?") {
@@ -239,7 +217,7 @@ fn checksums_are_sent_only_when_asked_and_garage_checks_them() {
     let env = with(&through(&g.job_env(), &asked), &[("CHECKSUM", "sha256")]);
     store(&env, "one.db.gz", &f.small).assert_code(0);
     store(&with(&env, &PARTS), "big.db.gz", &f.big).assert_code(0);
-    let puts = heads_of(&asked, &["PUT "]);
+    let puts = asked.heads_of(&["PUT "]);
     let single: Vec<_> = puts.iter().filter(|h| !h.contains("partNumber=")).collect();
     assert_eq!(single.len(), 1, "{puts:?}");
     let want = {
@@ -256,7 +234,7 @@ fn checksums_are_sent_only_when_asked_and_garage_checks_them() {
     for p in parts {
         assert!(header(p, "x-amz-checksum-sha256").is_some(), "{p}");
     }
-    let create = heads_of(&asked, &["POST "]);
+    let create = asked.heads_of(&["POST "]);
     let create = create.iter().find(|h| h.contains("?uploads")).unwrap();
     assert_eq!(
         header(create, "x-amz-checksum-algorithm").as_deref(),

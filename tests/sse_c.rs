@@ -12,23 +12,13 @@ mod common;
 use std::path::Path;
 
 use common::garage::Garage;
-use common::proxy::{Fault, Op, Proxy, Rule};
+use common::proxy::{Fault, Op, Proxy, Rule, header};
 use common::*;
 
 /// base64 of the 32 bytes `0123456789abcdef0123456789abcdef`.
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 /// The MD5 of those 32 bytes, base64, as sent beside the key.
 const KEY_MD5: &str = "hRasmdxgYDKV3nvbahU1MA==";
-
-/// A header's value in a request head (names compared case-insensitively).
-fn header(head: &str, name: &str) -> Option<String> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_string())
-    })
-}
 
 /// Every multipart request the proxy forwarded (Create, UploadPart, Complete)
 /// carried the key's MD5, and each kind was sent (`parts` parts at least).
@@ -81,17 +71,7 @@ fn only_the_key_restores(env: &[(String, String)], backup: &str, out: &Path, wan
 fn store_from_etcd_with_sse_c_on_garage() {
     let dir = tempfile::tempdir().unwrap();
     let (bin, ctl) = (etcd35("etcd"), etcd35("etcdctl"));
-    let (client, peer) = (port(), port());
-    let peer_url = format!("http://127.0.0.1:{peer}");
-    let etcd = Etcd::boot(
-        &bin,
-        "src",
-        &dir.path().join("src-data"),
-        client,
-        &peer_url,
-        &format!("src={peer_url}"),
-        "src-token",
-    );
+    let etcd = Etcd::fresh(&bin, "src", &dir.path().join("src-data"), "src-token");
     let endpoint = etcd.client_url.clone();
     wait_healthy(&ctl, &endpoint);
     // About 6 MiB of values: two 5 MiB parts uncompressed.
@@ -212,15 +192,8 @@ fn a_signal_mid_copy_with_sse_c_leaves_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Waits (bounded) for the stalled second part to arrive at the proxy.
-    let until = std::time::Instant::now() + time_limit();
-    while proxy.count(Op::UploadPart) < 2 {
-        assert!(
-            std::time::Instant::now() < until,
-            "the second part never came"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // The stalled second part is at the proxy.
+    proxy.wait_for(Op::UploadPart, 2);
     signal(&child, Signal::SIGTERM);
     let r = Run::of(wait_within(child, "copy"));
     r.assert_code(143);

@@ -116,17 +116,7 @@ fn offline_hashkv_equals_the_members_on_etcd_3_4_and_3_5() {
         (etcd35("etcd"), etcd35("etcdctl")),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let (client, peer) = (port(), port());
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let e = Etcd::boot(
-            &bin,
-            "m",
-            &dir.path().join("data"),
-            client,
-            &peer_url,
-            &format!("m={peer_url}"),
-            "hashkv-token",
-        );
+        let e = Etcd::fresh(&bin, "m", &dir.path().join("data"), "hashkv-token");
         let ep = e.client_url.clone();
         let ctl = ctl.as_path();
         wait_healthy(ctl, &ep);

@@ -593,6 +593,14 @@ impl Etcd {
         )
     }
 
+    /// Boots a new one-member cluster `name` of `etcd_bin` on free ports.
+    pub fn fresh(etcd_bin: &Path, name: &str, data_dir: &Path, token: &str) -> Etcd {
+        let (client, peer) = (port(), port());
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let cluster = format!("{name}={peer_url}");
+        Etcd::boot(etcd_bin, name, data_dir, client, &peer_url, &cluster, token)
+    }
+
     /// Like [`Etcd::boot`], with the client URL's scheme and extra flags (TLS).
     #[allow(clippy::too_many_arguments)]
     pub fn boot_with(

@@ -174,9 +174,34 @@ impl Proxy {
         *self.state.lock().unwrap().counts.get(&op).unwrap_or(&0)
     }
 
+    /// Waits (bounded by the tests' time limit) until `n` requests of `op`
+    /// arrived, e.g. until a stalled part is surely in flight.
+    pub fn wait_for(&self, op: Op, n: usize) {
+        let until = std::time::Instant::now() + super::time_limit();
+        while self.count(op) < n {
+            assert!(
+                std::time::Instant::now() < until,
+                "request {n} of {op:?} never came"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The head (request line and headers) of every request that arrived, in order.
     pub fn heads(&self) -> Vec<String> {
         self.state.lock().unwrap().heads.clone()
+    }
+
+    /// The heads of the requests whose request line starts with one of `starts`
+    /// (a method, or a method and a path), in order.
+    pub fn heads_of(&self, starts: &[&str]) -> Vec<String> {
+        self.heads()
+            .into_iter()
+            .filter(|h| {
+                let line = h.lines().next().unwrap_or("");
+                starts.iter().any(|s| line.starts_with(s))
+            })
+            .collect()
     }
 
     /// Each head with when it arrived, in order.
@@ -194,6 +219,16 @@ impl Proxy {
         let st = self.state.lock().unwrap();
         st.seen.iter().filter(|s| s.op == op).cloned().collect()
     }
+}
+
+/// A header's value in a request head (names compared case-insensitively).
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
 }
 
 fn classify(method: &str, target: &str) -> Op {
