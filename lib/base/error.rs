@@ -253,10 +253,16 @@ impl Error {
 
 /// Every message in the source chain of `e`, joined.
 pub(crate) fn chain_text(e: &(dyn StdError + 'static)) -> String {
+    chain_joined(e, " | ")
+}
+
+/// Every message in the source chain of `e`, joined by `sep` (`": "` for a
+/// one-line error text).
+pub(crate) fn chain_joined(e: &(dyn StdError + 'static), sep: &str) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        out.push_str(" | ");
+        out.push_str(sep);
         out.push_str(&s.to_string());
         source = s.source();
     }

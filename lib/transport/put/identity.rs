@@ -119,16 +119,10 @@ impl Target {
         for (name, value) in signed.headers() {
             request = request.header(name, value);
         }
-        let response = request.send().await.map_err(|e| {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            bad(text)
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| bad(crate::base::error::chain_joined(&e, ": ")))?;
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         if !status.is_success() {

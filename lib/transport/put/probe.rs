@@ -30,13 +30,7 @@ impl Target {
     pub(crate) async fn probe(&self) -> std::result::Result<Probe, ProbeFailure> {
         let answer = self.client.head(self.bucket_url.clone()).send().await;
         let response = answer.map_err(|e| {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
+            let text = crate::base::error::chain_joined(&e, ": ");
             let lower = text.to_ascii_lowercase();
             if lower.contains("certificate")
                 || lower.contains("unknownissuer")
