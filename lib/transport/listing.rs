@@ -20,6 +20,33 @@ pub struct Listed {
     pub metadata: HashMap<String, String>,
 }
 
+/// `prefix` split into the directory to list and the start of the names in it.
+/// object_store lists by path segment: list the prefix's directory and compare
+/// the last segment as a string. `parse`, not `from`: the directory as the keys
+/// have it (`from` would escape a `~` and list another directory).
+pub(crate) fn prefix_dir(
+    prefix: &str,
+) -> std::result::Result<(Option<ObjectPath>, &str), object_store::path::Error> {
+    Ok(match prefix.rsplit_once('/') {
+        Some((d, s)) => (Some(ObjectPath::parse(d)?), s),
+        None => (None, prefix),
+    })
+}
+
+/// The objects directly in `dir` whose name starts with `start`, as listed.
+pub(crate) async fn starting_with(
+    client: &dyn ObjectStore,
+    dir: Option<&ObjectPath>,
+    start: &str,
+) -> object_store::Result<Vec<ObjectMeta>> {
+    let listing = client.list_with_delimiter(dir).await?;
+    Ok(listing
+        .objects
+        .into_iter()
+        .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
+        .collect())
+}
+
 /// The objects whose key starts with `prefix`, newest first (ties by key,
 /// descending); with `cluster`, only those whose metadata names it. Metadata is
 /// read (one HEAD each, 8 at once) only when `heads` or `cluster` asks for it. An
@@ -30,25 +57,11 @@ pub async fn backups(
     cluster: Option<&str>,
     heads: bool,
 ) -> object_store::Result<Vec<Listed>> {
-    // object_store lists by path segment: list the prefix's directory and
-    // compare the last segment as a string.
-    // `parse`, not `from`: the directory as the keys have it (`from` would
-    // escape a `~` and list another directory).
-    let (dir, start) = match prefix.rsplit_once('/') {
-        Some((d, s)) => (
-            Some(
-                ObjectPath::parse(d)
-                    .map_err(|source| object_store::Error::InvalidPath { source })?,
-            ),
-            s,
-        ),
-        None => (None, prefix),
-    };
-    let listing = client.list_with_delimiter(dir.as_ref()).await?;
-    let listed = listing
-        .objects
-        .into_iter()
-        .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)));
+    let (dir, start) =
+        prefix_dir(prefix).map_err(|source| object_store::Error::InvalidPath { source })?;
+    let listed = starting_with(client, dir.as_ref(), start)
+        .await?
+        .into_iter();
     let mut found: Vec<Listed> = if heads || cluster.is_some() {
         futures::stream::iter(listed)
             .map(|meta| async move {

@@ -60,28 +60,11 @@ pub async fn cluster_objects(
     prefix: &str,
     cluster: &str,
 ) -> Result<(Vec<ObjectMeta>, usize)> {
-    // object_store lists by path segment, so list the prefix's directory and
-    // compare the last segment as a string.
-    let (dir, start) = match prefix.rsplit_once('/') {
-        // `parse`, not `from`: the directory as the keys have it.
-        Some((d, s)) => (
-            Some(
-                ObjectPath::parse(d)
-                    .map_err(|e| Error::Config(format!("RETENTION_PREFIX {prefix:?}: {e}")))?,
-            ),
-            s,
-        ),
-        None => (None, prefix),
-    };
-    let listing = client
-        .list_with_delimiter(dir.as_ref())
+    let (dir, start) = crate::transport::listing::prefix_dir(prefix)
+        .map_err(|e| Error::Config(format!("RETENTION_PREFIX {prefix:?}: {e}")))?;
+    let listed = crate::transport::listing::starting_with(client.as_ref(), dir.as_ref(), start)
         .await
         .map_err(|e| Error::remote(format!("listing {}", remote.describe(prefix)), e))?;
-    let listed: Vec<_> = listing
-        .objects
-        .into_iter()
-        .filter(|o| o.location.filename().is_some_and(|f| f.starts_with(start)))
-        .collect();
     let count = listed.len();
     let found = futures::stream::iter(listed)
         .map(|o| {
