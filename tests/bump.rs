@@ -76,20 +76,8 @@ fn bumped_restores_boot_on_etcd_3_4_and_3_5_compacted_with_every_key() {
         let peer_url = format!("http://127.0.0.1:{peer}");
         let data = dir.path().join("restored");
         let cluster = format!("m0={peer_url}");
-        let membership = [
-            "--snapshot",
-            snapshot.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--name",
-            "m0",
-            "--initial-cluster",
-            &cluster,
-            "--initial-cluster-token",
-            "bumped",
-            "--initial-advertise-peer-urls",
-            &peer_url,
-        ];
+        let membership = from_snapshot(&snapshot, member_flags(&data, &peer_url, "bumped"));
+        let membership = strs(&membership);
         // Alone, either flag is refused, as etcdutl refuses it; nothing is written.
         for alone in [&["--bump-revision", "1000"][..], &["--mark-compacted"]] {
             let r = run("restore", &[], &[&membership[..], alone].concat());
@@ -182,28 +170,12 @@ fn a_key_bucket_with_branch_pages_is_bumped_too() {
     let peer_url = format!("http://127.0.0.1:{peer}");
     let data = dir.path().join("restored");
     let cluster = format!("m0={peer_url}");
-    run(
-        "restore",
-        &[],
-        &[
-            "--snapshot",
-            fixture("etcd-3.4-small.db").to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--name",
-            "m0",
-            "--initial-cluster",
-            &cluster,
-            "--initial-cluster-token",
-            "bumped",
-            "--initial-advertise-peer-urls",
-            &peer_url,
-            "--bump-revision",
-            "1000000",
-            "--mark-compacted",
-        ],
-    )
-    .assert_code(0);
+    let mut args = from_snapshot(
+        &fixture("etcd-3.4-small.db"),
+        member_flags(&data, &peer_url, "bumped"),
+    );
+    args.extend(["--bump-revision", "1000000", "--mark-compacted"].map(String::from));
+    run("restore", &[], &strs(&args)).assert_code(0);
     let _etcd = Etcd::boot(&bin, "m0", &data, client, &peer_url, &cluster, "bumped");
     let ep = format!("http://127.0.0.1:{client}");
     wait_healthy(&ctl, &ep);

@@ -943,40 +943,20 @@ fn etcd_wal_dir_puts_the_wal_there() {
     let snapshot = fixture("etcd-3.4-small.db");
     let peer = format!("http://127.0.0.1:{}", port());
     let cluster = format!("m0={peer}");
-    let member = |data_dir: &Path| -> Vec<String> {
-        [
-            "--snapshot",
-            snapshot.to_str().unwrap(),
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--name",
-            "m0",
-            "--initial-cluster",
-            &cluster,
-            "--initial-cluster-token",
-            "wal-token",
-            "--initial-advertise-peer-urls",
-            &peer,
-        ]
-        .map(str::to_string)
-        .to_vec()
-    };
+    let member =
+        |data_dir: &Path| from_snapshot(&snapshot, member_flags(data_dir, &peer, "wal-token"));
     let (data, wal, plain) = (
         dir.path().join("data"),
         dir.path().join("wal"),
         dir.path().join("plain"),
     );
-    let args = member(&data);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run(
         "restore",
         &with(&[], &[("ETCD_WAL_DIR", wal.to_str().unwrap())]),
-        &args,
+        &strs(&member(&data)),
     )
     .assert_code(0);
-    let args = member(&plain);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("restore", &[], &args).assert_code(0);
+    run("restore", &[], &strs(&member(&plain))).assert_code(0);
 
     let segment = "0000000000000000-0000000000000000.wal";
     assert!(!data.join("member/wal").exists(), "no WAL in the data dir");

@@ -438,31 +438,13 @@ fn restore_to_a_data_dir_from_gs_matches_the_one_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = fixture("etcd-3.4-small.db.gz");
     run("store", &store_env(&gcs, "dd.db.gz", &file), &[]).assert_code(0);
-    let member = |data: &Path| -> Vec<String> {
-        [
-            "--name",
-            "m0",
-            "--initial-cluster",
-            "m0=http://127.0.0.1:2380",
-            "--initial-cluster-token",
-            "tok",
-            "--initial-advertise-peer-urls",
-            "http://127.0.0.1:2380",
-            "--data-dir",
-            data.to_str().unwrap(),
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let member = |data: &Path| member_flags(data, UNUSED_PEER, "tok");
     let (from_gs, from_file) = (dir.path().join("gs"), dir.path().join("file"));
     let args = member(&from_gs);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env = with(&gcs.job_env("etcd"), &[("BACKUP_TO_RESTORE", "dd.db.gz")]);
-    run("restore", &env, &args).assert_code(0);
-    let mut args = member(&from_file);
-    args.extend(["--snapshot".to_string(), file.to_str().unwrap().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("restore", &[], &args).assert_code(0);
+    run("restore", &env, &strs(&args)).assert_code(0);
+    let args = from_snapshot(&file, member(&from_file));
+    run("restore", &[], &strs(&args)).assert_code(0);
     let db = |d: &Path| std::fs::read(d.join("member/snap/db")).unwrap();
     assert!(!db(&from_gs).is_empty());
     assert_eq!(db(&from_gs), db(&from_file));

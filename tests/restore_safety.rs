@@ -83,29 +83,10 @@ fn a_restore_removes_what_killed_runs_left_beside_the_output_but_not_a_live_runs
     );
 }
 
-fn member_flags(data_dir: &Path) -> Vec<String> {
-    [
-        "--name",
-        "m0",
-        "--initial-cluster",
-        "m0=http://127.0.0.1:2380",
-        "--initial-cluster-token",
-        "t",
-        "--initial-advertise-peer-urls",
-        "http://127.0.0.1:2380",
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 fn restore_member(snapshot: &Path, data_dir: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["--snapshot".to_string(), snapshot.to_str().unwrap().into()];
-    args.extend(member_flags(data_dir));
+    let mut args = from_snapshot(snapshot, member_flags(data_dir, UNUSED_PEER, "t"));
     args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("restore", &[], &args)
+    run("restore", &[], &strs(&args))
 }
 
 #[test]
@@ -608,10 +589,9 @@ fn a_data_dir_restored_from_an_object_leaves_nothing_beside_it() {
     let data = dir.path().join("data");
     let wal = dir.path().join("wal");
     let env = with(&server.job_env(), &[("BACKUP_TO_RESTORE", "small.db.gz")]);
-    let mut args = member_flags(&data);
+    let mut args = member_flags(&data, UNUSED_PEER, "t");
     args.extend(["--wal-dir".to_string(), wal.to_str().unwrap().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("restore", &env, &args).assert_code(0);
+    run("restore", &env, &strs(&args)).assert_code(0);
     assert_eq!(names_in(dir.path()), ["data", "wal"]);
     assert_eq!(names_in(&data), ["member"]);
     assert_eq!(names_in(&data.join("member")), ["snap"]);

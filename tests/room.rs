@@ -106,24 +106,11 @@ fn a_restore_that_cannot_fit_stops_before_writing() {
         return;
     };
     let data: PathBuf = four.path().join("data");
-    let r = run(
-        "restore",
-        &[],
-        &[
-            "--snapshot",
-            fixture("etcd-3.4-small.db").to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--name",
-            "m0",
-            "--initial-cluster",
-            "m0=http://127.0.0.1:2380",
-            "--initial-cluster-token",
-            "t",
-            "--initial-advertise-peer-urls",
-            "http://127.0.0.1:2380",
-        ],
+    let args = from_snapshot(
+        &fixture("etcd-3.4-small.db"),
+        member_flags(&data, UNUSED_PEER, "t"),
     );
+    let r = run("restore", &[], &strs(&args));
     assert_no_room(&r, &data, "the member's db and the member's WAL");
     assert!(four.entries().is_empty(), "{:?}", four.entries());
 }

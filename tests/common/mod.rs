@@ -557,6 +557,40 @@ pub fn background_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The peer URL of a member that is restored but never booted.
+pub const UNUSED_PEER: &str = "http://127.0.0.1:2380";
+
+/// The flags of a restore into the data dir of member `m0`, alone in a cluster
+/// whose peer URL is `peer_url`.
+pub fn member_flags(data_dir: &Path, peer_url: &str, token: &str) -> Vec<String> {
+    [
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--name",
+        "m0",
+        "--initial-cluster",
+        &format!("m0={peer_url}"),
+        "--initial-cluster-token",
+        token,
+        "--initial-advertise-peer-urls",
+        peer_url,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `--snapshot <snapshot>` and then `flags`.
+pub fn from_snapshot(snapshot: &Path, flags: Vec<String>) -> Vec<String> {
+    let mut args = vec!["--snapshot".to_string(), snapshot.to_str().unwrap().into()];
+    args.extend(flags);
+    args
+}
+
+/// `args` as the `&str`s [`run`] takes.
+pub fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// A free loopback port.
 pub fn port() -> u16 {
     free_port()
