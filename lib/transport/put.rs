@@ -21,20 +21,17 @@
 //! its `Content-Length` bytes creates no object, so a failed check, a signal or
 //! the deadline leaves nothing at the key.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use reqwest::Method;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::base::digest::Sha256;
 use crate::base::error::{Error, Result};
-use crate::base::progress::Progress;
-use object_store::aws::{AmazonS3, AwsAuthorizer, AwsCredential};
-use object_store::client::HttpRequestBody;
+use object_store::aws::AmazonS3;
 use object_store::multipart::MultipartStore;
 use object_store::path::Path as ObjectPath;
 use object_store::{Attribute, Attributes, PutMultipartOptions};
@@ -42,14 +39,20 @@ use object_store::{Attribute, Attributes, PutMultipartOptions};
 use crate::transport::remote::{ClientTuning, S3Client, S3Settings};
 use crate::transport::s3_options::{ChecksumMode, S3Options, checksum_sha256};
 
+mod body;
+mod failure;
 mod identity;
 mod location;
 mod parts;
 mod probe;
+mod send;
 mod uploads;
 pub(crate) use identity::{IdentityFailure, StsEndpoint, sts_endpoint};
 pub(crate) use probe::ProbeFailure;
 pub(crate) use uploads::Pending;
+
+use body::{SharedProgress, body, hash_range, shared_progress};
+use failure::{Failure, usable};
 
 /// How a body is read from the file: bytes per read, and reads queued ahead of
 /// the socket; about `(queued + 2) * chunk` bytes are in memory per request.
@@ -494,209 +497,6 @@ impl Target {
         tracing::warn!(object = what, upload_id, "{left}");
         Some(left)
     }
-
-    fn remote_error(&self, what: &str, e: Failure) -> Error {
-        Error::remote(format!("{what} {}", self.location), e.error)
-    }
-
-    /// Runs `attempt` until it succeeds, fails for good, or retries run out
-    /// (backoff from 100 ms, doubling, as object_store's).
-    async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, Failure>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, Failure>>,
-    {
-        let mut tries = 0;
-        loop {
-            match attempt().await {
-                Err(e) if e.retryable && tries < self.max_retries => {
-                    let pause = Duration::from_millis(100 << tries.min(7));
-                    tracing::warn!(
-                        request = what,
-                        object = %self.location,
-                        attempt = tries + 1,
-                        error = %e.error,
-                        retry_in_ms = pause.as_millis() as u64,
-                        "the request failed; sending it again"
-                    );
-                    tokio::time::sleep(pause).await;
-                    tries += 1;
-                }
-                done => return done,
-            }
-        }
-    }
-
-    /// One signed request; the answer's body on success.
-    async fn call(
-        &self,
-        method: Method,
-        query: &str,
-        meta_sha256: Option<&str>,
-        (body, len, payload): (reqwest::Body, u64, &str),
-    ) -> Result<String, Failure> {
-        let response = self
-            .send(method, query, (meta_sha256, None), (body, len, payload))
-            .await?;
-        response.text().await.map_err(Failure::transport)
-    }
-
-    /// Like [`Target::call`], returning the answer's ETag.
-    async fn call_with_etag(
-        &self,
-        method: Method,
-        query: &str,
-        sha256: Option<&str>,
-        (body, len, payload): (reqwest::Body, u64, &str),
-    ) -> Result<String, Failure> {
-        let response = self
-            .send(method, query, (None, sha256), (body, len, payload))
-            .await?;
-        let etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let _ = response.bytes().await;
-        etag.ok_or_else(|| Failure {
-            retryable: false,
-            error: object_store::Error::Generic {
-                store: "S3",
-                source: "the part upload was answered without an ETag".into(),
-            },
-        })
-    }
-
-    /// One signed request. `meta_sha256` (the object's digest, hex) goes with a
-    /// request that creates the object; `part_sha256` (base64) is a part's
-    /// `x-amz-checksum-sha256`.
-    async fn send(
-        &self,
-        method: Method,
-        query: &str,
-        (meta_sha256, part_sha256): (Option<&str>, Option<&str>),
-        (body, len, payload): (reqwest::Body, u64, &str),
-    ) -> Result<reqwest::Response, Failure> {
-        let mut url = self.url.clone();
-        url.set_query((!query.is_empty()).then_some(query));
-        let mut head = http::Request::builder()
-            .method(method.clone())
-            .uri(url.as_str());
-        // Requests that create the object carry its metadata.
-        if let Some(sum) = meta_sha256 {
-            head = head.header("x-amz-meta-sha256", sum);
-            if let Some(cluster) = &self.cluster {
-                head = head.header("x-amz-meta-snapjob-cluster", cluster);
-            }
-            for (name, value) in &self.metadata {
-                head = head.header(format!("x-amz-meta-{name}"), value.as_str());
-            }
-        }
-        let completing = method == Method::POST && query.starts_with("uploadId=");
-        let creating = (method == Method::PUT && query.is_empty()) || completing;
-        if self.create_only && creating {
-            head = head.header("if-none-match", "*");
-        }
-        // Server-side encryption and checksums (s3_options.rs): the single PUT
-        // carries what CreateMultipartUpload would (its body's digest is the
-        // object's); parts and Complete carry SSE-C's key, parts their checksum.
-        let uploading_part = method == Method::PUT && query.starts_with("partNumber=");
-        let extra = if method == Method::PUT && query.is_empty() {
-            let mut h = self.options.create_headers(false);
-            if let Some(sum) = meta_sha256
-                .filter(|_| self.options.checksum == ChecksumMode::Sha256)
-                .and_then(checksum_sha256)
-            {
-                h.push(("x-amz-checksum-sha256", sum));
-            }
-            h
-        } else if uploading_part || completing {
-            let mut h = self.options.part_headers();
-            if let Some(sum) = part_sha256 {
-                h.push(("x-amz-checksum-sha256", sum.to_string()));
-            }
-            h
-        } else {
-            Vec::new()
-        };
-        let carried_checksum = extra.iter().any(|(n, _)| n.starts_with("x-amz-checksum-"));
-        for (name, value) in extra {
-            head = head.header(name, value);
-        }
-        // The headers are signed on a request without its body: the body's
-        // digest (or UNSIGNED-PAYLOAD) is given, and the body streams from disk
-        // on the request that is sent.
-        let mut signed = head
-            .body(HttpRequestBody::empty())
-            .map_err(|e| Failure::local(format!("cannot build the request: {e}")))?;
-        let credential = self
-            .store
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|error| Failure {
-                // The provider retried already.
-                retryable: false,
-                error,
-            })?;
-        usable(&credential)?;
-        let digest = match payload {
-            UNSIGNED => None,
-            hex_digest => Some(hex::decode(hex_digest).map_err(|e| {
-                Failure::local(format!("the payload digest is not hexadecimal: {e}"))
-            })?),
-        };
-        AwsAuthorizer::new(&credential, "s3", &self.region)
-            .with_sign_payload(digest.is_some())
-            .try_authorize(&mut signed, digest.as_deref())
-            .map_err(|error| Failure {
-                retryable: false,
-                error,
-            })?;
-        let client = if completing {
-            &self.patient
-        } else {
-            &self.client
-        };
-        let mut request = client
-            .request(method, url)
-            .header(reqwest::header::CONTENT_LENGTH, len);
-        for (name, value) in signed.headers() {
-            request = request.header(name, value);
-        }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(Failure::transport)?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        // A redirect or refusal may name the bucket's region only in a header.
-        let region = response
-            .headers()
-            .get("x-amz-bucket-region")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let mut text = response.text().await.unwrap_or_default();
-        if let Some(r) = region.filter(|_| !text.contains("<Region>")) {
-            text.push_str(&format!("<Region>{r}</Region>"));
-        }
-        let mut failure = Failure::from_response(status, &text, &self.location);
-        let digest_code = ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"]
-            .iter()
-            .any(|c| text.contains(c));
-        if carried_checksum && matches!(status.as_u16(), 400 | 501) && !digest_code {
-            // A server without flexible checksums may refuse the header itself.
-            failure.error = object_store::Error::Generic {
-                store: "S3",
-                source: format!("{} ({CARRIED_CHECKSUM})", failure.error).into(),
-            };
-            failure.retryable = false;
-        }
-        Err(failure)
-    }
 }
 
 /// The key under `prefix`, its URL under the bucket's (`base`, no trailing
@@ -727,227 +527,6 @@ fn locate(
 pub(crate) struct SentPart {
     etag: String,
     sha256: Option<String>,
-}
-
-/// object_store's signer panics on a key id or token that cannot be a header
-/// value; ours are checked when configured (`remote::header_safe`), but a
-/// provider's come from a server: refuse them here, without showing them.
-fn usable(credential: &AwsCredential) -> Result<(), Failure> {
-    let visible = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic());
-    if visible(&credential.key_id) && credential.token.as_deref().is_none_or(visible) {
-        return Ok(());
-    }
-    Err(Failure::local(
-        "the credential provider gave a key id or session token that cannot be sent in a header"
-            .to_string(),
-    ))
-}
-
-/// A failed attempt, and whether another could succeed.
-struct Failure {
-    retryable: bool,
-    error: object_store::Error,
-}
-
-impl Failure {
-    /// A request that could not be made; another try would fail the same way.
-    fn local(reason: String) -> Failure {
-        Failure {
-            retryable: false,
-            error: object_store::Error::Generic {
-                store: "S3",
-                source: reason.into(),
-            },
-        }
-    }
-
-    fn transport(e: reqwest::Error) -> Failure {
-        // TLS spoken to a plain-HTTP endpoint fails the same way every time.
-        let retryable = !crate::base::error::plain_http_answer(&crate::base::error::chain_text(&e));
-        Failure {
-            retryable,
-            error: object_store::Error::Generic {
-                store: "S3",
-                source: Box::new(e.without_url()),
-            },
-        }
-    }
-
-    fn from_response(status: reqwest::StatusCode, body: &str, path: &str) -> Failure {
-        let code = xml_text(body, "Code").unwrap_or_default();
-        let message = xml_text(body, "Message").unwrap_or_default();
-        // A skewed clock's answer carries both times, which the error names.
-        let times: String = ["RequestTime", "ServerTime"]
-            .iter()
-            .filter(|_| code == "RequestTimeTooSkewed")
-            .chain(["Region"].iter().filter(|_| {
-                status.as_u16() == 301
-                    || matches!(
-                        code.as_str(),
-                        "AuthorizationHeaderMalformed" | "PermanentRedirect"
-                    )
-            }))
-            .filter_map(|tag| xml_text(body, tag).map(|v| format!(" <{tag}>{v}</{tag}>")))
-            .collect();
-        let source: Box<dyn std::error::Error + Send + Sync> =
-            format!("status code: {} {code}: {message}{times}", status.as_u16()).into();
-        let path = path.to_string();
-        let error = match status.as_u16() {
-            401 => object_store::Error::Unauthenticated { path, source },
-            403 => object_store::Error::PermissionDenied { path, source },
-            404 => object_store::Error::NotFound { path, source },
-            412 => object_store::Error::Precondition { path, source },
-            _ => object_store::Error::Generic {
-                store: "S3",
-                source,
-            },
-        };
-        Failure {
-            retryable: status.is_server_error() || status.as_u16() == 429,
-            error,
-        }
-    }
-}
-
-/// The text of the first `<tag>` element in an S3 error document.
-fn xml_text(body: &str, tag: &str) -> Option<String> {
-    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = start + body[start..].find(&format!("</{tag}>"))?;
-    Some(body[start..end].to_string())
-}
-
-type SharedProgress = Arc<Mutex<Progress>>;
-
-fn shared_progress(size: u64, every: Duration) -> SharedProgress {
-    Arc::new(Mutex::new(Progress::new("uploading", Some(size), every)))
-}
-
-/// A request body: `len` bytes of the file from `offset`, read on a blocking
-/// thread a chunk at a time. With a gate, the last chunk is held back until the
-/// gate opens and the last check passes; a closed gate or a read error ends the
-/// body early, which aborts the request, and the reason goes to `refusal`.
-fn body(
-    path: PathBuf,
-    (offset, len): (u64, u64),
-    (chunk, queued): (usize, usize),
-    gate: Option<(Gate, LastCheck)>,
-    refusal: Arc<Mutex<Option<String>>>,
-    progress: SharedProgress,
-) -> reqwest::Body {
-    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(queued);
-    tokio::task::spawn_blocking(move || read_chunks(&path, (offset, len), chunk, &tx));
-    struct State {
-        rx: mpsc::Receiver<std::io::Result<Bytes>>,
-        gate: Option<(Gate, LastCheck)>,
-        refusal: Arc<Mutex<Option<String>>>,
-        sent: u64,
-        len: u64,
-        progress: SharedProgress,
-    }
-    let state = State {
-        rx,
-        gate,
-        refusal,
-        sent: 0,
-        len,
-        progress,
-    };
-    let stream = futures::stream::unfold(state, |mut s| async move {
-        let chunk = match s.rx.recv().await? {
-            Ok(chunk) => chunk,
-            Err(e) => return Some((Err(e), s)),
-        };
-        s.sent += chunk.len() as u64;
-        if let Some((gate, last)) = &mut s.gate {
-            let early = gate.borrow().clone();
-            let verdict = match early {
-                Some(Err(why)) => Err(why),
-                _ if s.sent < s.len => Ok(()),
-                _ => match gate.wait_for(Option::is_some).await {
-                    Ok(v) => v.clone().expect("waited for a verdict"),
-                    Err(_) => Err("the upload was stopped".to_string()),
-                }
-                .and_then(|()| last()),
-            };
-            if let Err(why) = verdict {
-                *s.refusal.lock().expect("not poisoned") = Some(why.clone());
-                return Some((Err(std::io::Error::other(why)), s));
-            }
-        }
-        s.progress
-            .lock()
-            .expect("not poisoned")
-            .add(chunk.len() as u64);
-        Some((Ok(chunk), s))
-    });
-    reqwest::Body::wrap_stream(stream)
-}
-
-fn read_chunks(
-    path: &Path,
-    (offset, len): (u64, u64),
-    chunk: usize,
-    tx: &mpsc::Sender<std::io::Result<Bytes>>,
-) {
-    use std::io::{Read, Seek, SeekFrom};
-    let opened = std::fs::File::open(path).and_then(|mut f| {
-        f.seek(SeekFrom::Start(offset))?;
-        Ok(f)
-    });
-    let mut file = match opened {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-    };
-    let mut left = len;
-    while left > 0 {
-        let want = (chunk as u64).min(left);
-        let mut buf = Vec::with_capacity(want as usize);
-        match (&mut file).take(want).read_to_end(&mut buf) {
-            Ok(0) => {
-                let short = std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "{} became shorter while it was being uploaded",
-                        path.display()
-                    ),
-                );
-                let _ = tx.blocking_send(Err(short));
-                return;
-            }
-            Ok(n) => left -= n as u64,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        }
-        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-            return;
-        }
-    }
-}
-
-/// SHA-256 (hex) of `len` bytes of the file from `offset`.
-fn hash_range(path: &Path, offset: u64, len: u64) -> Result<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file =
-        std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open snapshot file", e))?;
-    file.seek(SeekFrom::Start(offset))
-        .map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
-    let mut file = file.take(len);
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| Error::io(path, "cannot read snapshot file", e))?;
-        if n == 0 {
-            return Ok(hex::encode(hash.finalize()));
-        }
-        hash.update(&buf[..n]);
-    }
 }
 
 fn xml_escape(s: &str) -> String {
@@ -991,42 +570,5 @@ mod tests {
     fn keys_are_percent_encoded() {
         assert_eq!(uri_encode_path("c-1/b 2+x=~._"), "c-1/b%202%2Bx%3D~._");
         assert_eq!(uri_encode_path("é"), "%C3%A9");
-    }
-
-    #[test]
-    fn a_provider_credential_that_cannot_be_a_header_is_refused_unshown() {
-        let credential = |key_id: &str, token: Option<&str>| AwsCredential {
-            key_id: key_id.to_string(),
-            secret_key: "secret".to_string(),
-            token: token.map(str::to_string),
-        };
-        assert!(usable(&credential("ASIAEXAMPLE", Some("FwoGZXIvYXdz+/=="))).is_ok());
-        assert!(usable(&credential("ASIAEXAMPLE", None)).is_ok());
-        for bad in [
-            credential("ASIAEXAMPLE", Some("token\n")),
-            credential("ASIA EXAMPLE", None),
-            credential("", None),
-        ] {
-            let Err(f) = usable(&bad) else {
-                panic!("accepted")
-            };
-            assert!(!f.retryable);
-            assert!(!f.error.to_string().contains("token\n"), "{}", f.error);
-        }
-    }
-
-    #[test]
-    fn error_documents() {
-        let body = "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code>\
-                    <Message>nope</Message></Error>";
-        let f = Failure::from_response(reqwest::StatusCode::FORBIDDEN, body, "/b/k");
-        assert!(!f.retryable);
-        assert!(matches!(
-            f.error,
-            object_store::Error::PermissionDenied { .. }
-        ));
-        assert!(f.error.to_string().contains("SignatureDoesNotMatch: nope"));
-        let f = Failure::from_response(reqwest::StatusCode::SERVICE_UNAVAILABLE, "", "/b/k");
-        assert!(f.retryable);
     }
 }
