@@ -423,15 +423,9 @@ fn a_signal_mid_copy_aborts_the_upload() {
         ],
     );
     let s3 = format!("s3://{BUCKET}");
-    let child = command("copy", &env, &["--from", &s3, "--to", &s3, "--key", &key])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The stalled second part is at the proxy.
-    proxy.wait_for(Op::UploadPart, 2);
-    signal(&child, Signal::SIGTERM);
-    let r = Run::of(wait_within(child, "copy"));
+    let args = ["--from", &s3, "--to", &s3, "--key", &key];
+    // Stopped while the stalled second part is at the proxy.
+    let r = proxy.terminated_at((Op::UploadPart, 2), "copy", &env, &args);
     r.assert_code(143);
     assert!(proxy.count(Op::Abort) >= 1, "{}", r.all());
     assert!(!b.object_file(&key).exists());

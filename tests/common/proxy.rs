@@ -187,6 +187,25 @@ impl Proxy {
         }
     }
 
+    /// Runs `bin` and sends it SIGTERM once request `n` of `op` arrived here (a
+    /// request that stalls keeps the run in flight); how the run ended.
+    pub fn terminated_at(
+        &self,
+        (op, n): (Op, usize),
+        bin: &str,
+        env: &[(String, String)],
+        args: &[&str],
+    ) -> super::Run {
+        let child = super::command(bin, env, args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.wait_for(op, n);
+        super::signal(&child, super::Signal::SIGTERM);
+        super::Run::of(super::wait_within(child, bin))
+    }
+
     /// The head (request line and headers) of every request that arrived, in order.
     pub fn heads(&self) -> Vec<String> {
         self.state.lock().unwrap().heads.clone()
