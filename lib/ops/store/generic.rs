@@ -57,13 +57,14 @@ pub(super) async fn store_multipart(
         ),
         ..PutMultipartOptions::default()
     };
-    // Not S3 (which streams from the file): object_store's upload.
-    let mut upload =
-        multipart::start((client, path), None, opts, &what, shutdown, deadline).await?;
+    // Opened before the upload starts, so a failure here leaves nothing to abort.
     let file = Arc::new(
         std::fs::File::open(&cfg.file)
             .map_err(|e| Error::io(&cfg.file, "cannot open snapshot file", e))?,
     );
+    // Not S3 (which streams from the file): object_store's upload.
+    let mut upload =
+        multipart::start((client, path), None, opts, &what, shutdown, deadline).await?;
     let mut offset = 0u64;
     let next = async || {
         // The file as first seen, in `part_size` pieces; a file that shrank
