@@ -59,12 +59,29 @@ fn garbage_values_are_named() {
         ("ENDPOINT", "minio:99999"),
         ("BUCKET_NAME", "Not A Bucket"),
         ("PART_SIZE", "1KiB"),
+        // S3's 5 MiB floor (an az:// store takes 4 MiB blocks: tests/azure.rs).
+        ("PART_SIZE", "4MiB"),
         ("CONCURRENCY", "0"),
         ("DEADLINE", "soonish"),
         ("STORAGE_URL", "ftp://x/y"),
     ];
     for (var, value) in cases {
         assert_config_error("store", &with(&env, &[(var, value)]), var);
+    }
+}
+
+#[test]
+fn an_azure_block_size_out_of_azures_range_is_named() {
+    let env = with(
+        &offline_env(),
+        &[
+            ("STORAGE_URL", "az://backups"),
+            ("AZURE_STORAGE_ACCOUNT_NAME", "acct1"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "a2V5"),
+        ],
+    );
+    for bad in ["512KiB", "4001MiB"] {
+        assert_config_error("store", &with(&env, &[("PART_SIZE", bad)]), "PART_SIZE");
     }
 }
 

@@ -104,15 +104,16 @@ impl CopyConfig {
                 (None, true) => cluster_scope(i, &from)?,
             }
         };
+        let transfer = Transfer {
+            part_size: part_size(i, &to)?,
+            concurrency: concurrency(i)?,
+            single_put_max: 0,
+        };
         Ok(CopyConfig {
             from,
             to,
             what,
-            transfer: Transfer {
-                part_size: part_size(i)?,
-                concurrency: concurrency(i)?,
-                single_put_max: 0,
-            },
+            transfer,
             deadline: deadline(i, Duration::from_secs(3600))?,
             progress: progress(i)?,
         })

@@ -22,19 +22,20 @@ use crate::transport::remote::{Remote, parse_bool};
 mod copy;
 mod doctor;
 mod etcd;
+mod part_size;
 mod restore;
 mod verify;
 
 pub use copy::{CopyConfig, CopyWhat};
 pub use doctor::DoctorConfig;
 pub use etcd::{DEFAULT_GZIP_LEVEL, SnapshotConfig, etcd_settings};
+pub use part_size::DEFAULT_PART_SIZE;
+use part_size::part_size;
 pub use restore::{CtlConfig, RestoreConfig, RestoreSource};
 pub use verify::{ListConfig, Selection, VerifyConfig, VerifyFlags};
 
 /// Where the controller's init container leaves the snapshot.
 pub const DEFAULT_SNAPSHOT_FILE: &str = "/backup/snapshot.db.gz";
-/// Default multipart part size (see `benches/RESULTS.md` for the measurement).
-pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Default parts in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Default largest file sent to S3 in one streaming PUT. In benches/RESULTS.md
@@ -42,9 +43,6 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 /// by 1 GiB behind 10 ms of latency; past a few hundred MiB, parts also mean a
 /// failure retries one part, not the whole file.
 pub const DEFAULT_SINGLE_PUT_MAX: u64 = 256 << 20;
-/// S3's limits on parts.
-const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
-const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 /// S3's limit on key length, in bytes.
 const MAX_KEY_BYTES: usize = 1024;
 
@@ -52,7 +50,7 @@ const MAX_KEY_BYTES: usize = 1024;
 /// `part_size * (concurrency + 2)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transfer {
-    /// Bytes per part (5 MiB .. 5 GiB); files up to this size go in one PUT.
+    /// Bytes per part (5 MiB .. 5 GiB; az://: 1 MiB .. 4000 MiB, see part_size.rs).
     pub part_size: usize,
     /// Parts uploaded at once.
     pub concurrency: usize,
@@ -253,7 +251,7 @@ impl StoreConfig {
                 .filter(|c| crate::transport::remote::header_safe(c, "CLUSTER", false).is_ok()),
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             transfer: Transfer {
-                part_size: part_size(i)?,
+                part_size: part_size(i, &remote)?,
                 concurrency: concurrency(i)?,
                 single_put_max: match &i.single_put_max {
                     Some(raw) => parse_size(
@@ -535,14 +533,6 @@ pub fn object_key(i: &Inputs, backup_var: &str, backup: Option<&str>) -> Result<
         ));
     }
     Ok(key)
-}
-
-/// `PART_SIZE`, or the default.
-fn part_size(i: &Inputs) -> Result<usize> {
-    match &i.part_size {
-        Some(raw) => parse_size(raw, "PART_SIZE", MIN_PART_SIZE, MAX_PART_SIZE),
-        None => Ok(DEFAULT_PART_SIZE),
-    }
 }
 
 /// `CONCURRENCY`, or the default.

@@ -3,9 +3,10 @@
 //! parallel with back-pressure, completed only when the caller says the bytes
 //! verified, aborted on every failure.
 //!
-//! Multipart memory is bounded: at most `concurrency` parts in flight, one queued
-//! and one being read, so about `part_size * (concurrency + 2)` bytes whatever the
-//! size.
+//! Multipart memory is bounded: at most `concurrency` parts in flight, and a
+//! part is taken only when a slot is free; from a channel, one queued and one
+//! being made besides, so about `part_size * (concurrency + 2)` bytes whatever the
+//! size ([`send_each`] with a source that reads on demand: `concurrency` parts).
 
 use std::sync::Arc;
 
@@ -59,12 +60,31 @@ pub(crate) async fn send_parts(
     what: &str,
     progress: &mut crate::base::progress::Progress,
 ) -> Result<usize> {
+    let next = async || parts.recv().await;
+    send_each(upload, next, in_flight, concurrency, what, progress).await
+}
+
+/// Uploads every part `next` gives until it gives `None`, at most `concurrency`
+/// at once. A part is asked for only once a slot is free, so none waits in
+/// memory for one. Returns the number of parts. On error the caller must abort
+/// (see [`abort`]).
+pub(crate) async fn send_each(
+    upload: &mut dyn MultipartUpload,
+    mut next: impl AsyncFnMut() -> Option<Result<Bytes>>,
+    in_flight: &mut JoinSet<object_store::Result<()>>,
+    concurrency: usize,
+    what: &str,
+    progress: &mut crate::base::progress::Progress,
+) -> Result<usize> {
     let mut count = 0;
-    while let Some(part) = parts.recv().await {
-        let bytes = part?;
+    loop {
         while in_flight.len() >= concurrency {
             join_one(in_flight, what).await?;
         }
+        let Some(part) = next().await else {
+            break;
+        };
+        let bytes = part?;
         progress.add(bytes.len() as u64);
         in_flight.spawn(upload.put_part(PutPayload::from(bytes)));
         count += 1;

@@ -5,16 +5,17 @@
 //! the snapshot verified and the file is seen unchanged, aborted on every failure,
 //! deadline or signal before that, and the object read back.
 //!
-//! Memory: the parts in flight, about `PART_SIZE x (CONCURRENCY + 2)`.
+//! Memory: the parts in flight, at most `PART_SIZE x CONCURRENCY` (object_store's
+//! `put_part` takes each part as owned bytes): a part is read from the file, by
+//! offset, only once a slot is free. Hence az://'s 4 MiB default (config/part_size.rs).
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutMultipartOptions};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{FileState, verified, verify};
@@ -56,23 +57,35 @@ pub(super) async fn store_multipart(
         ),
         ..PutMultipartOptions::default()
     };
+    // Opened before the upload starts, so a failure here leaves nothing to abort.
+    let file = Arc::new(
+        std::fs::File::open(&cfg.file)
+            .map_err(|e| Error::io(&cfg.file, "cannot open snapshot file", e))?,
+    );
     // Not S3 (which streams from the file): object_store's upload.
     let mut upload =
         multipart::start((client, path), None, opts, &what, shutdown, deadline).await?;
-    let (tx, mut parts) = mpsc::channel(1);
-    let reader = tokio::task::spawn_blocking({
-        let file = cfg.file.clone();
-        move || read_parts(file, part_size as usize, tx)
-    });
+    let mut offset = 0u64;
+    let next = async || {
+        // The file as first seen, in `part_size` pieces; a file that shrank
+        // meanwhile fails its read, one that grew fails verification.
+        let at = offset;
+        let len = part_size.min(before.len.checked_sub(at)?);
+        if len == 0 {
+            return None;
+        }
+        offset += len;
+        Some(read_part(file.clone(), &cfg.file, at, len as usize).await)
+    };
     let mut in_flight = JoinSet::new();
     let mut progress = Progress::new("uploading", Some(before.len), cfg.progress);
     let sent = deadline
         .run(
             shutdown,
             "uploading the snapshot",
-            multipart::send_parts(
+            multipart::send_each(
                 upload.as_mut(),
-                &mut parts,
+                next,
                 &mut in_flight,
                 cfg.transfer.concurrency,
                 &what,
@@ -80,12 +93,8 @@ pub(super) async fn store_multipart(
             ),
         )
         .await;
-    drop(parts);
     let checked = async {
         let count = sent?;
-        reader
-            .await
-            .map_err(|e| Error::Other(format!("reading task failed: {e}")))?;
         let info = verified(verification, &cfg.file, before).await?;
         Ok::<_, Error>((count, info))
     }
@@ -104,26 +113,22 @@ pub(super) async fn store_multipart(
     Ok((sha256, count, info))
 }
 
-/// Reads `file` in parts of `part_size` bytes (the last shorter) into `parts`;
-/// stops when the receiver is gone. A read error is sent as the last item.
-fn read_parts(file: PathBuf, part_size: usize, parts: mpsc::Sender<Result<Bytes>>) {
-    let read = || -> Result<()> {
-        let mut input = std::fs::File::open(&file)
-            .map_err(|e| Error::io(&file, "cannot open snapshot file", e))?;
-        loop {
-            let mut part = Vec::with_capacity(part_size);
-            (&mut input)
-                .take(part_size as u64)
-                .read_to_end(&mut part)
-                .map_err(|e| Error::io(&file, "cannot read snapshot file", e))?;
-            if part.is_empty() || parts.blocking_send(Ok(Bytes::from(part))).is_err() {
-                return Ok(());
-            }
-        }
-    };
-    if let Err(e) = read() {
-        let _ = parts.blocking_send(Err(e));
-    }
+/// Reads the `len` bytes of `file` (named `name`) at `offset`, off the runtime.
+async fn read_part(
+    file: Arc<std::fs::File>,
+    name: &Path,
+    offset: u64,
+    len: usize,
+) -> Result<Bytes> {
+    let name: PathBuf = name.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut part = vec![0u8; len];
+        file.read_exact_at(&mut part, offset)
+            .map_err(|e| Error::io(&name, "cannot read snapshot file", e))?;
+        Ok(Bytes::from(part))
+    })
+    .await
+    .map_err(|e| Error::Other(format!("reading task failed: {e}")))?
 }
 
 #[cfg(test)]

@@ -1,0 +1,86 @@
+//! `PART_SIZE`: the size of each part (S3), block (Azure) or chunk (GCS) of an
+//! upload, with the default and the limits of the store it goes to.
+//!
+//! S3 refuses parts under 5 MiB (but the last) and over 5 GiB. Azure blocks have
+//! no minimum and a 4000 MiB maximum; object_store's Azure upload holds each
+//! block in memory while it is staged, `CONCURRENCY` at once, so az:// defaults
+//! to the 4 MiB blocks of Microsoft's SDKs (benches/RESULTS.md, issue 16), and
+//! takes down to 1 MiB. GCS keeps S3's rules (its chunks are rounded to 256 KiB).
+
+use crate::base::error::Result;
+use crate::base::settings::Inputs;
+use crate::transport::remote::Remote;
+
+/// Default part size (see `benches/RESULTS.md` for the measurement).
+pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Default block size of an az:// store: that of Microsoft's SDKs.
+pub const AZURE_DEFAULT_PART_SIZE: usize = 4 * 1024 * 1024;
+/// S3's limits on parts.
+const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
+/// Smallest block of an az:// store we take (Azure itself has no minimum; a
+/// smaller block only adds requests), and Azure's largest block.
+const AZURE_MIN_PART_SIZE: usize = 1024 * 1024;
+const AZURE_MAX_PART_SIZE: usize = 4000 * 1024 * 1024;
+
+/// `PART_SIZE` for an upload to `to`, or its default.
+pub(super) fn part_size(i: &Inputs, to: &Remote) -> Result<usize> {
+    let (default, min, max) = match to {
+        Remote::Azure(_) => (
+            AZURE_DEFAULT_PART_SIZE,
+            AZURE_MIN_PART_SIZE,
+            AZURE_MAX_PART_SIZE,
+        ),
+        _ => (DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE),
+    };
+    match &i.part_size {
+        Some(raw) => super::parse_size(raw, "PART_SIZE", min, max),
+        None => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::config::tests::inputs;
+
+    const AZURITE: &str = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;\
+        AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1234/devstoreaccount1;";
+
+    fn store(pairs: &[(&str, &str)]) -> Result<usize> {
+        let mut all = vec![("BACKUP_TO_CREATE", "b")];
+        all.extend_from_slice(pairs);
+        StoreConfig::from_inputs(&inputs(&all)).map(|c| c.transfer.part_size)
+    }
+
+    fn azure(pairs: &[(&str, &str)]) -> Result<usize> {
+        let mut all = vec![
+            ("STORAGE_URL", "az://backups"),
+            ("AZURE_STORAGE_CONNECTION_STRING", AZURITE),
+        ];
+        all.extend_from_slice(pairs);
+        store(&all)
+    }
+
+    #[test]
+    fn azure_blocks_default_to_4_mib_and_may_be_smaller_than_s3_parts() {
+        let m = 1 << 20;
+        assert_eq!(azure(&[]).unwrap(), 4 * m);
+        assert_eq!(azure(&[("PART_SIZE", "2MiB")]).unwrap(), 2 * m);
+        assert_eq!(azure(&[("PART_SIZE", "1M")]).unwrap(), m);
+        assert_eq!(azure(&[("PART_SIZE", "4000MiB")]).unwrap(), 4000 * m);
+        for bad in ["512KiB", "4001MiB", "5GiB"] {
+            let err = azure(&[("PART_SIZE", bad)]).unwrap_err();
+            assert_eq!(err.exit_code(), 78, "{bad}");
+            assert!(err.to_string().starts_with("PART_SIZE="), "{bad}: {err}");
+        }
+        // S3 keeps its default and its 5 MiB floor.
+        assert_eq!(store(&[]).unwrap(), 8 * m);
+        assert_eq!(store(&[("PART_SIZE", "5GiB")]).unwrap(), 5 << 30);
+        for bad in ["4MiB", "1M"] {
+            let err = store(&[("PART_SIZE", bad)]).unwrap_err();
+            assert!(err.to_string().starts_with("PART_SIZE="), "{bad}: {err}");
+        }
+    }
+}
