@@ -10,7 +10,6 @@
 //! One chunk is in flight at a time: a resumable session takes its bytes in
 //! order, so `CONCURRENCY` does not apply (README, Known limits).
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -121,21 +120,13 @@ async fn send_all_but_last(
         return Err(Error::Data("the snapshot file was empty".into()));
     }
     let read = |offset: u64| {
-        let (file, name) = (file.clone(), name.to_path_buf());
         let len = size.min(total - offset) as usize;
-        tokio::task::spawn_blocking(move || {
-            let mut chunk = vec![0u8; len];
-            file.read_exact_at(&mut chunk, offset)
-                .map_err(|e| Error::io(&name, "cannot read snapshot file", e))?;
-            Ok::<_, Error>(Bytes::from(chunk))
-        })
+        super::generic::read_part(file.clone(), name, offset, len)
     };
     let (mut offset, mut count) = (0u64, 0usize);
     let mut next = read(0);
     loop {
-        let chunk = next
-            .await
-            .map_err(|e| Error::Other(format!("reading task failed: {e}")))??;
+        let chunk = next.await?;
         let len = chunk.len() as u64;
         if offset + len >= total {
             return Ok((offset, count, chunk));

@@ -113,22 +113,26 @@ pub(super) async fn store_multipart(
     Ok((sha256, count, info))
 }
 
-/// Reads the `len` bytes of `file` (named `name`) at `offset`, off the runtime.
-async fn read_part(
+/// Reads the `len` bytes of `file` (named `name`) at `offset`, off the runtime;
+/// the read starts at the call, so a caller may send one part while the next
+/// is read (gs://'s store, ops/store/gcs.rs).
+pub(super) fn read_part(
     file: Arc<std::fs::File>,
     name: &Path,
     offset: u64,
     len: usize,
-) -> Result<Bytes> {
+) -> impl Future<Output = Result<Bytes>> + use<> {
     let name: PathBuf = name.to_path_buf();
-    tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         let mut part = vec![0u8; len];
         file.read_exact_at(&mut part, offset)
             .map_err(|e| Error::io(&name, "cannot read snapshot file", e))?;
         Ok(Bytes::from(part))
-    })
-    .await
-    .map_err(|e| Error::Other(format!("reading task failed: {e}")))?
+    });
+    async move {
+        task.await
+            .map_err(|e| Error::Other(format!("reading task failed: {e}")))?
+    }
 }
 
 #[cfg(test)]
