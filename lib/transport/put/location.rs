@@ -55,9 +55,8 @@ fn location_constraint(body: &str) -> Option<String> {
 /// The `<Region>` a refusal names (put.rs adds the `x-amz-bucket-region`
 /// header's value in the same form).
 fn named_region(text: &str) -> Option<String> {
-    let start = text.find("<Region>")? + "<Region>".len();
-    let len = text[start..].find("</Region>")?;
-    let region = text[start..start + len].trim();
+    let region = super::failure::xml_text(text, "Region")?;
+    let region = region.trim();
     plausible(region).then(|| region.to_string())
 }
 
