@@ -3,6 +3,7 @@
 //! progress lines, time formatting and the file-system helpers (locked temporary
 //! files, atomic renames, fsync).
 
+pub mod buffers;
 pub mod cancel;
 pub mod digest;
 pub mod error;

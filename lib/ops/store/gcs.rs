@@ -16,6 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{FileState, verified, verify};
+use crate::base::buffers::Buffers;
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::{Error, Result};
 use crate::base::progress::Progress;
@@ -119,9 +120,11 @@ async fn send_all_but_last(
     if total == 0 {
         return Err(Error::Data("the snapshot file was empty".into()));
     }
+    // The chunk being sent and the next, their buffers reused.
+    let buffers = Buffers::new(2);
     let read = |offset: u64| {
         let len = size.min(total - offset) as usize;
-        super::generic::read_part(file.clone(), name, offset, len)
+        super::generic::read_part((file.clone(), name), offset, len, &buffers)
     };
     let (mut offset, mut count) = (0u64, 0usize);
     let mut next = read(0);

@@ -19,6 +19,7 @@ use object_store::{ObjectStore, PutMultipartOptions};
 use tokio::task::JoinSet;
 
 use super::{FileState, verified, verify};
+use crate::base::buffers::Buffers;
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::{Error, Result};
 use crate::base::progress::Progress;
@@ -65,6 +66,8 @@ pub(super) async fn store_multipart(
     // Not S3 (which streams from the file): object_store's upload.
     let mut upload =
         multipart::start((client, path), None, opts, &what, shutdown, deadline).await?;
+    // One buffer per part in flight and the one being read, reused.
+    let buffers = Buffers::new(cfg.transfer.concurrency + 1);
     let mut offset = 0u64;
     let next = async || {
         // The file as first seen, in `part_size` pieces; a file that shrank
@@ -75,7 +78,7 @@ pub(super) async fn store_multipart(
             return None;
         }
         offset += len;
-        Some(read_part(file.clone(), &cfg.file, at, len as usize).await)
+        Some(read_part((file.clone(), &cfg.file), at, len as usize, &buffers).await)
     };
     let mut in_flight = JoinSet::new();
     let mut progress = Progress::new("uploading", Some(before.len), cfg.progress);
@@ -113,21 +116,22 @@ pub(super) async fn store_multipart(
     Ok((sha256, count, info))
 }
 
-/// Reads the `len` bytes of `file` (named `name`) at `offset`, off the runtime;
-/// the read starts at the call, so a caller may send one part while the next
-/// is read (gs://'s store, ops/store/gcs.rs).
+/// Reads the `len` bytes of `file` (named `name`) at `offset` into a buffer of
+/// `buffers`, off the runtime; the read starts at the call, so a caller may send
+/// one part while the next is read (gs://'s store, ops/store/gcs.rs).
 pub(super) fn read_part(
-    file: Arc<std::fs::File>,
-    name: &Path,
+    (file, name): (Arc<std::fs::File>, &Path),
     offset: u64,
     len: usize,
+    buffers: &Buffers,
 ) -> impl Future<Output = Result<Bytes>> + use<> {
     let name: PathBuf = name.to_path_buf();
+    let buffers = buffers.clone();
     let task = tokio::task::spawn_blocking(move || {
-        let mut part = vec![0u8; len];
+        let mut part = buffers.take(len);
         file.read_exact_at(&mut part, offset)
             .map_err(|e| Error::io(&name, "cannot read snapshot file", e))?;
-        Ok(Bytes::from(part))
+        Ok(buffers.hand_out(part))
     });
     async move {
         task.await
