@@ -15,20 +15,24 @@ use crate::base::error::{Error, Result};
 use crate::base::settings::Inputs;
 use crate::formats::compress::Compress;
 use crate::formats::encrypt::{Identities, Recipients};
-use crate::formats::retention::{Count, Policy, Span, parse_offset};
 use crate::transport::etcd::EtcdSource;
 use crate::transport::remote::{Remote, parse_bool};
 
 mod copy;
+mod delete;
 mod doctor;
 mod etcd;
+mod parse;
 mod part_size;
 mod restore;
 mod verify;
 
 pub use copy::{CopyConfig, CopyWhat};
+pub use delete::{AbortIncomplete, DeleteConfig, Retention, Scope};
 pub use doctor::DoctorConfig;
 pub use etcd::{DEFAULT_GZIP_LEVEL, SnapshotConfig, etcd_settings};
+pub use parse::{MAX_DURATION, parse_count, parse_duration, parse_size};
+use parse::{concurrency, deadline, progress};
 pub use part_size::DEFAULT_PART_SIZE;
 use part_size::part_size;
 pub use restore::{CtlConfig, RestoreConfig, RestoreSource};
@@ -119,65 +123,6 @@ fn backup_store(i: &Inputs) -> Result<Option<Remote>> {
     Remote::from_inputs(&j)
         .map(Some)
         .map_err(|e| Error::Config(e.to_string().replace("STORAGE_URL", "BACKUP_STORE")))
-}
-
-/// Retention: which backups of a scope to keep, by `policy` (restic's rules; the
-/// newest is always kept); the rest are deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retention {
-    /// The rules.
-    pub policy: Policy,
-    /// Which objects are backups the policy may delete.
-    pub scope: Scope,
-    /// Print the plan, delete nothing.
-    pub dry_run: bool,
-}
-
-/// Which objects retention counts as backups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// The objects under `prefix` whose metadata, written by `store`, names
-    /// `cluster`: a prefix alone cannot tell `prod-` backups from `prod-eu-` ones.
-    Cluster {
-        /// Key prefix to list, `$CLUSTER-` by default.
-        prefix: String,
-        /// The cluster whose backups count (`CLUSTER`).
-        cluster: String,
-    },
-    /// The backups of a kops etcd-manager store (`BACKUP_STORE`): names with a
-    /// meta file, timed by their names.
-    EtcdManager,
-}
-
-/// Configuration of `delete`.
-#[derive(Debug, Clone)]
-pub struct DeleteConfig {
-    /// Where the object lives.
-    pub remote: Remote,
-    /// Object key, `$CLUSTER-$BACKUP_TO_DELETE`; none for a retention-only run.
-    pub key: Option<String>,
-    /// Retention after the deletion (opt-in).
-    pub retention: Option<Retention>,
-    /// `remote` is a kops etcd-manager store (`BACKUP_STORE`): `key` is a backup
-    /// name, deleted meta file first.
-    pub etcd_manager: bool,
-    /// Exit 12 for a missing bucket instead of warning and exiting 0.
-    pub strict: bool,
-    /// Internal time budget (below the Job's `activeDeadlineSeconds: 240`).
-    pub deadline: Duration,
-    /// `--abort-incomplete`: sweep the incomplete multipart uploads first.
-    pub abort_incomplete: Option<AbortIncomplete>,
-}
-
-/// Which incomplete multipart uploads `delete --abort-incomplete` aborts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AbortIncomplete {
-    /// Key prefix (under the STORAGE_URL prefix): `RETENTION_PREFIX`, default `$CLUSTER-`.
-    pub prefix: String,
-    /// Initiated at least this long ago (`ABORT_OLDER_THAN`, default 24h; `0s`: all).
-    pub older_than: Duration,
-    /// List them, abort nothing (`DRY_RUN`).
-    pub dry_run: bool,
 }
 
 impl StoreConfig {
@@ -275,199 +220,6 @@ impl StoreConfig {
     }
 }
 
-/// The retention policy of `delete`, when any rule is given; `etcd_manager`:
-/// `remote` is a kops backup store.
-fn retention(i: &Inputs, remote: &Remote, etcd_manager: bool) -> Result<Option<Retention>> {
-    let count = |raw: &Option<String>, var: &str| -> Result<Option<Count>> {
-        raw.as_deref()
-            .map(|r| Count::parse(r, var).map_err(Error::Config))
-            .transpose()
-    };
-    let last = match &i.keep_last {
-        Some(raw) if raw.trim() != "unlimited" => {
-            Some(Count::N(parse_count(raw, "KEEP_LAST", 1, 100_000)? as u32))
-        }
-        other => count(other, "KEEP_LAST")?,
-    };
-    let policy = Policy {
-        last,
-        hourly: count(&i.keep_hourly, "KEEP_HOURLY")?,
-        daily: count(&i.keep_daily, "KEEP_DAILY")?,
-        weekly: count(&i.keep_weekly, "KEEP_WEEKLY")?,
-        monthly: count(&i.keep_monthly, "KEEP_MONTHLY")?,
-        yearly: count(&i.keep_yearly, "KEEP_YEARLY")?,
-        within: i
-            .keep_within
-            .as_deref()
-            .map(|r| Span::parse(r, "KEEP_WITHIN").map_err(Error::Config))
-            .transpose()?,
-        utc_offset: i
-            .retention_timezone
-            .as_deref()
-            .map(|r| parse_offset(r, "RETENTION_TIMEZONE").map_err(Error::Config))
-            .transpose()?
-            .unwrap_or(0),
-    };
-    if !policy.is_set() {
-        return Ok(None);
-    }
-    // The rules given, to name them in errors.
-    let given = [
-        ("KEEP_LAST", &i.keep_last),
-        ("KEEP_HOURLY", &i.keep_hourly),
-        ("KEEP_DAILY", &i.keep_daily),
-        ("KEEP_WEEKLY", &i.keep_weekly),
-        ("KEEP_MONTHLY", &i.keep_monthly),
-        ("KEEP_YEARLY", &i.keep_yearly),
-        ("KEEP_WITHIN", &i.keep_within),
-    ]
-    .iter()
-    .filter(|(_, v)| v.is_some())
-    .map(|(name, _)| *name)
-    .collect::<Vec<_>>()
-    .join(", ");
-    let dry_run = parse_bool(i.dry_run.as_deref(), "DRY_RUN")?;
-    if etcd_manager {
-        return Ok(Some(Retention {
-            policy,
-            scope: Scope::EtcdManager,
-            dry_run,
-        }));
-    }
-    let cluster = i.cluster.clone().ok_or_else(|| {
-        Error::Config(format!(
-            "{given} needs CLUSTER: retention deletes only objects that store \
-             recorded as this cluster's backups"
-        ))
-    })?;
-    crate::transport::remote::header_safe(&cluster, "CLUSTER", false)
-        .map_err(|e| Error::Config(format!("{e} ({given} matches it to object metadata)")))?;
-    if !remote.keeps_metadata() {
-        return Err(Error::Config(format!(
-            "{given} needs an S3 store: a file:// store keeps no object metadata, \
-             so nothing proves which objects are this cluster's backups"
-        )));
-    }
-    let prefix = i
-        .retention_prefix
-        .clone()
-        .unwrap_or_else(|| format!("{cluster}-"));
-    // Its directory is listed: it must be an object path as written.
-    if let Some((dir, _)) = prefix.rsplit_once('/') {
-        match ObjectPath::parse(dir) {
-            Ok(p) if p.as_ref() == dir => {}
-            Ok(_) => {
-                return Err(Error::Config(format!(
-                    "RETENTION_PREFIX={prefix:?} has a leading or double '/'"
-                )));
-            }
-            Err(e) => {
-                return Err(Error::Config(format!(
-                    "RETENTION_PREFIX={prefix:?} is not under an object path: {e}"
-                )));
-            }
-        }
-    }
-    Ok(Some(Retention {
-        policy,
-        scope: Scope::Cluster { prefix, cluster },
-        dry_run,
-    }))
-}
-
-impl DeleteConfig {
-    /// Validates the inputs of `delete`.
-    pub fn from_inputs(i: &Inputs, strict: bool) -> Result<Self> {
-        let kops = backup_store(i)?;
-        let etcd_manager = kops.is_some();
-        let remote = match kops {
-            Some(r) => r,
-            None => Remote::from_inputs(i)?,
-        };
-        let retention = retention(i, &remote, etcd_manager)?;
-        let abort_incomplete = abort_incomplete(i, &remote)?;
-        let key = match (&i.backup_to_delete, &i.object_key, &retention) {
-            (None, None, Some(_)) => None,
-            (None, None, None) if abort_incomplete.is_some() => None,
-            (Some(name), _, _) if etcd_manager => {
-                crate::formats::etcd_manager::check_backup_name(name)
-                    .map_err(|e| Error::Config(format!("BACKUP_TO_DELETE: {e}")))?;
-                Some(name.clone())
-            }
-            _ if etcd_manager => {
-                return Err(Error::Config(
-                    "BACKUP_STORE: give BACKUP_TO_DELETE (a backup name) or a retention rule \
-                     (KEEP_*)"
-                        .into(),
-                ));
-            }
-            _ => Some(object_key(
-                i,
-                "BACKUP_TO_DELETE",
-                i.backup_to_delete.as_deref(),
-            )?),
-        };
-        Ok(DeleteConfig {
-            key,
-            retention,
-            etcd_manager,
-            strict,
-            deadline: deadline(i, Duration::from_secs(220))?,
-            remote,
-            abort_incomplete,
-        })
-    }
-}
-
-/// `ABORT_INCOMPLETE` (`delete --abort-incomplete`): an S3 store only, since only
-/// S3 has multipart uploads to sweep.
-fn abort_incomplete(i: &Inputs, remote: &Remote) -> Result<Option<AbortIncomplete>> {
-    if !parse_bool(i.abort_incomplete.as_deref(), "ABORT_INCOMPLETE")? {
-        if i.abort_older_than.is_some() {
-            return Err(Error::Config(
-                "ABORT_OLDER_THAN (--older-than) is given without ABORT_INCOMPLETE \
-                 (--abort-incomplete)"
-                    .into(),
-            ));
-        }
-        return Ok(None);
-    }
-    if !matches!(remote, Remote::S3(_)) {
-        return Err(Error::Config(
-            "ABORT_INCOMPLETE needs an S3 store (STORAGE_URL s3:// or BUCKET_NAME): \
-             other stores have no incomplete multipart uploads to abort"
-                .into(),
-        ));
-    }
-    let older_than = match i.abort_older_than.as_deref().map(str::trim) {
-        None => Duration::from_secs(24 * 3600),
-        Some("0" | "0s" | "0m" | "0h") => Duration::ZERO,
-        Some(raw) => parse_duration(raw, "ABORT_OLDER_THAN")?,
-    };
-    let prefix = match (&i.retention_prefix, &i.cluster) {
-        (Some(p), _) => p.clone(),
-        (None, Some(cluster)) => format!("{cluster}-"),
-        (None, None) => {
-            return Err(Error::Config(
-                "ABORT_INCOMPLETE needs CLUSTER or RETENTION_PREFIX (--prefix): the key \
-                 prefix whose incomplete uploads are aborted"
-                    .into(),
-            ));
-        }
-    };
-    if prefix.is_empty() {
-        return Err(Error::Config(
-            "RETENTION_PREFIX (--prefix) is empty: ABORT_INCOMPLETE would sweep the whole bucket"
-                .into(),
-        ));
-    }
-    Ok(Some(AbortIncomplete {
-        prefix,
-        older_than,
-        dry_run: parse_bool(i.dry_run.as_deref(), "DRY_RUN")?,
-    }))
-}
-
 /// The age recipients to encrypt to, from `ENCRYPT_RECIPIENTS` and
 /// `ENCRYPT_RECIPIENTS_FILE` (both read now: a bad one fails before any upload).
 pub fn recipients(i: &Inputs) -> Result<Option<Recipients>> {
@@ -533,97 +285,6 @@ pub fn object_key(i: &Inputs, backup_var: &str, backup: Option<&str>) -> Result<
         ));
     }
     Ok(key)
-}
-
-/// `CONCURRENCY`, or the default.
-fn concurrency(i: &Inputs) -> Result<usize> {
-    match &i.concurrency {
-        Some(raw) => parse_count(raw, "CONCURRENCY", 1, 64),
-        None => Ok(DEFAULT_CONCURRENCY),
-    }
-}
-
-fn progress(i: &Inputs) -> Result<Duration> {
-    match i.progress_interval.as_deref().map(str::trim) {
-        None => Ok(Duration::from_secs(5)),
-        Some("0") => Ok(Duration::ZERO),
-        Some(raw) => parse_duration(raw, "PROGRESS_INTERVAL"),
-    }
-}
-
-fn deadline(i: &Inputs, default: Duration) -> Result<Duration> {
-    match &i.deadline {
-        Some(raw) => parse_duration(raw, "DEADLINE"),
-        None => Ok(default),
-    }
-}
-
-/// Parses a byte size: `16777216`, `16M`, `16MiB`, `1G` (binary units).
-pub fn parse_size(raw: &str, var: &str, min: usize, max: usize) -> Result<usize> {
-    let t = raw.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(Error::Config(format!(
-                "{var}={raw:?} is not a size (e.g. 16MiB)"
-            )));
-        }
-    };
-    let n: usize = num
-        .parse()
-        .map_err(|_| Error::Config(format!("{var}={raw:?} is not a size (e.g. 16MiB)")))?;
-    let v = n.saturating_mul(mult);
-    if v < min || v > max {
-        return Err(Error::Config(format!(
-            "{var}={raw:?} is out of range ({} MiB .. {} MiB)",
-            min >> 20,
-            max >> 20
-        )));
-    }
-    Ok(v)
-}
-
-/// Parses a whole number in `min..=max`.
-pub fn parse_count(raw: &str, var: &str, min: usize, max: usize) -> Result<usize> {
-    match raw.trim().parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(Error::Config(format!(
-            "{var}={raw:?} must be a whole number from {min} to {max}"
-        ))),
-    }
-}
-
-/// The longest duration any setting takes (a week): far beyond any Job, and far
-/// from where adding it to a clock could overflow.
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Parses a duration: `90`, `90s`, `2m`, `1h` (at least one second, at most
-/// [`MAX_DURATION`]).
-pub fn parse_duration(raw: &str, var: &str) -> Result<Duration> {
-    let t = raw.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let secs: Option<u64> = num.parse::<u64>().ok().and_then(|n| match unit {
-        "" | "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        _ => None,
-    });
-    match secs {
-        Some(s) if s > MAX_DURATION.as_secs() => Err(Error::Config(format!(
-            "{var}={raw:?} is too long (at most {}h)",
-            MAX_DURATION.as_secs() / 3600
-        ))),
-        Some(s) if s > 0 => Ok(Duration::from_secs(s)),
-        _ => Err(Error::Config(format!(
-            "{var}={raw:?} is not a duration (e.g. 110s, 2m)"
-        ))),
-    }
 }
 
 #[cfg(test)]
