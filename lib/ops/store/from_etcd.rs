@@ -100,7 +100,7 @@ pub async fn store_from_etcd(
     let (client, path, target) = cfg.remote.connect_put(&cfg.key, deadline, shutdown).await?;
     if let Some(target) = &target {
         // What killed runs of this key left (see `abort_stale`).
-        super::abort_stale(target, run_started, shutdown, deadline).await?;
+        super::s3::abort_stale(target, run_started, shutdown, deadline).await?;
     }
     if let crate::transport::remote::Remote::Local { root } = &cfg.remote {
         // A local directory: the same locked temporary file and rename as a
