@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -20,7 +20,13 @@ use tokio_rustls::rustls;
 
 use crate::base::error::{Error, ErrorClass, Result};
 
+mod frame;
 pub mod hashkv;
+mod tls;
+
+pub(crate) use frame::varint;
+use frame::{take_frame, take_message};
+use tls::{CertificateAsked, NO_CERTIFICATE, tls_config};
 pub mod to_file;
 
 pub use hashkv::MemberHash;
@@ -393,213 +399,5 @@ impl SnapshotStream {
     /// Takes one whole gRPC message from the buffer and returns its blob.
     fn take_message(&mut self) -> Result<Option<Bytes>> {
         take_message(&mut self.buf)
-    }
-}
-
-/// Takes one whole gRPC message (a 5-byte prefix: compressed flag, big-endian
-/// length; then the message) from `buf` and returns its blob; `None` until the
-/// whole message is there.
-fn take_message(buf: &mut BytesMut) -> Result<Option<Bytes>> {
-    take_frame(buf)?.map(blob_of).transpose()
-}
-
-/// Takes one whole gRPC message from `buf`, as it is; `None` until it is all there.
-fn take_frame(buf: &mut BytesMut) -> Result<Option<Bytes>> {
-    if buf.len() < 5 {
-        return Ok(None);
-    }
-    if buf[0] != 0 {
-        return Err(etcd_error(
-            ErrorClass::Data,
-            "etcd sent a compressed gRPC message".into(),
-        ));
-    }
-    let len = u32::from_be_bytes(buf[1..5].try_into().expect("4 bytes")) as usize;
-    if len > MAX_MESSAGE {
-        return Err(etcd_error(
-            ErrorClass::Data,
-            format!(
-                "etcd announced a gRPC message of {len} bytes, longer than the {} MiB limit",
-                MAX_MESSAGE / (1024 * 1024)
-            ),
-        ));
-    }
-    if buf.len() < 5 + len {
-        return Ok(None);
-    }
-    buf.advance(5);
-    Ok(Some(buf.split_to(len).freeze()))
-}
-
-/// The `blob` (field 3) of a `SnapshotResponse`; other fields are skipped.
-fn blob_of(mut msg: Bytes) -> Result<Bytes> {
-    let bad = || {
-        etcd_error(
-            ErrorClass::Data,
-            "etcd sent a malformed SnapshotResponse".into(),
-        )
-    };
-    let mut blob = Bytes::new();
-    while msg.has_remaining() {
-        let tag = varint(&mut msg).ok_or_else(bad)?;
-        match tag & 7 {
-            0 => {
-                varint(&mut msg).ok_or_else(bad)?;
-            }
-            2 => {
-                let len = varint(&mut msg).ok_or_else(bad)? as usize;
-                if len > msg.remaining() {
-                    return Err(bad());
-                }
-                let field = msg.split_to(len);
-                if tag >> 3 == 3 {
-                    blob = field;
-                }
-            }
-            _ => return Err(bad()),
-        }
-    }
-    Ok(blob)
-}
-
-pub(crate) fn varint(b: &mut Bytes) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        if !b.has_remaining() {
-            return None;
-        }
-        let byte = b.get_u8();
-        v |= u64::from(byte & 0x7f) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Said of a failed TLS connection when the server asked for a client certificate.
-const NO_CERTIFICATE: &str = " (etcd asked for a client certificate; none is configured: ETCD_CLIENT_CERT_FILE, ETCD_CLIENT_KEY_FILE)";
-
-/// Stands in for a client certificate when none is configured: offers none, and
-/// records that the server asked for one.
-#[derive(Debug, Default)]
-struct CertificateAsked(std::sync::atomic::AtomicBool);
-
-impl rustls::client::ResolvesClientCert for CertificateAsked {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[rustls::SignatureScheme],
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-        None
-    }
-
-    fn has_certs(&self) -> bool {
-        false
-    }
-}
-
-/// The TLS client settings: the CA file as the only roots, the client
-/// certificate when given, HTTP/2 by ALPN. `None` when no CA file is given.
-fn tls_config(src: &EtcdSource) -> Result<Option<Arc<rustls::ClientConfig>>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let Some(ca) = &src.ca_file else {
-        return Ok(None);
-    };
-    let bad = |flag: &str, p: &PathBuf, e: &dyn std::fmt::Display| {
-        Error::Config(format!("{flag} {}: {e}", p.display()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad("ETCD_CA_FILE", ca, &e))? {
-        roots
-            .add(cert.map_err(|e| bad("ETCD_CA_FILE", ca, &e))?)
-            .map_err(|e| bad("ETCD_CA_FILE", ca, &e))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("ETCD_CA_FILE", ca, &"holds no certificate"));
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Other(format!("TLS setup: {e}")))?
-        .with_root_certificates(roots);
-    let mut config = match (&src.cert_file, &src.key_file) {
-        (Some(c), Some(k)) => {
-            let certs = CertificateDer::pem_file_iter(c)
-                .map_err(|e| bad("ETCD_CLIENT_CERT_FILE", c, &e))?
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| bad("ETCD_CLIENT_CERT_FILE", c, &e))?;
-            let key =
-                PrivateKeyDer::from_pem_file(k).map_err(|e| bad("ETCD_CLIENT_KEY_FILE", k, &e))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| bad("ETCD_CLIENT_CERT_FILE", c, &e))?
-        }
-        (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(Error::Config(
-                "give both ETCD_CLIENT_CERT_FILE and ETCD_CLIENT_KEY_FILE, or neither".into(),
-            ));
-        }
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Some(Arc::new(config)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blobs_are_taken_from_snapshot_responses() {
-        // header{} (field 1), remaining_bytes=5 (field 2), blob="abc" (field 3), version="3.6.0" (field 4)
-        let msg = [
-            0x0a, 0x00, 0x10, 0x05, 0x1a, 0x03, b'a', b'b', b'c', 0x22, 0x05, b'3', b'.', b'6',
-            b'.', b'0',
-        ];
-        assert_eq!(
-            blob_of(Bytes::copy_from_slice(&msg)).unwrap(),
-            Bytes::from_static(b"abc")
-        );
-        assert!(
-            blob_of(Bytes::from_static(&[0x1a, 0x09, 1])).is_err(),
-            "length past the end"
-        );
-        assert!(
-            blob_of(Bytes::from_static(&[0x1d, 0, 0, 0, 0])).is_err(),
-            "fixed32 is not used"
-        );
-    }
-
-    /// The 5-byte prefix of an uncompressed message of `len` bytes.
-    fn prefix(len: u32) -> BytesMut {
-        let mut b = BytesMut::new();
-        b.extend_from_slice(&[0]);
-        b.extend_from_slice(&len.to_be_bytes());
-        b
-    }
-
-    #[test]
-    fn a_message_longer_than_the_limit_is_refused_at_its_prefix() {
-        // Nothing of the message has arrived yet: the announced length alone is
-        // refused, before anything is buffered for it.
-        for len in [MAX_MESSAGE as u32 + 1, u32::MAX] {
-            let err = take_message(&mut prefix(len)).unwrap_err();
-            assert_eq!(err.exit_code(), 65, "{err}");
-            assert!(err.to_string().contains("longer than"), "{err}");
-        }
-        // At the limit it is a message like any other: wait for the rest.
-        let mut at_limit = prefix(MAX_MESSAGE as u32);
-        assert!(take_message(&mut at_limit).unwrap().is_none());
-        // A whole small message is taken.
-        let mut small = prefix(5);
-        small.extend_from_slice(&[0x1a, 0x03, b'a', b'b', b'c']);
-        assert_eq!(
-            take_message(&mut small).unwrap(),
-            Some(Bytes::from_static(b"abc"))
-        );
-        assert!(small.is_empty());
     }
 }
