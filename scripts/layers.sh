@@ -28,7 +28,7 @@ check() {
     [ "$layer" = lib ] && continue # the map and the curated re-exports
     mine=$(rank "$layer")
     if [ "$mine" -lt 0 ]; then
-      echo "$file: not in a layer folder (base, formats, transport, config, ops, report.rs)"
+      echo "$file: not in a layer folder (base, formats, transport, config, ops, report)"
       bad=1
       continue
     fi

@@ -2,11 +2,13 @@
 //! termination message (what `kubectl describe` and the Job's status show), and
 //! optional Prometheus metrics pushed to a Pushgateway.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use crate::base::error::{Error, ErrorClass};
+
+mod push;
+
+pub use push::{push_metrics, push_text, verify_metrics};
 
 /// The termination message is cut by Kubernetes at 4096 bytes; stay below.
 const TERMINATION_LIMIT: usize = 4096;
@@ -141,85 +143,6 @@ impl Outcome for crate::ops::list::ListReport {
     fn fill(&self, s: &mut Summary) {
         s.bytes = Some(self.entries.iter().map(|e| e.size).sum());
     }
-}
-
-/// A Prometheus label value, quoted.
-fn label_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// `verify`'s gauges: how many backups were checked and failed, when all last
-/// passed, and per backup (label `key`): passed, when it was verified, its
-/// revision, HashKV and live keys.
-pub fn verify_metrics(report: &crate::ops::verify::VerifyReport, now_unix: u64) -> String {
-    let mut out = String::new();
-    let gauge = |out: &mut String, name: &str, help: &str, rows: Vec<(String, String)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
-        for (labels, v) in rows {
-            out.push_str(&format!("{name}{labels} {v}\n"));
-        }
-    };
-    let failed = report.backups.iter().filter(|c| !c.passed()).count();
-    gauge(
-        &mut out,
-        "snapjob_verify_backups",
-        "Backups the last verify run checked.",
-        vec![(String::new(), report.backups.len().to_string())],
-    );
-    gauge(
-        &mut out,
-        "snapjob_verify_failed",
-        "Backups the last verify run found corrupt.",
-        vec![(String::new(), failed.to_string())],
-    );
-    if failed == 0 {
-        gauge(
-            &mut out,
-            "snapjob_verify_last_success_timestamp_seconds",
-            "When every backup a verify run checked last passed.",
-            vec![(String::new(), now_unix.to_string())],
-        );
-    }
-    let per = |f: &dyn Fn(&crate::ops::verify::Checked) -> Option<String>| {
-        report
-            .backups
-            .iter()
-            .filter_map(|c| Some((format!("{{key=\"{}\"}}", label_value(&c.key)), f(c)?)))
-            .collect::<Vec<_>>()
-    };
-    gauge(
-        &mut out,
-        "snapjob_verify_passed",
-        "1 if the backup passed its last verification, else 0.",
-        per(&|c| Some(u8::from(c.passed()).to_string())),
-    );
-    gauge(
-        &mut out,
-        "snapjob_verify_timestamp_seconds",
-        "When the backup was last verified.",
-        per(&|_| Some(now_unix.to_string())),
-    );
-    gauge(
-        &mut out,
-        "snapjob_verify_revision",
-        "The etcd revision the backup holds.",
-        per(&|c| c.facts.as_ref().map(|f| f.revision.to_string())),
-    );
-    gauge(
-        &mut out,
-        "snapjob_verify_hashkv",
-        "etcd's HashKV of the backup at its revision.",
-        per(&|c| c.facts.as_ref().map(|f| f.hash_kv.to_string())),
-    );
-    gauge(
-        &mut out,
-        "snapjob_verify_keys",
-        "Live keys in the backup at its revision.",
-        per(&|c| c.facts.as_ref().map(|f| f.keys.to_string())),
-    );
-    out
 }
 
 impl Outcome for crate::ops::snapshot::SnapshotReport {
@@ -376,89 +299,9 @@ pub fn write_termination_log(path: &str, explicit: bool, summary: &Summary) {
     }
 }
 
-/// A Pushgateway URL path element: plain when safe, else `label@base64/value`.
-fn label(name: &str, value: &str) -> String {
-    let safe = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if safe {
-        format!("{name}/{value}")
-    } else {
-        format!("{name}@base64/{}", base64url(value.as_bytes()))
-    }
-}
-
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    if out.is_empty() { "=".into() } else { out }
-}
-
-/// POSTs the metrics (POST keeps the last-success timestamp of earlier runs when
-/// this one failed) to `<url>/metrics/job/snapjob/cluster/<c>/operation/<op>`.
-pub async fn push_metrics(
-    url: &str,
-    cluster: &str,
-    summary: &Summary,
-    now_unix: u64,
-) -> Result<(), String> {
-    push_text(url, cluster, &summary.operation, summary.metrics(now_unix)).await
-}
-
-/// POSTs Prometheus text to the group of `cluster` and `operation`.
-pub async fn push_text(
-    url: &str,
-    cluster: &str,
-    operation: &str,
-    body: String,
-) -> Result<(), String> {
-    let target = format!(
-        "{}/metrics/job/snapjob/{}/{}",
-        url.trim_end_matches('/'),
-        label("cluster", cluster),
-        label("operation", operation)
-    );
-    // Credentials in the URL (`https://user:pw@host`) are never shown.
-    let shown = crate::transport::remote::redact_userinfo(&target);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .post(&target)
-        .header("content-type", "text/plain; version=0.0.4")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            let e = e.without_url();
-            format!(
-                "POST {shown}: {}",
-                crate::base::error::chain_text(&e).replace(" | ", ": ")
-            )
-        })?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "POST {shown}: the Pushgateway answered {}",
-            response.status()
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::push::{base64url, label};
     use super::*;
 
     #[test]
