@@ -105,7 +105,7 @@ impl CopyConfig {
             }
         };
         let transfer = Transfer {
-            part_size: part_size(i, &to)?,
+            part_size: part_size(i, &to, false)?,
             concurrency: concurrency(i)?,
             single_put_max: 0,
         };

@@ -47,7 +47,7 @@ pub(crate) use identity::{IdentityFailure, StsEndpoint, sts_endpoint};
 pub(crate) use probe::ProbeFailure;
 pub(crate) use uploads::Pending;
 
-use body::{body, shared_progress};
+pub(crate) use body::{body, shared_progress};
 use failure::{Failure, usable};
 
 /// How a body is read from the file: bytes per read, and reads queued ahead of

@@ -5,26 +5,29 @@
 //! the cluster are the object's user metadata from the start; an etcd-manager
 //! name is written create-only (`ifGenerationMatch=0`).
 //!
-//! Memory: two chunks (`PART_SIZE`, rounded to 256 KiB): the one being sent and
-//! the next, read meanwhile; the last is held until verification.
-//! One chunk is in flight at a time: a resumable session takes its bytes in
-//! order, so `CONCURRENCY` does not apply (README, Known limits).
+//! Memory: a few MiB whatever `PART_SIZE`: each chunk's body is read from the
+//! file as it is sent (transport/put's bodies), the last one only once the
+//! snapshot verified. One chunk is in flight at a time: a resumable session
+//! takes its bytes in order, so `CONCURRENCY` does not apply (README, Known
+//! limits).
 
-use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use tokio::sync::watch;
 
-use super::{FileState, verified, verify};
-use crate::base::buffers::Buffers;
+use super::{FileState, changed, file_state, verified, verify};
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::error::{Error, Result};
-use crate::base::progress::Progress;
 use crate::config::StoreConfig;
 use crate::formats::snapshot::SnapshotInfo;
-use crate::transport::gcs::{CHUNK_ALIGN, GcsSettings, Resumable};
+use crate::transport::gcs::{CHUNK_ALIGN, GcsSettings};
 use crate::transport::object::{CLUSTER_METADATA, SHA256_METADATA};
+use crate::transport::put::{self, LastCheck, shared_progress};
 use crate::transport::remote::ClientTuning;
+
+/// Bytes read from the file at a time into a chunk's body, and how many such
+/// reads may wait to be sent.
+const READS: (usize, usize) = (1 << 20, 2);
 
 /// Stores `cfg.file` to `settings`' bucket; returns the SHA-256, the number of
 /// chunks and what verification found.
@@ -59,86 +62,69 @@ pub(super) async fn store_resumable(
         let left = upload.cancel().await;
         return Err(Error::Cancelled(reason).leaving(left));
     }
-    let file = std::sync::Arc::new(
-        std::fs::File::open(&cfg.file)
-            .map_err(|e| Error::io(&cfg.file, "cannot open snapshot file", e))?,
-    );
-    let mut progress = Progress::new("uploading", Some(before.len), cfg.progress);
+    let progress = shared_progress(before.len, cfg.progress);
+    let refusal = Arc::new(Mutex::new(None));
+    let body = |(offset, len): (u64, u64), gate| {
+        let at = (cfg.file.clone(), (offset, len));
+        put::body(at.0, at.1, READS, gate, refusal.clone(), progress.clone())
+    };
+    // The last chunk starts here: every chunk before it is whole (256 KiB-aligned).
+    let last_at = before.len.saturating_sub(1) / chunk * chunk;
     let sent = deadline
-        .run(
-            shutdown,
-            "uploading the snapshot",
-            send_all_but_last(
-                &upload,
-                (&file, &cfg.file),
-                (before.len, chunk),
-                &mut progress,
-            ),
-        )
+        .run(shutdown, "uploading the snapshot", async {
+            let mut offset = 0;
+            while offset < last_at {
+                let len = chunk.min(last_at - offset);
+                let sent = upload.put_body(offset, (body((offset, len), None), len), false);
+                sent.await?;
+                offset += len;
+            }
+            Ok::<_, Error>((last_at / chunk) as usize)
+        })
         .await;
     let checked = async {
-        let (offset, count, last) = sent?;
+        if before.len == 0 {
+            return Err(Error::Data("the snapshot file was empty".into()));
+        }
+        let count = sent?;
         let info = verified(verification, &cfg.file, before).await?;
-        Ok::<_, Error>((offset, count, last, info))
+        Ok::<_, Error>((count, info))
     }
     .await;
-    let (offset, count, last, info) = match checked {
+    let (count, info) = match checked {
         Ok(done) => done,
         Err(e) => {
             let left = upload.cancel().await;
             return Err(e.leaving(left));
         }
     };
-    // The object's creation: not cut by a signal (it may take effect before the
-    // answer), bounded by the deadline.
-    let len = last.len() as u64;
+    // The object's creation: the last chunk, read from the file now that it
+    // verified; its last piece goes only if the file is still as first seen (a
+    // refused piece cuts the request, which creates nothing). Not cut by a
+    // signal (it may take effect before the answer), bounded by the deadline.
+    let file = cfg.file.clone();
+    let last: LastCheck = Arc::new(move || match file_state(&file) {
+        Ok(now) if now == before => Ok(()),
+        _ => Err(changed(&file).to_string()),
+    });
+    let (_verdict, open) = watch::channel(Some(Ok(())));
+    let len = before.len - last_at;
     let done = deadline
         .run(
             &Shutdown::never(),
             "completing the upload",
-            upload.put_chunk(offset, last, true),
+            upload.put_body(
+                last_at,
+                (body((last_at, len), Some((open, last))), len),
+                true,
+            ),
         )
         .await;
+    let refused = refusal.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Err(e) = done {
+        let e = refused.map(Error::Data).unwrap_or(e);
         let left = upload.cancel().await;
         return Err(e.leaving(left));
     }
-    progress.add(len);
     Ok((sha256, count + 1, info))
-}
-
-/// Sends every chunk of the `total` bytes of `file` but the last, each read
-/// while the one before is sent; returns the last one's offset, the chunks
-/// sent and the last chunk, held back. A file shorter than `total` is an error
-/// (a longer one is found by the check that it is unchanged).
-async fn send_all_but_last(
-    upload: &Resumable,
-    (file, name): (&Arc<std::fs::File>, &Path),
-    (total, size): (u64, u64),
-    progress: &mut Progress,
-) -> Result<(u64, usize, Bytes)> {
-    if total == 0 {
-        return Err(Error::Data("the snapshot file was empty".into()));
-    }
-    // The chunk being sent and the next, their buffers reused.
-    let buffers = Buffers::new(2);
-    let read = |offset: u64| {
-        let len = size.min(total - offset) as usize;
-        super::generic::read_part((file.clone(), name), offset, len, &buffers)
-    };
-    let (mut offset, mut count) = (0u64, 0usize);
-    let mut next = read(0);
-    loop {
-        let chunk = next.await?;
-        let len = chunk.len() as u64;
-        if offset + len >= total {
-            return Ok((offset, count, chunk));
-        }
-        // Memory: this chunk and the next, read while this one is sent.
-        next = read(offset + len);
-        upload.put_chunk(offset, chunk, false).await?;
-        offset += len;
-        count += 1;
-        progress.add(len);
-    }
 }

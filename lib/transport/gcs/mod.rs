@@ -187,7 +187,6 @@ mod store;
 
 pub(crate) use client::GcsClient;
 pub use resumable::CHUNK_ALIGN;
-pub(crate) use resumable::Resumable;
 
 #[cfg(test)]
 mod tests {

@@ -24,13 +24,21 @@ pub const CHUNK_ALIGN: u64 = 256 << 10;
 
 impl Resumable {
     /// Sends `bytes` at `offset`; `last` completes the object.
-    pub(crate) async fn put_chunk(
+    pub(crate) async fn put_chunk(&self, offset: u64, bytes: Bytes, last: bool) -> Result<()> {
+        let len = bytes.len() as u64;
+        self.put_body(offset, (reqwest::Body::from(bytes), len), last)
+            .await
+    }
+
+    /// Sends the `len` bytes of `body` at `offset`; `last` completes the object.
+    /// A body that ends early (a read error, a refused last piece) fails the
+    /// request and creates nothing.
+    pub(crate) async fn put_body(
         &self,
         offset: u64,
-        bytes: bytes::Bytes,
+        (body, len): (reqwest::Body, u64),
         last: bool,
     ) -> Result<()> {
-        let len = bytes.len() as u64;
         let end = offset + len;
         let total = self.total.unwrap_or(end);
         if end > total || (last && end != total) || (len == 0) {
@@ -49,7 +57,7 @@ impl Resumable {
             .put(&self.session)
             .header("content-range", range)
             .header("content-length", len)
-            .body(bytes);
+            .body(body);
         if let Some(auth) = self.client.authorization().await? {
             request = request.header("authorization", auth);
         }

@@ -13,9 +13,9 @@ use crate::base::digest::Sha256;
 use crate::base::error::{Error, Result};
 use crate::base::progress::Progress;
 
-pub(super) type SharedProgress = Arc<Mutex<Progress>>;
+pub(crate) type SharedProgress = Arc<Mutex<Progress>>;
 
-pub(super) fn shared_progress(size: u64, every: Duration) -> SharedProgress {
+pub(crate) fn shared_progress(size: u64, every: Duration) -> SharedProgress {
     Arc::new(Mutex::new(Progress::new("uploading", Some(size), every)))
 }
 
@@ -23,7 +23,7 @@ pub(super) fn shared_progress(size: u64, every: Duration) -> SharedProgress {
 /// thread a chunk at a time. With a gate, the last chunk is held back until the
 /// gate opens and the last check passes; a closed gate or a read error ends the
 /// body early, which aborts the request, and the reason goes to `refusal`.
-pub(super) fn body(
+pub(crate) fn body(
     path: PathBuf,
     (offset, len): (u64, u64),
     (chunk, queued): (usize, usize),
