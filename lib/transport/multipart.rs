@@ -117,7 +117,7 @@ pub(crate) async fn abort(
     let limit = std::time::Duration::from_secs(15);
     let failure = match tokio::time::timeout(limit, upload.abort()).await {
         // Azure has no abort: blocks never committed are no blob, and the service
-        // discards them (transport/azure.rs).
+        // discards them (transport/azure/).
         Ok(Ok(())) if what.starts_with("az://") => {
             tracing::info!(
                 object = what,

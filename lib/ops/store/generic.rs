@@ -117,9 +117,8 @@ pub(super) async fn store_multipart(
 }
 
 /// Reads the `len` bytes of `file` (named `name`) at `offset` into a buffer of
-/// `buffers`, off the runtime; the read starts at the call, so a caller may send
-/// one part while the next is read (gs://'s store, ops/store/gcs.rs).
-pub(super) fn read_part(
+/// `buffers`, off the runtime; the read starts at the call.
+fn read_part(
     (file, name): (Arc<std::fs::File>, &Path),
     offset: u64,
     len: usize,
