@@ -7,6 +7,11 @@
 # Usage: bash benches/peers.sh [RUNS]     (default 3; needs root for apt-get)
 # Env:   BENCH_DIR (default ~/.cache/snapjob/bench: inputs are cached there),
 #        MEMORY_SIZES (MiB, default "256 1024 4096 8192"), PROFILES ("direct latency"),
+#        INPUTS (default "random.db k8s.db.gz"), CARGO_TARGET_DIR (where the release
+#        build goes, as for cargo). Every list may be set empty to skip
+#        its part, e.g. the k8s.db.gz downloads of snapjob and s5cmd only:
+#        PROFILES=direct INPUTS=k8s.db.gz UP_CLIENTS= DOWN_CLIENTS="snapjob s5cmd" MEMORY_SIZES= \
+#          bash benches/peers.sh 3
 #        UP_CLIENTS (default "snapjob-put snapjob-parts s3cmd aws rclone s5cmd curl":
 #        store forced to one PUT and to parts, which SINGLE_PUT_MAX chooses between),
 #        DOWN_CLIENTS (default "snapjob s3cmd aws rclone s5cmd curl"),
@@ -23,8 +28,8 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 runs=${1:-3}
 bench=${BENCH_DIR:-$HOME/.cache/snapjob/bench}
-profiles=${PROFILES:-"direct latency"}
-memory_sizes=${MEMORY_SIZES:-"256 1024 4096 8192"}
+profiles=${PROFILES-"direct latency"}
+memory_sizes=${MEMORY_SIZES-"256 1024 4096 8192"}
 mkdir -p "$bench"
 
 need_apt=()
@@ -43,10 +48,11 @@ aws=/usr/bin/aws
 
 # Two invocations: with an example in the same one, cargo would build the binaries with
 # the dev-dependencies' features too.
-cargo build --release --quiet --bins
-cargo build --release --quiet --example latency-proxy
-store=$root/target/release/store
-restore=$root/target/release/restore
+cargo build --release --quiet --bin store --bin restore
+case " $profiles " in *" latency "*) cargo build --release --quiet --example latency-proxy ;; esac
+target=${CARGO_TARGET_DIR:-$root/target}
+store=$target/release/store
+restore=$target/release/restore
 
 work=$(mktemp -d)
 pids=()
@@ -58,9 +64,13 @@ mkdir -p "$work/root/bench"
 s3port=$(free_port)
 timeout 7200 s3s-fs --host 127.0.0.1 --port "$s3port" --access-key "$AK" --secret-key "$SK" "$work/root" >/dev/null 2>&1 &
 pids+=($!)
-lport=$(free_port)
-timeout 7200 "$root/target/release/examples/latency-proxy" "$lport" "$s3port" 10 &
-pids+=($!)
+lport=$s3port
+case " $profiles " in
+  *" latency "*)
+    lport=$(free_port)
+    timeout 7200 "$target/release/examples/latency-proxy" "$lport" "$s3port" 10 &
+    pids+=($!) ;;
+esac
 until curl -s -o /dev/null "http://127.0.0.1:$s3port/" && curl -s -o /dev/null "http://127.0.0.1:$lport/"; do sleep 0.1; done
 
 # Inputs (cached): 1 GiB of random pages; a Kubernetes-like 1 GiB snapshot gzip -6.
@@ -70,7 +80,7 @@ if [ ! -f "$bench/k8s.db.gz" ]; then
   gzip -6 -c "$work/k8s.db" >"$bench/k8s.db.gz.tmp" && mv "$bench/k8s.db.gz.tmp" "$bench/k8s.db.gz"
   rm -f "$work/k8s.db"
 fi
-inputs="random.db k8s.db.gz"
+inputs=${INPUTS-"random.db k8s.db.gz"}
 
 cat >"$work/s3cfg" <<EOF
 [default]
@@ -132,13 +142,13 @@ timed() { # timed LABEL CMD...: appends "LABEL wall user sys maxrss_kib" to resu
 # Raw timings are kept beside the inputs, whatever happens to the run.
 results=$bench/results-$(date +%Y%m%dT%H%M%S)
 echo "raw timings: $results" >&2
-clients=${DOWN_CLIENTS:-"snapjob s3cmd aws rclone s5cmd curl"}
+clients=${DOWN_CLIENTS-"snapjob s3cmd aws rclone s5cmd curl"}
 mem_clients=snapjob
 if [ -n "$BEFORE_DIR" ]; then
   clients="$clients before"
   mem_clients="snapjob before"
 fi
-up_clients=${UP_CLIENTS:-"snapjob-put snapjob-parts s3cmd aws rclone s5cmd curl"}
+up_clients=${UP_CLIENTS-"snapjob-put snapjob-parts s3cmd aws rclone s5cmd curl"}
 for run in $(seq "$runs"); do
   for profile in $profiles; do
     port=$(port_of "$profile")

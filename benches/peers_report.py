@@ -36,6 +36,12 @@ for (profile, inp, direction), by in rows.items():
         vs_s3cmd = f"{rate[c] / rate['s3cmd']:.2f}" if "s3cmd" in rate else "-"
         print(f"| {profile} | {inp} | {direction} | {name} | {rate[c]:.0f} [{mib / max(walls):.0f}-{mib / min(walls):.0f}] "
               f"| {cpu:.2f} | {cpu / (mib / 1024):.2f} | {rss:.0f} | {vs_s3cmd} | {rate[c] / fastest:.2f} |")
+    # Rate against s5cmd run by run (the i-th of each client ran back to back, so a
+    # machine whose speed drifts, or that others load, moves both alike).
+    for c in by:
+        if c.startswith(("snapjob", "before")) and "s5cmd" in by:
+            r = sorted(s / w for (w, _, _), (s, _, _) in zip(by[c], by["s5cmd"]))
+            print(f"| {profile} | {inp} | {direction} | **{c} / s5cmd, run by run** | **{statistics.median(r):.2f} [{r[0]:.2f}-{r[-1]:.2f}]** | | | | | |")
     for c in ("snapjob", "snapjob-put", "snapjob-parts"):
         if "curl" in rate and c in rate:
             print(f"| {profile} | {inp} | {direction} | **{c} / curl ceiling** | **{100 * rate[c] / rate['curl']:.0f}%** | | | | | |")
