@@ -21,8 +21,8 @@ use crate::base::error::{Error, Result};
 
 const MAGIC: u32 = 0xED0C_DAED;
 const VERSION: u32 = 2;
-const PAGE_HEADER: usize = 16;
-const ELEMENT: usize = 16;
+pub(super) const PAGE_HEADER: usize = 16;
+pub(super) const ELEMENT: usize = 16;
 const BRANCH_PAGE: u16 = 0x01;
 const LEAF_PAGE: u16 = 0x02;
 const META_PAGE: u16 = 0x04;
@@ -33,7 +33,7 @@ const BUCKET_HEADER: usize = 16;
 const NO_FREELIST: u64 = u64::MAX;
 const MAX_DEPTH: usize = 64;
 
-fn corrupt(why: impl std::fmt::Display) -> Error {
+pub(super) fn corrupt(why: impl std::fmt::Display) -> Error {
     Error::Data(format!("bbolt check: {why}"))
 }
 
@@ -100,7 +100,7 @@ struct Marks {
 
 /// Where an element lies, for messages (built only when one is needed).
 #[derive(Clone, Copy)]
-struct At(Option<u64>);
+pub(super) struct At(pub(super) Option<u64>);
 
 impl std::fmt::Display for At {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,8 +119,43 @@ fn set(bits: &mut [u64], i: u64) {
     bits[(i / 64) as usize] |= 1 << (i % 64);
 }
 
-/// A visitor of a tree's key/values: key, value, leaf flags.
-pub type Visit<'a> = dyn FnMut(&[u8], &[u8], u32) -> Result<()> + 'a;
+/// A visitor of a tree's key/values.
+pub trait Visitor {
+    /// An element: key, value, leaf flags.
+    fn entry(&mut self, key: &[u8], value: &[u8], flags: u32) -> Result<()>;
+    /// Whether a value over [`PIECE`] bytes on a page with overflow pages (a
+    /// bucket header aside) comes as [`Visitor::start`], [`Visitor::piece`]s
+    /// and [`Visitor::end`], read through a small buffer, not whole: a large
+    /// value copied whole costs several times as much (the copy's destination
+    /// falls out of the CPU's cache).
+    fn pieces(&self) -> bool {
+        false
+    }
+    /// A value in pieces begins: its key, length and leaf flags.
+    fn start(&mut self, _key: &[u8], _len: u64, _flags: u32) -> Result<()> {
+        Ok(())
+    }
+    /// The value's next bytes.
+    fn piece(&mut self, _data: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    /// The value is complete.
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(&[u8], &[u8], u32) -> Result<()>> Visitor for F {
+    fn entry(&mut self, key: &[u8], value: &[u8], flags: u32) -> Result<()> {
+        self(key, value, flags)
+    }
+}
+
+/// A visitor, as the walks take it.
+pub type Visit<'a> = dyn Visitor + 'a;
+
+/// The most bytes of a value read at once when it comes in pieces.
+pub const PIECE: usize = 64 << 10;
 
 impl<'f> Bolt<'f> {
     /// Checks both meta pages and the freelist; `len` is the db's length in the
@@ -303,11 +338,18 @@ impl<'f> Bolt<'f> {
                 "page {pgid}: tree deeper than {MAX_DEPTH}"
             )));
         }
-        let page = self.pages.page(pgid)?;
+        let head = self.pages.head(pgid)?;
+        let (kind, count) = (u16_at(head, 8), u16_at(head, 10) as usize);
+        let overflow = u64::from(u32_at(head, 12));
         if mark {
-            self.marks.mark(pgid, u64::from(u32_at(page, 12)))?;
+            self.marks.mark(pgid, overflow)?;
         }
         let what = At(Some(pgid));
+        let table_fits = PAGE_HEADER + count * ELEMENT <= self.page_size;
+        if kind == LEAF_PAGE && overflow > 0 && table_fits && visit.pieces() {
+            return super::leafrun::leaf_run(&mut self.pages, pgid, lo, hi, what, visit);
+        }
+        let page = self.pages.page(pgid)?;
         match u16_at(page, 8) {
             LEAF_PAGE => leaf(page, lo, hi, what, visit),
             BRANCH_PAGE => {
@@ -449,7 +491,7 @@ fn leaf(
             return Err(corrupt(format!("{what}: a key below its parent's range")));
         }
         prev = Some(key);
-        visit(key, value, flags)?;
+        visit.entry(key, value, flags)?;
     }
     if let (Some(last), Some(hi)) = (prev, hi) {
         if last >= hi {
@@ -472,13 +514,14 @@ mod tests {
         f.write_all_at(&db, 0).unwrap();
         let mut b = Bolt::open(&f, db.len() as u64).unwrap();
         let mut buckets = Vec::new();
-        b.walk_root(true, &mut |_, v, _| {
+        b.walk_root(true, &mut |_: &[u8], v: &[u8], _: u32| {
             buckets.push(v.to_vec());
             Ok(())
         })
         .unwrap();
         for v in buckets {
-            b.walk_bucket(&v, true, &mut |_, _, _| Ok(())).unwrap();
+            b.walk_bucket(&v, true, &mut |_: &[u8], _: &[u8], _: u32| Ok(()))
+                .unwrap();
         }
         let free = (2..b.pages()).filter(|p| !get(&b.marks.used, *p)).collect();
         (db, free)
@@ -512,12 +555,12 @@ mod tests {
         let len = f.metadata().unwrap().len();
         let mut b = Bolt::open(f, len)?;
         let mut buckets = Vec::new();
-        b.walk_root(true, &mut |_, v, _| {
+        b.walk_root(true, &mut |_: &[u8], v: &[u8], _: u32| {
             buckets.push(v.to_vec());
             Ok(())
         })?;
         for v in buckets {
-            b.walk_bucket(&v, true, &mut |_, _, _| Ok(()))?;
+            b.walk_bucket(&v, true, &mut |_: &[u8], _: &[u8], _: u32| Ok(()))?;
         }
         b.check_coverage()?;
         Ok(b.free_pages().unwrap())

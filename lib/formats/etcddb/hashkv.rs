@@ -81,28 +81,52 @@ impl Pass {
 
     /// The next entry of the `key` bucket (ascending), its user key hashed to `user`.
     pub(crate) fn write(&mut self, r: Rev, user: u64, k: &[u8], v: &[u8]) {
-        if self.at.is_some_and(|at| r.main > at) && self.at_sum.is_none() {
-            self.at_sum = Some(self.sum());
-        }
+        self.passing(r);
         let len = (k.len() + v.len()) as u64;
-        let mut latest = Latest {
-            main: r.main,
-            sub: r.sub,
-            len: 0,
-            crc: 0,
-            tomb: r.tombstone,
-        };
         if r.main > self.compact {
             let crc = crc32c::crc32c_append(self.above.crc, k);
             self.above.crc = crc32c::crc32c_append(crc, v);
             self.above.len += len;
+            self.record(r, user, 0, 0);
         } else {
             let crc = crc32c::crc32c_append(crc32c::crc32c(k), v);
-            if !(r.main == self.compact && r.tombstone) {
-                self.below_all.join(crc, len);
-            }
-            (latest.crc, latest.len) = (crc, len);
+            self.below(r, user, crc, len);
         }
+    }
+
+    /// [`Pass::write`] of an entry given by its CRC-32C (key and value) and length.
+    pub(crate) fn write_crc(&mut self, r: Rev, user: u64, crc: u32, len: u64) {
+        self.passing(r);
+        if r.main > self.compact {
+            self.above.join(crc, len);
+            self.record(r, user, 0, 0);
+        } else {
+            self.below(r, user, crc, len);
+        }
+    }
+
+    /// HashKV at `at` is taken when the walk first passes it.
+    fn passing(&mut self, r: Rev) {
+        if self.at.is_some_and(|at| r.main > at) && self.at_sum.is_none() {
+            self.at_sum = Some(self.sum());
+        }
+    }
+
+    fn below(&mut self, r: Rev, user: u64, crc: u32, len: u64) {
+        if !(r.main == self.compact && r.tombstone) {
+            self.below_all.join(crc, len);
+        }
+        self.record(r, user, crc, len);
+    }
+
+    fn record(&mut self, r: Rev, user: u64, crc: u32, len: u64) {
+        let latest = Latest {
+            main: r.main,
+            sub: r.sub,
+            len,
+            crc,
+            tomb: r.tombstone,
+        };
         self.newest.insert(user, latest);
     }
 

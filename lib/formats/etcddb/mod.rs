@@ -12,7 +12,6 @@
 //! CRC; keys are held as 64-bit keyed hashes, not their bytes).
 
 use std::fs::File;
-use std::hash::BuildHasher;
 
 use serde::Serialize;
 
@@ -22,6 +21,8 @@ use crate::formats::datadir::cluster::{cluster_id, id_hex};
 pub mod bolt;
 mod crc;
 pub mod hashkv;
+mod keywalk;
+mod leafrun;
 mod pages;
 pub mod recorded;
 
@@ -165,7 +166,7 @@ pub fn check_at(
 ) -> Result<(DbFacts, Option<u32>)> {
     let mut db = Bolt::open(file, len)?;
     let mut roots: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    db.walk_root(true, &mut |k, v, flags| {
+    db.walk_root(true, &mut |k: &[u8], v: &[u8], flags: u32| {
         if flags & BUCKET_LEAF == 0 {
             return Err(bad(format!(
                 "the root bucket holds a plain key {:?}, not a bucket",
@@ -201,27 +202,21 @@ pub fn check_at(
         let mut nested: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let name_s = String::from_utf8_lossy(name).into_owned();
         let inside = |why: String| bad(format!("bucket {name_s:?}: {why}"));
-        db.walk_bucket(header, true, &mut |k, v, flags| {
+        if name == b"key" {
+            let compact = scheduled.max(finished);
+            let mut walk = keywalk::KeyWalk::new(hashkv::Pass::new(compact, at), &hasher, check);
+            db.walk_bucket(header, true, &mut walk)?;
+            (facts.revisions, facts.first_revision) = (walk.revisions, walk.first);
+            facts.revision = facts.revision.max(walk.newest);
+            nested = std::mem::take(&mut walk.nested);
+            pass = Some(walk.pass);
+        }
+        let ours = |k: &[u8], v: &[u8], flags: u32| -> Result<()> {
             if flags & BUCKET_LEAF != 0 {
                 nested.push((k.to_vec(), v.to_vec()));
                 return Ok(());
             }
             match name.as_slice() {
-                b"key" => {
-                    // A long walk stops for a shutdown or the deadline.
-                    if facts.revisions % 65536 == 65535 {
-                        check()?;
-                    }
-                    let rev = parse_rev(k)?;
-                    if facts.revisions == 0 {
-                        facts.first_revision = rev.main;
-                    }
-                    facts.revisions += 1;
-                    facts.revision = facts.revision.max(rev.main);
-                    let compact = scheduled.max(finished);
-                    pass.get_or_insert_with(|| hashkv::Pass::new(compact, at))
-                        .write(rev, hasher.hash_one(kv_key(v)?), k, v);
-                }
                 b"lease" => facts.leases += 1,
                 b"members" => {
                     let id = std::str::from_utf8(k)
@@ -249,10 +244,13 @@ pub fn check_at(
                 _ => {}
             }
             Ok(())
-        })?;
+        };
+        if name != b"key" {
+            db.walk_bucket(header, true, &mut { ours })?;
+        }
         // etcd nests no buckets; any there are checked all the same.
         while let Some((_, header)) = nested.pop() {
-            db.walk_bucket(&header, true, &mut |k, v, flags| {
+            db.walk_bucket(&header, true, &mut |k: &[u8], v: &[u8], flags: u32| {
                 if flags & BUCKET_LEAF != 0 {
                     nested.push((k.to_vec(), v.to_vec()));
                 }

@@ -60,8 +60,40 @@ impl<'f> Pages<'f> {
         Ok(())
     }
 
+    /// `buf.len()` bytes at `offset` of the file (part of page `pgid`), not
+    /// through the window.
+    pub fn read_at(&self, pgid: u64, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| corrupt(format!("cannot read page {pgid}: {e}")))
+    }
+
+    /// Page `pgid` alone (not its overflow pages), its header's id and extent
+    /// checked.
+    pub fn head(&mut self, pgid: u64) -> Result<&[u8]> {
+        let at = self.locate(pgid)?;
+        Ok(&self.buf[at..at + self.page_size])
+    }
+
     /// Page `pgid` with its overflow pages, its header's id and extent checked.
     pub fn page(&mut self, pgid: u64) -> Result<&[u8]> {
+        let at = self.locate(pgid)?;
+        let ps = self.page_size;
+        let overflow = u64::from(u32_at(&self.buf[at..at + ps], 12));
+        let last = pgid + overflow;
+        let end = self.start + self.count;
+        if last >= end {
+            // The overflow pages' tail, and as much again ahead when it fits.
+            let more = (last + 1 - end).max(self.ahead).min(self.hwm - end);
+            self.read(end, more)?;
+        }
+        let len = (overflow as usize + 1) * ps;
+        Ok(&self.buf[at..at + len])
+    }
+
+    /// Page `pgid`'s place in the window (read there if need be), its header
+    /// checked.
+    fn locate(&mut self, pgid: u64) -> Result<usize> {
         if pgid < 2 || pgid >= self.hwm {
             return Err(corrupt(format!(
                 "page {pgid} lies outside 2..{} (the high-water mark)",
@@ -93,14 +125,6 @@ impl<'f> Pages<'f> {
                 "page {pgid} with {overflow} overflow pages runs past the high-water mark"
             )));
         }
-        let last = pgid + overflow;
-        let end = self.start + self.count;
-        if last >= end {
-            // The overflow pages' tail, and as much again ahead when it fits.
-            let more = (last + 1 - end).max(self.ahead).min(self.hwm - end);
-            self.read(end, more)?;
-        }
-        let len = (overflow as usize + 1) * ps;
-        Ok(&self.buf[at..at + len])
+        Ok(at)
     }
 }
