@@ -49,9 +49,23 @@ fn shift(mut bytes: u64) -> u32 {
     p
 }
 
+thread_local! {
+    /// Recent lengths' shifts (a db's entries often share a length); each
+    /// slot starts as length 0's, which is true.
+    static SHIFTS: std::cell::RefCell<[(u64, u32); 256]> =
+        const { std::cell::RefCell::new([(0, 1 << 31); 256]) };
+}
+
 /// The CRC-32C of `a ‖ b` from `crc(a)`, `crc(b)` and `b`'s length.
 pub fn combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
-    mul(shift(len_b), crc_a) ^ crc_b
+    let x = SHIFTS.with(|c| {
+        let slot = &mut c.borrow_mut()[(len_b % 256) as usize];
+        if slot.0 != len_b {
+            *slot = (len_b, shift(len_b));
+        }
+        slot.1
+    });
+    mul(x, crc_a) ^ crc_b
 }
 
 #[cfg(test)]

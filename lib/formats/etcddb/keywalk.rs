@@ -106,6 +106,12 @@ impl Visitor for KeyWalk<'_> {
         if t.user.is_none() {
             // The key field parsed from the first bytes is the one the whole
             // value gives (the parse reads in order and stops at it).
+            if self.prefix.is_empty() {
+                if let Ok(key) = kv_key(data) {
+                    t.user = Some(self.hasher.hash_one(key));
+                    return Ok(());
+                }
+            }
             self.prefix.extend_from_slice(data);
             if let Ok(key) = kv_key(&self.prefix) {
                 t.user = Some(self.hasher.hash_one(key));
