@@ -1,5 +1,6 @@
-//! A streaming bbolt checker: what `bbolt check` checks, on a file read page by
-//! page (memory: one page per tree level, and one bit per page).
+//! A streaming bbolt checker: what `bbolt check` checks, on a file read through
+//! a window of pages ([`super::pages`]; memory: the window, one branch page per
+//! tree level, and one bit per page).
 //!
 //! Checked: both meta pages (magic, version, page size, checksum); every page
 //! reachable from the newest meta (the root tree, each bucket's tree, the
@@ -14,12 +15,14 @@ use crate::formats::datadir::bolt::{fnv1a64, u16_at, u32_at, u64_at};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use super::pages::Pages;
+
 use crate::base::error::{Error, Result};
 
 const MAGIC: u32 = 0xED0C_DAED;
 const VERSION: u32 = 2;
-const PAGE_HEADER: usize = 16;
-const ELEMENT: usize = 16;
+pub(super) const PAGE_HEADER: usize = 16;
+pub(super) const ELEMENT: usize = 16;
 const BRANCH_PAGE: u16 = 0x01;
 const LEAF_PAGE: u16 = 0x02;
 const META_PAGE: u16 = 0x04;
@@ -30,7 +33,7 @@ const BUCKET_HEADER: usize = 16;
 const NO_FREELIST: u64 = u64::MAX;
 const MAX_DEPTH: usize = 64;
 
-fn corrupt(why: impl std::fmt::Display) -> Error {
+pub(super) fn corrupt(why: impl std::fmt::Display) -> Error {
     Error::Data(format!("bbolt check: {why}"))
 }
 
@@ -75,22 +78,29 @@ fn meta_of(page: &[u8], pgid: u64) -> std::result::Result<Meta, String> {
 
 /// A bbolt file being checked.
 pub struct Bolt<'f> {
-    file: &'f File,
+    pages: Pages<'f>,
     page_size: usize,
     meta: Meta,
+    marks: Marks,
+    /// One branch page buffer per tree level, reused.
+    pool: Vec<Vec<u8>>,
+}
+
+/// The pages found in use, and those the freelist names.
+struct Marks {
+    /// The high-water mark.
+    hwm: u64,
     /// One bit per page below the high-water mark: reachable.
     used: Vec<u64>,
     /// One bit per page: named by the freelist (empty when it is not synced).
     free: Vec<u64>,
     free_count: u64,
     used_count: u64,
-    /// One page buffer per tree level, reused.
-    pool: Vec<Vec<u8>>,
 }
 
 /// Where an element lies, for messages (built only when one is needed).
 #[derive(Clone, Copy)]
-struct At(Option<u64>);
+pub(super) struct At(pub(super) Option<u64>);
 
 impl std::fmt::Display for At {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,8 +119,43 @@ fn set(bits: &mut [u64], i: u64) {
     bits[(i / 64) as usize] |= 1 << (i % 64);
 }
 
-/// A visitor of a tree's key/values: key, value, leaf flags.
-pub type Visit<'a> = dyn FnMut(&[u8], &[u8], u32) -> Result<()> + 'a;
+/// A visitor of a tree's key/values.
+pub trait Visitor {
+    /// An element: key, value, leaf flags.
+    fn entry(&mut self, key: &[u8], value: &[u8], flags: u32) -> Result<()>;
+    /// Whether a value over [`PIECE`] bytes on a page with overflow pages (a
+    /// bucket header aside) comes as [`Visitor::start`], [`Visitor::piece`]s
+    /// and [`Visitor::end`], read through a small buffer, not whole: a large
+    /// value copied whole costs several times as much (the copy's destination
+    /// falls out of the CPU's cache).
+    fn pieces(&self) -> bool {
+        false
+    }
+    /// A value in pieces begins: its key, length and leaf flags.
+    fn start(&mut self, _key: &[u8], _len: u64, _flags: u32) -> Result<()> {
+        Ok(())
+    }
+    /// The value's next bytes.
+    fn piece(&mut self, _data: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    /// The value is complete.
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(&[u8], &[u8], u32) -> Result<()>> Visitor for F {
+    fn entry(&mut self, key: &[u8], value: &[u8], flags: u32) -> Result<()> {
+        self(key, value, flags)
+    }
+}
+
+/// A visitor, as the walks take it.
+pub type Visit<'a> = dyn Visitor + 'a;
+
+/// The most bytes of a value read at once when it comes in pieces.
+pub const PIECE: usize = 64 << 10;
 
 impl<'f> Bolt<'f> {
     /// Checks both meta pages and the freelist; `len` is the db's length in the
@@ -151,17 +196,20 @@ impl<'f> Bolt<'f> {
         }
         let words = meta.pgid.div_ceil(64) as usize;
         let mut bolt = Bolt {
-            file,
+            pages: Pages::new(file, page_size, meta.pgid),
             page_size,
             meta,
-            used: vec![0; words],
-            free: Vec::new(),
-            free_count: 0,
-            used_count: 0,
+            marks: Marks {
+                hwm: meta.pgid,
+                used: vec![0; words],
+                free: Vec::new(),
+                free_count: 0,
+                used_count: 0,
+            },
             pool: Vec::new(),
         };
-        bolt.mark(0, 0)?;
-        bolt.mark(1, 0)?;
+        bolt.marks.mark(0, 0)?;
+        bolt.marks.mark(1, 0)?;
         if meta.freelist != NO_FREELIST {
             bolt.read_freelist()?;
         }
@@ -185,89 +233,28 @@ impl<'f> Bolt<'f> {
 
     /// Pages found in use so far (meta, freelist, trees walked with marking).
     pub fn used_pages(&self) -> u64 {
-        self.used_count
+        self.marks.used_count
     }
 
     /// Pages the freelist names; None when the freelist is not synced.
     pub fn free_pages(&self) -> Option<u64> {
-        (self.meta.freelist != NO_FREELIST).then_some(self.free_count)
-    }
-
-    /// Records pages `pgid..=pgid+overflow` as in use.
-    fn mark(&mut self, pgid: u64, overflow: u64) -> Result<()> {
-        for p in pgid..=pgid.saturating_add(overflow) {
-            if p >= self.meta.pgid {
-                return Err(corrupt(format!(
-                    "page {p} lies beyond the high-water mark {}",
-                    self.meta.pgid
-                )));
-            }
-            if get(&self.used, p) {
-                return Err(corrupt(format!("page {p} is referenced twice")));
-            }
-            if get(&self.free, p) {
-                return Err(corrupt(format!("page {p} is in use and in the freelist")));
-            }
-            set(&mut self.used, p);
-            self.used_count += 1;
-        }
-        Ok(())
-    }
-
-    /// Reads page `pgid` with its overflow pages, checking its header id.
-    fn read_page(&self, pgid: u64) -> Result<Vec<u8>> {
-        let mut page = Vec::new();
-        self.read_page_into(pgid, &mut page)?;
-        Ok(page)
-    }
-
-    /// [`Bolt::read_page`] into `page` (resized to fit).
-    fn read_page_into(&self, pgid: u64, page: &mut Vec<u8>) -> Result<()> {
-        if pgid < 2 || pgid >= self.meta.pgid {
-            return Err(corrupt(format!(
-                "page {pgid} lies outside 2..{} (the high-water mark)",
-                self.meta.pgid
-            )));
-        }
-        let at = pgid * self.page_size as u64;
-        page.resize(self.page_size, 0);
-        self.file
-            .read_exact_at(page, at)
-            .map_err(|e| corrupt(format!("cannot read page {pgid}: {e}")))?;
-        if u64_at(page, 0) != pgid {
-            return Err(corrupt(format!(
-                "page {pgid} carries the id {}",
-                u64_at(page, 0)
-            )));
-        }
-        let overflow = u64::from(u32_at(page, 12));
-        if pgid + overflow >= self.meta.pgid {
-            return Err(corrupt(format!(
-                "page {pgid} with {overflow} overflow pages runs past the high-water mark"
-            )));
-        }
-        if overflow > 0 {
-            page.resize((overflow as usize + 1) * self.page_size, 0);
-            self.file
-                .read_exact_at(&mut page[self.page_size..], at + self.page_size as u64)
-                .map_err(|e| corrupt(format!("cannot read page {pgid}: {e}")))?;
-        }
-        Ok(())
+        (self.meta.freelist != NO_FREELIST).then_some(self.marks.free_count)
     }
 
     fn read_freelist(&mut self) -> Result<()> {
         let pgid = self.meta.freelist;
-        let page = self.read_page(pgid)?;
-        if u16_at(&page, 8) != FREELIST_PAGE {
+        let page = self.pages.page(pgid)?;
+        let marks = &mut self.marks;
+        if u16_at(page, 8) != FREELIST_PAGE {
             return Err(corrupt(format!(
                 "freelist page {pgid} has flags {:#x}",
-                u16_at(&page, 8)
+                u16_at(page, 8)
             )));
         }
-        self.mark(pgid, u64::from(u32_at(&page, 12)))?;
-        let (mut start, mut count) = (PAGE_HEADER, u64::from(u16_at(&page, 10)));
+        marks.mark(pgid, u64::from(u32_at(page, 12)))?;
+        let (mut start, mut count) = (PAGE_HEADER, u64::from(u16_at(page, 10)));
         if count == 0xFFFF {
-            count = u64_at(&page, PAGE_HEADER);
+            count = u64_at(page, PAGE_HEADER);
             start += 8;
         }
         let fits = count
@@ -279,23 +266,23 @@ impl<'f> Bolt<'f> {
                 "freelist page {pgid}: {count} ids overflow it"
             )));
         }
-        self.free = vec![0; self.used.len()];
+        marks.free = vec![0; marks.used.len()];
         for i in 0..count as usize {
-            let id = u64_at(&page, start + i * 8);
+            let id = u64_at(page, start + i * 8);
             if id < 2 || id >= self.meta.pgid {
                 return Err(corrupt(format!(
                     "the freelist names page {id}, outside 2..{}",
                     self.meta.pgid
                 )));
             }
-            if get(&self.free, id) {
+            if get(&marks.free, id) {
                 return Err(corrupt(format!("the freelist names page {id} twice")));
             }
-            if get(&self.used, id) {
+            if get(&marks.used, id) {
                 return Err(corrupt(format!("page {id} is in use and in the freelist")));
             }
-            set(&mut self.free, id);
-            self.free_count += 1;
+            set(&mut marks.free, id);
+            marks.free_count += 1;
         }
         Ok(())
     }
@@ -307,7 +294,7 @@ impl<'f> Bolt<'f> {
             return Ok(());
         }
         for p in 2..self.meta.pgid {
-            if !get(&self.used, p) && !get(&self.free, p) {
+            if !get(&self.marks.used, p) && !get(&self.marks.free, p) {
                 return Err(corrupt(format!("page {p} is neither reachable nor free")));
             }
         }
@@ -351,59 +338,89 @@ impl<'f> Bolt<'f> {
                 "page {pgid}: tree deeper than {MAX_DEPTH}"
             )));
         }
-        if self.pool.len() <= depth {
-            self.pool.resize_with(depth + 1, Vec::new);
+        let head = self.pages.head(pgid)?;
+        let (kind, count) = (u16_at(head, 8), u16_at(head, 10) as usize);
+        let overflow = u64::from(u32_at(head, 12));
+        if mark {
+            self.marks.mark(pgid, overflow)?;
         }
-        let mut page = std::mem::take(&mut self.pool[depth]);
-        let walked = self.walk_page(pgid, &mut page, lo, hi, depth, mark, visit);
-        self.pool[depth] = page;
-        walked
+        let what = At(Some(pgid));
+        let table_fits = PAGE_HEADER + count * ELEMENT <= self.page_size;
+        if kind == LEAF_PAGE && overflow > 0 && table_fits && visit.pieces() {
+            return super::leafrun::leaf_run(&mut self.pages, pgid, lo, hi, what, visit);
+        }
+        let page = self.pages.page(pgid)?;
+        match u16_at(page, 8) {
+            LEAF_PAGE => leaf(page, lo, hi, what, visit),
+            BRANCH_PAGE => {
+                // The window moves on as the children are read: a copy of the page.
+                if self.pool.len() <= depth {
+                    self.pool.resize_with(depth + 1, Vec::new);
+                }
+                let mut copy = std::mem::take(&mut self.pool[depth]);
+                copy.clear();
+                copy.extend_from_slice(page);
+                let walked = self.walk_branch(&copy, lo, hi, depth, mark, visit);
+                self.pool[depth] = copy;
+                walked
+            }
+            f => Err(corrupt(format!("{what}: invalid type {f:#x}"))),
+        }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn walk_page(
+    fn walk_branch(
         &mut self,
-        pgid: u64,
-        page: &mut Vec<u8>,
+        page: &[u8],
         lo: Option<&[u8]>,
         hi: Option<&[u8]>,
         depth: usize,
         mark: bool,
         visit: &mut Visit<'_>,
     ) -> Result<()> {
-        self.read_page_into(pgid, page)?;
-        let page = &page[..];
-        if mark {
-            self.mark(pgid, u64::from(u32_at(page, 12)))?;
+        let what = At(Some(u64_at(page, 0)));
+        let count = u16_at(page, 10) as usize;
+        if count == 0 {
+            return Err(corrupt(format!("{what}: an empty branch page")));
         }
-        let what = At(Some(pgid));
-        match u16_at(page, 8) {
-            LEAF_PAGE => leaf(page, lo, hi, what, visit),
-            BRANCH_PAGE => {
-                let count = u16_at(page, 10) as usize;
-                if count == 0 {
-                    return Err(corrupt(format!("{what}: an empty branch page")));
-                }
-                elements(page, count, what)?;
-                let keys = (0..count)
-                    .map(|i| {
-                        let at = PAGE_HEADER + i * ELEMENT;
-                        let (pos, ksize) =
-                            (u32_at(page, at) as usize, u32_at(page, at + 4) as usize);
-                        slice(page, at, pos, ksize, what)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                check_order(&keys, lo, hi, what)?;
-                for i in 0..count {
-                    let child = u64_at(page, PAGE_HEADER + i * ELEMENT + 8);
-                    // A child's keys lie in [its separator, the next one).
-                    let next = keys.get(i + 1).copied().or(hi);
-                    self.walk_tree(child, Some(keys[i]), next, depth + 1, mark, visit)?;
-                }
-                Ok(())
+        elements(page, count, what)?;
+        let keys = (0..count)
+            .map(|i| {
+                let at = PAGE_HEADER + i * ELEMENT;
+                let (pos, ksize) = (u32_at(page, at) as usize, u32_at(page, at + 4) as usize);
+                slice(page, at, pos, ksize, what)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        check_order(&keys, lo, hi, what)?;
+        for i in 0..count {
+            let child = u64_at(page, PAGE_HEADER + i * ELEMENT + 8);
+            // A child's keys lie in [its separator, the next one).
+            let next = keys.get(i + 1).copied().or(hi);
+            self.walk_tree(child, Some(keys[i]), next, depth + 1, mark, visit)?;
+        }
+        Ok(())
+    }
+}
+
+impl Marks {
+    /// Records pages `pgid..=pgid+overflow` as in use.
+    fn mark(&mut self, pgid: u64, overflow: u64) -> Result<()> {
+        for p in pgid..=pgid.saturating_add(overflow) {
+            if p >= self.hwm {
+                return Err(corrupt(format!(
+                    "page {p} lies beyond the high-water mark {}",
+                    self.hwm
+                )));
             }
-            f => Err(corrupt(format!("{what}: invalid type {f:#x}"))),
+            if get(&self.used, p) {
+                return Err(corrupt(format!("page {p} is referenced twice")));
+            }
+            if get(&self.free, p) {
+                return Err(corrupt(format!("page {p} is in use and in the freelist")));
+            }
+            set(&mut self.used, p);
+            self.used_count += 1;
         }
+        Ok(())
     }
 }
 
@@ -474,7 +491,7 @@ fn leaf(
             return Err(corrupt(format!("{what}: a key below its parent's range")));
         }
         prev = Some(key);
-        visit(key, value, flags)?;
+        visit.entry(key, value, flags)?;
     }
     if let (Some(last), Some(hi)) = (prev, hi) {
         if last >= hi {
@@ -497,15 +514,16 @@ mod tests {
         f.write_all_at(&db, 0).unwrap();
         let mut b = Bolt::open(&f, db.len() as u64).unwrap();
         let mut buckets = Vec::new();
-        b.walk_root(true, &mut |_, v, _| {
+        b.walk_root(true, &mut |_: &[u8], v: &[u8], _: u32| {
             buckets.push(v.to_vec());
             Ok(())
         })
         .unwrap();
         for v in buckets {
-            b.walk_bucket(&v, true, &mut |_, _, _| Ok(())).unwrap();
+            b.walk_bucket(&v, true, &mut |_: &[u8], _: &[u8], _: u32| Ok(()))
+                .unwrap();
         }
-        let free = (2..b.pages()).filter(|p| !get(&b.used, *p)).collect();
+        let free = (2..b.pages()).filter(|p| !get(&b.marks.used, *p)).collect();
         (db, free)
     }
 
@@ -537,12 +555,12 @@ mod tests {
         let len = f.metadata().unwrap().len();
         let mut b = Bolt::open(f, len)?;
         let mut buckets = Vec::new();
-        b.walk_root(true, &mut |_, v, _| {
+        b.walk_root(true, &mut |_: &[u8], v: &[u8], _: u32| {
             buckets.push(v.to_vec());
             Ok(())
         })?;
         for v in buckets {
-            b.walk_bucket(&v, true, &mut |_, _, _| Ok(()))?;
+            b.walk_bucket(&v, true, &mut |_: &[u8], _: &[u8], _: u32| Ok(()))?;
         }
         b.check_coverage()?;
         Ok(b.free_pages().unwrap())

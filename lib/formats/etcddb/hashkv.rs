@@ -11,66 +11,156 @@
 //! - a tombstone at exactly `C` is skipped (newer etcd keeps it on disk, older
 //!   deleted it: both hash the same).
 //!
-//! "Each live key's newest revision at rev" is found in a first pass: the newest
-//! in the bucket when `rev` is the db's own revision, else the newest the walk
-//! (in revision order) had seen when it first passed `rev`.
+//! One pass over the bucket (in revision order, with `C` read from `meta`
+//! first): entries above `C` are hashed as they come; an entry at or below `C`
+//! is kept only if no newer revision of its key follows, which the walk knows
+//! only at its end, so each key's newest revision carries its own entry's CRC,
+//! and the kept ones are joined in revision order at the end ([`super::crc`]).
+//! The entries at or below `C` are hashed as a whole too, for when no key is
+//! live. `HashKV` at an earlier `rev` is the same, taken when the walk first
+//! passes `rev`.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::collections::HashMap;
 
-use super::{Newest, kv_key, parse_rev};
-use crate::base::error::Result;
+use super::Rev;
+use super::crc::combine;
 
-/// The running hash.
-pub struct Hasher<'a> {
+/// A user key's newest revision so far (the key is held as a keyed hash).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Latest {
+    main: i64,
+    sub: i64,
+    /// The entry's own CRC-32C and length (key and value), when at or below `C`.
+    len: u64,
     crc: u32,
-    rev: i64,
-    compact: i64,
-    newest: &'a Newest,
-    keep_any: bool,
-    hasher: &'a RandomState,
+    tomb: bool,
 }
 
-impl<'a> Hasher<'a> {
-    /// Hashing up to `rev` with compact revision `compact`; `newest` maps each
-    /// user key (hashed by `hasher`) to its newest revision in the db.
-    pub(crate) fn new(rev: i64, compact: i64, newest: &'a Newest, hasher: &'a RandomState) -> Self {
-        Hasher {
-            crc: crc32c::crc32c(b"key"),
-            rev,
+/// Each user key's newest revision, by keyed hash.
+pub(crate) type Newest = HashMap<u64, Latest>;
+
+/// A CRC-32C and the length of what it covers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Part {
+    crc: u32,
+    len: u64,
+}
+
+impl Part {
+    fn join(&mut self, crc: u32, len: u64) {
+        self.crc = combine(self.crc, crc, len);
+        self.len += len;
+    }
+}
+
+/// The walk of the `key` bucket: facts' newest revisions and `HashKV`.
+pub(crate) struct Pass {
+    compact: i64,
+    at: Option<i64>,
+    newest: Newest,
+    /// Entries at or below `C` (less a tombstone at `C`): hashed when no key is live.
+    below_all: Part,
+    /// Entries above `C`.
+    above: Part,
+    /// `HashKV` at `at`, once the walk passed it.
+    at_sum: Option<u32>,
+}
+
+impl Pass {
+    /// A walk for compact revision `compact`; `at`: hash at that revision too.
+    pub(crate) fn new(compact: i64, at: Option<i64>) -> Pass {
+        Pass {
             compact,
-            keep_any: newest.values().any(|(_, _, tomb)| !tomb),
-            newest,
-            hasher,
+            at,
+            newest: Newest::new(),
+            below_all: Part::default(),
+            above: Part::default(),
+            at_sum: None,
         }
     }
 
-    /// The next entry of the `key` bucket.
-    pub fn write(&mut self, k: &[u8], v: &[u8]) -> Result<()> {
-        let r = parse_rev(k)?;
-        if r.main > self.rev {
-            return Ok(());
+    /// The next entry of the `key` bucket (ascending), its user key hashed to `user`.
+    pub(crate) fn write(&mut self, r: Rev, user: u64, k: &[u8], v: &[u8]) {
+        self.passing(r);
+        let len = (k.len() + v.len()) as u64;
+        if r.main > self.compact {
+            let crc = crc32c::crc32c_append(self.above.crc, k);
+            self.above.crc = crc32c::crc32c_append(crc, v);
+            self.above.len += len;
+            self.record(r, user, 0, 0);
+        } else {
+            let crc = crc32c::crc32c_append(crc32c::crc32c(k), v);
+            self.below(r, user, crc, len);
         }
-        if r.main <= self.compact && self.keep_any {
-            let user = self.hasher.hash_one(kv_key(v)?);
-            let kept = self
-                .newest
-                .get(&user)
-                .is_some_and(|(main, sub, tomb)| !tomb && *main == r.main && *sub == r.sub);
-            if !kept {
-                return Ok(());
+    }
+
+    /// [`Pass::write`] of an entry given by its CRC-32C (key and value) and length.
+    pub(crate) fn write_crc(&mut self, r: Rev, user: u64, crc: u32, len: u64) {
+        self.passing(r);
+        if r.main > self.compact {
+            self.above.join(crc, len);
+            self.record(r, user, 0, 0);
+        } else {
+            self.below(r, user, crc, len);
+        }
+    }
+
+    /// HashKV at `at` is taken when the walk first passes it.
+    fn passing(&mut self, r: Rev) {
+        if self.at.is_some_and(|at| r.main > at) && self.at_sum.is_none() {
+            self.at_sum = Some(self.sum());
+        }
+    }
+
+    fn below(&mut self, r: Rev, user: u64, crc: u32, len: u64) {
+        if !(r.main == self.compact && r.tombstone) {
+            self.below_all.join(crc, len);
+        }
+        self.record(r, user, crc, len);
+    }
+
+    fn record(&mut self, r: Rev, user: u64, crc: u32, len: u64) {
+        let latest = Latest {
+            main: r.main,
+            sub: r.sub,
+            len,
+            crc,
+            tomb: r.tombstone,
+        };
+        self.newest.insert(user, latest);
+    }
+
+    /// `HashKV` of what was written so far.
+    fn sum(&self) -> u32 {
+        let mut kept: Vec<Latest> = self
+            .newest
+            .values()
+            .filter(|l| !l.tomb && l.main <= self.compact)
+            .copied()
+            .collect();
+        let below = if self.newest.values().any(|l| !l.tomb) {
+            kept.sort_unstable_by_key(|l| (l.main, l.sub));
+            let mut p = Part::default();
+            for l in kept {
+                p.join(l.crc, l.len);
             }
-        }
-        if r.main == self.compact && r.tombstone {
-            return Ok(());
-        }
-        self.crc = crc32c::crc32c_append(self.crc, k);
-        self.crc = crc32c::crc32c_append(self.crc, v);
-        Ok(())
+            p
+        } else {
+            self.below_all
+        };
+        let with_below = combine(crc32c::crc32c(b"key"), below.crc, below.len);
+        combine(with_below, self.above.crc, self.above.len)
     }
 
-    /// The hash.
-    pub fn sum(&self) -> u32 {
-        self.crc
+    /// Live keys: those whose newest revision is not a deletion.
+    pub(crate) fn live_keys(&self) -> u64 {
+        self.newest.values().filter(|l| !l.tomb).count() as u64
+    }
+
+    /// `HashKV` at the db's revision, and at `at` when it was given.
+    pub(crate) fn finish(self) -> (u32, Option<u32>) {
+        let sum = self.sum();
+        let at = self.at.map(|_| self.at_sum.unwrap_or(sum));
+        (sum, at)
     }
 }

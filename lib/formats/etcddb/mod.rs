@@ -4,13 +4,14 @@
 //! members and the cluster id), and etcd's `HashKV` at its last revision ([`hashkv`]):
 //! the value `etcdctl endpoint hashkv` prints for a member holding this data.
 //!
-//! Memory: one page per tree level and one bit per page, plus about 40 bytes per
-//! distinct user key (live keys and HashKV's compaction rule need each key's
-//! newest revision; keys are held as 64-bit keyed hashes, not their bytes).
+//! One walk of every tree (`meta` first: HashKV's rule needs the compact
+//! revision while it walks `key`). Memory: a read window of at most 4 MiB (or
+//! the largest page with its overflow pages), one branch page per tree level and
+//! one bit per page, plus about 48 bytes per distinct user key (live keys and
+//! HashKV's compaction rule need each key's newest revision, with that entry's
+//! CRC; keys are held as 64-bit keyed hashes, not their bytes).
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::hash::BuildHasher;
 
 use serde::Serialize;
 
@@ -18,7 +19,11 @@ use crate::base::error::{Error, Result};
 use crate::formats::datadir::cluster::{cluster_id, id_hex};
 
 pub mod bolt;
+mod crc;
 pub mod hashkv;
+mod keywalk;
+mod leafrun;
+mod pages;
 pub mod recorded;
 
 use bolt::{BUCKET_LEAF, Bolt};
@@ -142,9 +147,6 @@ fn varint(b: &[u8]) -> Result<(u64, usize)> {
     Err(bad("key bucket: a value is not a KeyValue"))
 }
 
-/// Each user key's newest revision (and whether it is a deletion), by keyed hash.
-pub(crate) type Newest = HashMap<u64, (i64, i64, bool)>;
-
 /// Checks the db at the start of `file` (`len` bytes: a snapshot's trailer
 /// follows) and describes it. `check` is called between buckets, to stop a long
 /// walk (shutdown, deadline).
@@ -164,7 +166,7 @@ pub fn check_at(
 ) -> Result<(DbFacts, Option<u32>)> {
     let mut db = Bolt::open(file, len)?;
     let mut roots: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    db.walk_root(true, &mut |k, v, flags| {
+    db.walk_root(true, &mut |k: &[u8], v: &[u8], flags: u32| {
         if flags & BUCKET_LEAF == 0 {
             return Err(bad(format!(
                 "the root bucket holds a plain key {:?}, not a bucket",
@@ -190,40 +192,31 @@ pub fn check_at(
         }
     }
     let hasher = std::collections::hash_map::RandomState::new();
-    let mut newest = Newest::new();
-    // Each key's newest revision at `at`: `newest` as it was when the walk (in
-    // revision order) first passed `at`.
-    let mut newest_at: Option<Newest> = None;
     let (mut scheduled, mut finished) = (-1i64, -1i64);
+    // HashKV's walk of `key` needs the compact revision: `meta` first.
+    let mut pass: Option<hashkv::Pass> = None;
     let mut member_ids = Vec::new();
-    for (name, header) in &roots {
+    let metas = roots.iter().filter(|(k, _)| k == b"meta");
+    for (name, header) in metas.chain(roots.iter().filter(|(k, _)| k != b"meta")) {
         check()?;
         let mut nested: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let name_s = String::from_utf8_lossy(name).into_owned();
         let inside = |why: String| bad(format!("bucket {name_s:?}: {why}"));
-        db.walk_bucket(header, true, &mut |k, v, flags| {
+        if name == b"key" {
+            let compact = scheduled.max(finished);
+            let mut walk = keywalk::KeyWalk::new(hashkv::Pass::new(compact, at), &hasher, check);
+            db.walk_bucket(header, true, &mut walk)?;
+            (facts.revisions, facts.first_revision) = (walk.revisions, walk.first);
+            facts.revision = facts.revision.max(walk.newest);
+            nested = std::mem::take(&mut walk.nested);
+            pass = Some(walk.pass);
+        }
+        let ours = |k: &[u8], v: &[u8], flags: u32| -> Result<()> {
             if flags & BUCKET_LEAF != 0 {
                 nested.push((k.to_vec(), v.to_vec()));
                 return Ok(());
             }
             match name.as_slice() {
-                b"key" => {
-                    // A long walk stops for a shutdown or the deadline.
-                    if facts.revisions % 65536 == 65535 {
-                        check()?;
-                    }
-                    let rev = parse_rev(k)?;
-                    if at.is_some_and(|r| rev.main > r) && newest_at.is_none() {
-                        newest_at = Some(newest.clone());
-                    }
-                    if facts.revisions == 0 {
-                        facts.first_revision = rev.main;
-                    }
-                    facts.revisions += 1;
-                    facts.revision = facts.revision.max(rev.main);
-                    let user = hasher.hash_one(kv_key(v)?);
-                    newest.insert(user, (rev.main, rev.sub, rev.tombstone));
-                }
                 b"lease" => facts.leases += 1,
                 b"members" => {
                     let id = std::str::from_utf8(k)
@@ -251,10 +244,13 @@ pub fn check_at(
                 _ => {}
             }
             Ok(())
-        })?;
+        };
+        if name != b"key" {
+            db.walk_bucket(header, true, &mut { ours })?;
+        }
         // etcd nests no buckets; any there are checked all the same.
         while let Some((_, header)) = nested.pop() {
-            db.walk_bucket(&header, true, &mut |k, v, flags| {
+            db.walk_bucket(&header, true, &mut |k: &[u8], v: &[u8], flags: u32| {
                 if flags & BUCKET_LEAF != 0 {
                     nested.push((k.to_vec(), v.to_vec()));
                 }
@@ -271,33 +267,13 @@ pub fn check_at(
     facts.compact_revision = scheduled.max(finished);
     // etcd's store starts at revision 1.
     facts.revision = facts.revision.max(facts.compact_revision).max(1);
-    facts.keys = newest.values().filter(|(_, _, tomb)| !tomb).count() as u64;
+    let pass = pass.unwrap_or_else(|| hashkv::Pass::new(facts.compact_revision, at));
+    facts.keys = pass.live_keys();
     facts.cluster_id = id_hex(cluster_id(&member_ids));
     facts.members.sort();
-    check()?;
-    // HashKV: a second pass over the key bucket, in order.
-    let key_header = &roots
-        .iter()
-        .find(|(k, _)| k == b"key")
-        .expect("checked above")
-        .1;
-    let mut h = hashkv::Hasher::new(facts.revision, facts.compact_revision, &newest, &hasher);
-    let mut at_hasher = at.map(|r| {
-        hashkv::Hasher::new(
-            r,
-            facts.compact_revision,
-            newest_at.as_ref().unwrap_or(&newest),
-            &hasher,
-        )
-    });
-    db.walk_bucket(key_header, false, &mut |k, v, _| {
-        if let Some(a) = at_hasher.as_mut() {
-            a.write(k, v)?;
-        }
-        h.write(k, v)
-    })?;
-    facts.hash_kv = h.sum();
-    Ok((facts, at_hasher.map(|a| a.sum())))
+    let (hash_kv, hash_at) = pass.finish();
+    facts.hash_kv = hash_kv;
+    Ok((facts, hash_at))
 }
 
 fn be_u64(v: &[u8], what: &str) -> Result<u64> {
