@@ -10,8 +10,6 @@
 
 use std::time::Duration;
 
-use object_store::path::Path as ObjectPath;
-
 use crate::base::error::{Error, Result};
 use crate::base::settings::Inputs;
 use crate::transport::remote::{Remote, parse_bool};
@@ -137,20 +135,7 @@ fn cluster_scope(i: &Inputs, from: &Remote) -> Result<CopyWhat> {
                 .into(),
         ));
     }
-    let prefix = i
-        .retention_prefix
-        .clone()
-        .unwrap_or_else(|| format!("{cluster}-"));
-    if let Some((dir, _)) = prefix.rsplit_once('/') {
-        match ObjectPath::parse(dir) {
-            Ok(p) if p.as_ref() == dir => {}
-            _ => {
-                return Err(Error::Config(format!(
-                    "RETENTION_PREFIX={prefix:?} is not under an object path as keys have it"
-                )));
-            }
-        }
-    }
+    let prefix = super::delete::cluster_prefix(i, &cluster)?;
     Ok(CopyWhat::Cluster { prefix, cluster })
 }
 

@@ -143,26 +143,7 @@ fn retention(i: &Inputs, remote: &Remote, etcd_manager: bool) -> Result<Option<R
              so nothing proves which objects are this cluster's backups"
         )));
     }
-    let prefix = i
-        .retention_prefix
-        .clone()
-        .unwrap_or_else(|| format!("{cluster}-"));
-    // Its directory is listed: it must be an object path as written.
-    if let Some((dir, _)) = prefix.rsplit_once('/') {
-        match ObjectPath::parse(dir) {
-            Ok(p) if p.as_ref() == dir => {}
-            Ok(_) => {
-                return Err(Error::Config(format!(
-                    "RETENTION_PREFIX={prefix:?} has a leading or double '/'"
-                )));
-            }
-            Err(e) => {
-                return Err(Error::Config(format!(
-                    "RETENTION_PREFIX={prefix:?} is not under an object path: {e}"
-                )));
-            }
-        }
-    }
+    let prefix = cluster_prefix(i, &cluster)?;
     Ok(Some(Retention {
         policy,
         scope: Scope::Cluster { prefix, cluster },
@@ -261,4 +242,29 @@ fn abort_incomplete(i: &Inputs, remote: &Remote) -> Result<Option<AbortIncomplet
         older_than,
         dry_run: parse_bool(i.dry_run.as_deref(), "DRY_RUN")?,
     }))
+}
+
+/// `RETENTION_PREFIX`, or `$CLUSTER-`: the key prefix of a cluster's backups.
+/// Its directory is listed, so it must be an object path as written.
+pub(super) fn cluster_prefix(i: &Inputs, cluster: &str) -> Result<String> {
+    let prefix = i
+        .retention_prefix
+        .clone()
+        .unwrap_or_else(|| format!("{cluster}-"));
+    if let Some((dir, _)) = prefix.rsplit_once('/') {
+        match ObjectPath::parse(dir) {
+            Ok(p) if p.as_ref() == dir => {}
+            Ok(_) => {
+                return Err(Error::Config(format!(
+                    "RETENTION_PREFIX={prefix:?} has a leading or double '/'"
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "RETENTION_PREFIX={prefix:?} is not under an object path: {e}"
+                )));
+            }
+        }
+    }
+    Ok(prefix)
 }
