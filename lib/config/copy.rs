@@ -103,7 +103,7 @@ impl CopyConfig {
             }
         };
         let transfer = Transfer {
-            part_size: part_size(i, &to, false)?,
+            part_size: part_size(i, &to)?,
             concurrency: concurrency(i)?,
             single_put_max: 0,
         };

@@ -196,7 +196,7 @@ impl StoreConfig {
                 .filter(|c| crate::transport::remote::header_safe(c, "CLUSTER", false).is_ok()),
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             transfer: Transfer {
-                part_size: part_size(i, &remote, !from_etcd)?,
+                part_size: part_size(i, &remote)?,
                 concurrency: concurrency(i)?,
                 single_put_max: match &i.single_put_max {
                     Some(raw) => parse_size(

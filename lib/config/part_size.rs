@@ -5,11 +5,12 @@
 //! no minimum and a 4000 MiB maximum; object_store's Azure upload holds each
 //! block in memory while it is staged, `CONCURRENCY` at once, so az:// defaults
 //! to the 4 MiB blocks of Microsoft's SDKs (benches/RESULTS.md, issue 16), and
-//! takes down to 1 MiB. GCS keeps S3's limits (its chunks are rounded to 256 KiB);
-//! a file store's chunks are read from the file as they are sent, one in flight,
-//! so their size costs no memory there and gs:// file stores default to the
-//! 100 MiB chunks of Google's Python SDK (fewer round trips); what is cut from a
-//! stream (`--from-etcd`, `copy`) keeps the 8 MiB default, as it is held.
+//! takes down to 1 MiB. GCS keeps S3's rules (its chunks are rounded to 256 KiB);
+//! a file store's chunks are read from the file as they are sent, so a larger
+//! `PART_SIZE` costs no memory there, but each chunk's request must be answered
+//! within the client's 30 s read timeout (reqwest's bounds a request from its
+//! start to the answer's headers, the body's upload included), so the default
+//! stays 8 MiB: larger chunks are for links fast enough to send one in 30 s.
 
 use crate::base::error::Result;
 use crate::base::settings::Inputs;
@@ -19,9 +20,6 @@ use crate::transport::remote::Remote;
 pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Default block size of an az:// store: that of Microsoft's SDKs.
 pub const AZURE_DEFAULT_PART_SIZE: usize = 4 * 1024 * 1024;
-/// Default chunk of a gs:// store of a file (streamed from it): that of
-/// Google's Python SDK.
-pub const GCS_FILE_DEFAULT_PART_SIZE: usize = 100 * 1024 * 1024;
 /// S3's limits on parts.
 const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
@@ -30,11 +28,9 @@ const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 const AZURE_MIN_PART_SIZE: usize = 1024 * 1024;
 const AZURE_MAX_PART_SIZE: usize = 4000 * 1024 * 1024;
 
-/// `PART_SIZE` for an upload to `to`, or its default; `from_file`: the parts
-/// are read from a file as they are sent (`store` of a file), not held.
-pub(super) fn part_size(i: &Inputs, to: &Remote, from_file: bool) -> Result<usize> {
+/// `PART_SIZE` for an upload to `to`, or its default.
+pub(super) fn part_size(i: &Inputs, to: &Remote) -> Result<usize> {
     let (default, min, max) = match to {
-        Remote::Gcs(_) if from_file => (GCS_FILE_DEFAULT_PART_SIZE, MIN_PART_SIZE, MAX_PART_SIZE),
         Remote::Azure(_) => (
             AZURE_DEFAULT_PART_SIZE,
             AZURE_MIN_PART_SIZE,
@@ -91,29 +87,5 @@ mod tests {
             let err = store(&[("PART_SIZE", bad)]).unwrap_err();
             assert!(err.to_string().starts_with("PART_SIZE="), "{bad}: {err}");
         }
-    }
-
-    #[test]
-    fn gcs_file_stores_default_to_100_mib_chunks_and_streams_to_8_mib() {
-        let m = 1 << 20;
-        let gcs = |pairs: &[(&str, &str)]| {
-            let mut all = vec![
-                ("STORAGE_URL", "gs://backups"),
-                ("STORAGE_EMULATOR_HOST", "127.0.0.1:1"),
-            ];
-            all.extend_from_slice(pairs);
-            store(&all)
-        };
-        assert_eq!(gcs(&[]).unwrap(), 100 * m);
-        assert_eq!(gcs(&[("PART_SIZE", "16MiB")]).unwrap(), 16 * m);
-        assert_eq!(
-            gcs(&[
-                ("FROM_ETCD", "true"),
-                ("ETCD_ENDPOINTS", "http://127.0.0.1:2379")
-            ])
-            .unwrap(),
-            8 * m
-        );
-        assert!(gcs(&[("PART_SIZE", "4MiB")]).is_err());
     }
 }
