@@ -49,7 +49,8 @@ impl Buffers {
     }
 
     /// How many returned buffers are waiting to be reused.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 

@@ -7,15 +7,12 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::base::error::{Error, Result};
+use super::bolt::corrupt;
+use crate::base::error::Result;
 use crate::formats::datadir::bolt::{u32_at, u64_at};
 
 /// The most a window reads ahead, in bytes.
 pub const MAX_WINDOW: usize = 4 << 20;
-
-fn corrupt(why: impl std::fmt::Display) -> Error {
-    Error::Data(format!("bbolt check: {why}"))
-}
 
 /// Pages `2..hwm` of a file.
 pub struct Pages<'f> {

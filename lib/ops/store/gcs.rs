@@ -64,9 +64,15 @@ pub(super) async fn store_resumable(
     }
     let progress = shared_progress(before.len, cfg.progress);
     let refusal = Arc::new(Mutex::new(None));
-    let body = |(offset, len): (u64, u64), gate| {
-        let at = (cfg.file.clone(), (offset, len));
-        put::body(at.0, at.1, READS, gate, refusal.clone(), progress.clone())
+    let body = |at: (u64, u64), gate| {
+        put::body(
+            cfg.file.clone(),
+            at,
+            READS,
+            gate,
+            refusal.clone(),
+            progress.clone(),
+        )
     };
     // The last chunk starts here: every chunk before it is whole (256 KiB-aligned).
     let last_at = before.len.saturating_sub(1) / chunk * chunk;

@@ -78,7 +78,7 @@ pub(super) async fn store_multipart(
             return None;
         }
         offset += len;
-        Some(read_part((file.clone(), &cfg.file), at, len as usize, &buffers).await)
+        Some(read_part(file.clone(), &cfg.file, at, len as usize, &buffers).await)
     };
     let mut in_flight = JoinSet::new();
     let mut progress = Progress::new("uploading", Some(before.len), cfg.progress);
@@ -117,25 +117,24 @@ pub(super) async fn store_multipart(
 }
 
 /// Reads the `len` bytes of `file` (named `name`) at `offset` into a buffer of
-/// `buffers`, off the runtime; the read starts at the call.
-fn read_part(
-    (file, name): (Arc<std::fs::File>, &Path),
+/// `buffers`, off the runtime.
+async fn read_part(
+    file: Arc<std::fs::File>,
+    name: &Path,
     offset: u64,
     len: usize,
     buffers: &Buffers,
-) -> impl Future<Output = Result<Bytes>> + use<> {
+) -> Result<Bytes> {
     let name: PathBuf = name.to_path_buf();
     let buffers = buffers.clone();
-    let task = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut part = buffers.take(len);
         file.read_exact_at(&mut part, offset)
             .map_err(|e| Error::io(&name, "cannot read snapshot file", e))?;
         Ok(buffers.hand_out(part))
-    });
-    async move {
-        task.await
-            .map_err(|e| Error::Other(format!("reading task failed: {e}")))?
-    }
+    })
+    .await
+    .map_err(|e| Error::Other(format!("reading task failed: {e}")))?
 }
 
 #[cfg(test)]
