@@ -1,4 +1,9 @@
-//! Time and rates as reports and object stores write them.
+//! Time and rates as reports and object stores write them, and durations as
+//! settings give them.
+
+use std::time::Duration;
+
+use crate::base::error::{Error, Result};
 
 /// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
 pub fn rfc3339(unix_secs: u64) -> String {
@@ -87,6 +92,34 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// MiB per second, for reports.
 pub fn mib_per_s(bytes: u64, seconds: f64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / seconds.max(1e-9)
+}
+
+/// The longest duration any setting takes (a week): far beyond any Job, and far
+/// from where adding it to a clock could overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a duration: `90`, `90s`, `2m`, `1h` (at least one second, at most
+/// [`MAX_DURATION`]).
+pub fn parse_duration(raw: &str, var: &str) -> Result<Duration> {
+    let t = raw.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let secs: Option<u64> = num.parse::<u64>().ok().and_then(|n| match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    });
+    match secs {
+        Some(s) if s > MAX_DURATION.as_secs() => Err(Error::Config(format!(
+            "{var}={raw:?} is too long (at most {}h)",
+            MAX_DURATION.as_secs() / 3600
+        ))),
+        Some(s) if s > 0 => Ok(Duration::from_secs(s)),
+        _ => Err(Error::Config(format!(
+            "{var}={raw:?} is not a duration (e.g. 110s, 2m)"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::DEFAULT_CONCURRENCY;
 use crate::base::error::{Error, Result};
 use crate::base::settings::Inputs;
+pub use crate::base::time::{MAX_DURATION, parse_duration};
 
 /// `CONCURRENCY`, or the default.
 pub(super) fn concurrency(i: &Inputs) -> Result<usize> {
@@ -66,34 +67,6 @@ pub fn parse_count(raw: &str, var: &str, min: usize, max: usize) -> Result<usize
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(Error::Config(format!(
             "{var}={raw:?} must be a whole number from {min} to {max}"
-        ))),
-    }
-}
-
-/// The longest duration any setting takes (a week): far beyond any Job, and far
-/// from where adding it to a clock could overflow.
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Parses a duration: `90`, `90s`, `2m`, `1h` (at least one second, at most
-/// [`MAX_DURATION`]).
-pub fn parse_duration(raw: &str, var: &str) -> Result<Duration> {
-    let t = raw.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let secs: Option<u64> = num.parse::<u64>().ok().and_then(|n| match unit {
-        "" | "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        _ => None,
-    });
-    match secs {
-        Some(s) if s > MAX_DURATION.as_secs() => Err(Error::Config(format!(
-            "{var}={raw:?} is too long (at most {}h)",
-            MAX_DURATION.as_secs() / 3600
-        ))),
-        Some(s) if s > 0 => Ok(Duration::from_secs(s)),
-        _ => Err(Error::Config(format!(
-            "{var}={raw:?} is not a duration (e.g. 110s, 2m)"
         ))),
     }
 }
