@@ -63,6 +63,8 @@ fn garbage_values_are_named() {
         ("PART_SIZE", "4MiB"),
         ("CONCURRENCY", "0"),
         ("DEADLINE", "soonish"),
+        ("STALL_TIMEOUT", "0s"),
+        ("STALL_TIMEOUT", "slow"),
         ("STORAGE_URL", "ftp://x/y"),
     ];
     for (var, value) in cases {

@@ -135,6 +135,8 @@ pub struct Inputs {
     pub addressing: Option<String>,
     /// `DEADLINE`: internal time budget, e.g. `110s`.
     pub deadline: Option<String>,
+    /// `STALL_TIMEOUT`: how long a connection may make no progress, e.g. `30s`.
+    pub stall_timeout: Option<String>,
     /// `ETCD_DATA_DIR`: restore into this member data dir.
     pub etcd_data_dir: Option<String>,
     /// `ETCD_NAME`: the member's name.
@@ -355,6 +357,7 @@ impl Inputs {
             checksum,
             addressing,
             deadline,
+            stall_timeout,
             etcd_data_dir,
             etcd_name,
             etcd_initial_cluster,

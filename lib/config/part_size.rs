@@ -7,10 +7,9 @@
 //! to the 4 MiB blocks of Microsoft's SDKs (benches/RESULTS.md, issue 16), and
 //! takes down to 1 MiB. GCS keeps S3's rules (its chunks are rounded to 256 KiB);
 //! a file store's chunks are read from the file as they are sent, so a larger
-//! `PART_SIZE` costs no memory there, but each chunk's request must be answered
-//! within the client's 30 s read timeout (reqwest's bounds a request from its
-//! start to the answer's headers, the body's upload included), so the default
-//! stays 8 MiB: larger chunks are for links fast enough to send one in 30 s.
+//! `PART_SIZE` costs no memory there; but the same `PART_SIZE` sizes the parts
+//! `store --from-etcd` holds in memory, so the default stays 8 MiB. (A chunk's
+//! request is judged by progress, not a timeout: transport/stall.rs.)
 
 use crate::base::error::Result;
 use crate::base::settings::Inputs;

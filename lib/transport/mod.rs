@@ -11,3 +11,4 @@ pub mod object;
 pub(crate) mod put;
 pub mod remote;
 pub mod s3_options;
+pub mod stall;

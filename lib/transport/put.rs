@@ -68,12 +68,18 @@ const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 /// Where and how to send PUTs: the object's URL, and the client whose credentials sign them.
 #[derive(Clone)]
 pub(crate) struct Target {
-    /// Every request but Complete: a silence of `read_timeout` is a stall.
+    /// The requests that send no body of ours (the bucket probe, STS): a
+    /// silence of the stall limit ends them.
     client: reqwest::Client,
-    /// CompleteMultipartUpload, which a server may answer only after re-reading
-    /// the whole object (s3s-fs: about 3.4 s per GiB, docs/TEST-SERVERS.md); only the
-    /// deadline bounds it.
+    /// Every signed request (send.rs), with no read timeout: reqwest's would
+    /// cut any upload slower than itself. Their bodies and answers are judged
+    /// by a stall watch instead (stall.rs), but CompleteMultipartUpload's,
+    /// which a server may answer only after re-reading the whole object
+    /// (s3s-fs: about 3.4 s per GiB, docs/TEST-SERVERS.md): only the deadline
+    /// bounds it.
     patient: reqwest::Client,
+    /// How long a request may make no progress (`STALL_TIMEOUT`).
+    stall: Duration,
     url: reqwest::Url,
     /// The bucket's URL (ListMultipartUploads, and aborts of other keys: uploads.rs).
     bucket_url: reqwest::Url,
@@ -157,6 +163,7 @@ impl Target {
         Ok(Target {
             client: build(Some(tuning.read_timeout))?,
             patient: build(None)?,
+            stall: tuning.read_timeout,
             url,
             bucket_url,
             base,

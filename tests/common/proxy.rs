@@ -68,6 +68,9 @@ pub enum Fault {
     Corrupt(usize),
     /// Answer this status with this body (an S3 document), without forwarding.
     Answer(u16, &'static str),
+    /// Forward the request, reading its body from the client at this many
+    /// bytes per second (a slow link that keeps moving), and its answer.
+    Throttle(u64),
 }
 
 /// A request the proxy forwarded.
@@ -79,6 +82,8 @@ pub struct Seen {
     /// Hex SHA-256 of its body as the client sent it (before any alteration).
     pub body_sha256: String,
     pub body_len: usize,
+    /// From the request's head to the last body byte read from the client.
+    pub took: std::time::Duration,
 }
 
 /// Applies `fault` to the `first`-th (1-based) request of `op` and the `times - 1`
@@ -135,6 +140,17 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(upstream: u16, rules: Vec<Rule>) -> Proxy {
+        Proxy::start_with(upstream, rules, false)
+    }
+
+    /// A proxy before fake-gcs-server, whose XML API (the reads) answers only
+    /// requests addressed to its public host: GETs and HEADs are sent on with
+    /// the server's own `Host`.
+    pub fn start_for_gcs(upstream: u16, rules: Vec<Rule>) -> Proxy {
+        Proxy::start_with(upstream, rules, true)
+    }
+
+    fn start_with(upstream: u16, rules: Vec<Rule>, reads_to_upstream_host: bool) -> Proxy {
         let runtime = super::background_runtime();
         let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -145,7 +161,8 @@ impl Proxy {
             while let Ok((client, _)) = listener.accept().await {
                 let (state, rules) = (shared.clone(), rules.clone());
                 tokio::spawn(async move {
-                    let _ = handle(client, upstream, state, rules).await;
+                    let host = reads_to_upstream_host.then_some(upstream);
+                    let _ = handle(client, (upstream, host), state, rules).await;
                 });
             }
         });
@@ -285,7 +302,7 @@ async fn read_head(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 async fn handle(
     mut client: TcpStream,
-    upstream: u16,
+    (upstream, read_host): (u16, Option<u16>),
     state: Arc<Mutex<State>>,
     rules: Arc<Vec<Rule>>,
 ) -> std::io::Result<()> {
@@ -309,7 +326,10 @@ async fn handle(
         if lower.starts_with("x-amz-content-sha256:") {
             content_sha256 = line.split_once(':').map(|(_, v)| v.trim().to_string());
         }
-        if !lower.starts_with("connection:") {
+        let reading = matches!(op, Op::Get | Op::Head);
+        if let (Some(port), true, true) = (read_host, reading, lower.starts_with("host:")) {
+            rewritten.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+        } else if !lower.starts_with("connection:") {
             rewritten.push_str(line);
             rewritten.push_str("\r\n");
         }
@@ -405,19 +425,22 @@ async fn handle(
             drop(client);
             Ok(())
         }
-        None | Some(Fault::Corrupt(_)) => {
-            let flip = match fault {
-                Some(Fault::Corrupt(at)) => Some(at),
-                _ => None,
+        None | Some(Fault::Corrupt(_) | Fault::Throttle(_)) => {
+            let started = std::time::Instant::now();
+            let (flip, rate) = match fault {
+                Some(Fault::Corrupt(at)) => (Some(at), None),
+                Some(Fault::Throttle(rate)) => (None, Some(rate)),
+                _ => (None, None),
             };
             let mut up = TcpStream::connect(("127.0.0.1", upstream)).await?;
             up.write_all(rewritten.as_bytes()).await?;
-            let body_sha256 = forward_body(&mut client, &mut up, body_len, flip).await?;
+            let body_sha256 = forward_body(&mut client, &mut up, body_len, (flip, rate)).await?;
             state.lock().unwrap().seen.push(Seen {
                 op,
                 content_sha256,
                 body_sha256,
                 body_len,
+                took: started.elapsed(),
             });
             tokio::io::copy(&mut up, &mut client).await?;
             client.shutdown().await
@@ -426,17 +449,24 @@ async fn handle(
 }
 
 /// Copies `len` body bytes from `client` to `up`, flipping the byte at offset
-/// `flip`; returns the hex SHA-256 of the bytes as they came from the client.
+/// `flip`, reading at most `rate` bytes per second; returns the hex SHA-256 of
+/// the bytes as they came from the client.
 async fn forward_body(
     client: &mut TcpStream,
     up: &mut TcpStream,
     len: usize,
-    flip: Option<usize>,
+    (flip, rate): (Option<usize>, Option<u64>),
 ) -> std::io::Result<String> {
     let mut hash = snapjob::base::digest::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; if rate.is_some() { 16 } else { 64 } * 1024];
     let mut at = 0;
+    let start = tokio::time::Instant::now();
     while at < len {
+        if let Some(rate) = rate {
+            // Not before `at` bytes are due at `rate`.
+            let due = std::time::Duration::from_secs_f64(at as f64 / rate as f64);
+            tokio::time::sleep_until(start + due).await;
+        }
         let want = buf.len().min(len - at);
         let n = client.read(&mut buf[..want]).await?;
         if n == 0 {

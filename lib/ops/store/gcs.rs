@@ -43,7 +43,7 @@ pub(super) async fn store_resumable(
     let (sha256, verification) = verify::hash_and_verify(&cfg.file, shutdown, deadline).await?;
     let client = crate::transport::gcs::GcsClient::build(
         settings,
-        &ClientTuning::for_deadline(deadline.remaining()),
+        &ClientTuning::for_deadline(deadline.remaining()).with_stall(settings.stall),
     )?;
     let mut metadata = vec![(SHA256_METADATA, sha256.as_str())];
     if let Some(cluster) = cfg.cluster.as_deref() {

@@ -60,6 +60,8 @@ pub(crate) fn parse_url(raw: &str) -> Result<Option<AzureSettings>> {
             config: Vec::new(),
         },
         ca_bundle: None,
+        // Replaced by the settings' (from_inputs).
+        stall: crate::transport::stall::DEFAULT_STALL,
     }))
 }
 

@@ -46,6 +46,8 @@ pub struct AzureSettings {
     pub credentials: AzureCredentials,
     /// Extra trusted CA certificates (PEM), and the file they came from.
     pub ca_bundle: Option<(PathBuf, Vec<u8>)>,
+    /// How long a request may make no progress (`STALL_TIMEOUT`).
+    pub stall: std::time::Duration,
 }
 
 /// The source of the Azure credentials.
@@ -206,6 +208,7 @@ pub(crate) fn from_inputs(mut s: AzureSettings, i: &Inputs) -> Result<AzureSetti
     s.endpoint = endpoint;
     s.credentials = credentials;
     s.ca_bundle = load_ca_bundle(i.ca_bundle.as_deref())?;
+    s.stall = crate::transport::remote::stall_timeout(i)?;
     Ok(s)
 }
 

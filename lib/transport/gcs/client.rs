@@ -17,6 +17,7 @@ use super::store::GcsStore;
 use super::{GcsCredentials, GcsSettings};
 use crate::base::error::{Error, Result};
 use crate::transport::remote::ClientTuning;
+use crate::transport::stall::{DEFAULT_STALL, Stalled, Watch};
 use object_store::path::Path as ObjectPath;
 
 /// The GCS client of every operation: object_store's `GoogleCloudStorage`
@@ -44,9 +45,10 @@ impl GcsClient {
                     .as_deref()
                     .is_some_and(|u| u.starts_with("http://")),
             );
+        // No read timeout: reqwest's would cut any upload slower than itself;
+        // `send` puts a stall watch on each request instead.
         let mut http = reqwest::Client::builder()
             .connect_timeout(tuning.connect_timeout)
-            .read_timeout(tuning.read_timeout)
             .http1_only()
             .no_proxy();
         if let Some((path, pem)) = &s.ca_bundle {
@@ -182,14 +184,10 @@ impl GcsClient {
         }
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let location = format!("gs://{}/{name}", self.settings.bucket);
-        let mut request = self
-            .http
-            .post(url)
-            .header(
-                "content-type",
-                format!("multipart/related; boundary={boundary}"),
-            )
-            .body(body);
+        let mut request = self.http.post(url).header(
+            "content-type",
+            format!("multipart/related; boundary={boundary}"),
+        );
         if let Some(auth) = self
             .authorization()
             .await
@@ -197,17 +195,21 @@ impl GcsClient {
         {
             request = request.header("authorization", auth);
         }
-        let response = request
-            .send()
+        let len = body.len() as u64;
+        let response = self
+            .send(request, (reqwest::Body::from(body), len))
             .await
-            .map_err(|e| object_store::Error::Generic {
+            .map_err(|source| object_store::Error::Generic {
                 store: "GCS",
-                source: Box::new(e.without_url()),
+                source,
             })?;
         if !response.status().is_success() {
             return Err(status_error_of(&location, response).await);
         }
-        let text = response.bytes().await.map_err(|e| generic(e.to_string()))?;
+        let text = tokio::time::timeout(self.settings.stall, response.bytes())
+            .await
+            .map_err(|_| generic(Stalled(self.settings.stall).to_string()))?
+            .map_err(|e| generic(e.to_string()))?;
         let answer: serde_json::Value =
             serde_json::from_slice(&text).map_err(|e| generic(e.to_string()))?;
         let field = |k: &str| answer.get(k).and_then(|v| v.as_str()).map(str::to_string);
@@ -281,21 +283,22 @@ impl GcsClient {
             "name": name,
             "contentType": "application/octet-stream",
             "metadata": meta,
-        });
+        })
+        .to_string();
         let mut request = self
             .http
             .post(url)
             .header("content-type", "application/json; charset=UTF-8")
-            .header("x-upload-content-type", "application/octet-stream")
-            .body(body.to_string());
+            .header("x-upload-content-type", "application/octet-stream");
         if let Some(total) = total {
             request = request.header("x-upload-content-length", total);
         }
         if let Some(auth) = self.authorization().await? {
             request = request.header("authorization", auth);
         }
-        let response = request
-            .send()
+        let len = body.len() as u64;
+        let response = self
+            .send(request, (reqwest::Body::from(body), len))
             .await
             .map_err(|e| transport_error(&location, e))?;
         if !response.status().is_success() {
@@ -321,6 +324,26 @@ impl GcsClient {
     }
 }
 
+impl GcsClient {
+    /// Sends `request` with `body` and waits for the answer's head, judged by
+    /// a stall watch (stall.rs) in place of a read timeout.
+    pub(super) async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        (body, len): (reqwest::Body, u64),
+    ) -> std::result::Result<reqwest::Response, BoxError> {
+        let watch = Watch::new(self.settings.stall);
+        let sending = request.body(watch.body(body, len)).send();
+        match watch.guard(sending).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(Box::new(e.without_url())),
+            Err(stalled) => Err(Box::new(stalled)),
+        }
+    }
+}
+
+pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 pub(super) fn generic(text: impl Into<String>) -> object_store::Error {
     object_store::Error::Generic {
         store: "GCS",
@@ -328,12 +351,12 @@ pub(super) fn generic(text: impl Into<String>) -> object_store::Error {
     }
 }
 
-pub(super) fn transport_error(location: &str, e: reqwest::Error) -> Error {
+pub(super) fn transport_error(location: &str, source: BoxError) -> Error {
     Error::remote(
         format!("upload to {location}"),
         object_store::Error::Generic {
             store: "GCS",
-            source: Box::new(e.without_url()),
+            source,
         },
     )
 }
@@ -352,7 +375,12 @@ pub(super) async fn status_error_of(
     response: reqwest::Response,
 ) -> object_store::Error {
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    // The client has no read timeout: an error's text is waited for 30 s at most.
+    let text = tokio::time::timeout(DEFAULT_STALL, response.text())
+        .await
+        .ok()
+        .and_then(|t| t.ok())
+        .unwrap_or_default();
     let text: String = text.chars().take(300).collect();
     let source: Box<dyn std::error::Error + Send + Sync> =
         format!("status code: {status}: {text}").into();

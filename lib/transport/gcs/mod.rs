@@ -34,6 +34,8 @@ pub struct GcsSettings {
     pub credentials: GcsCredentials,
     /// Extra trusted CA certificates (PEM), and the file they came from.
     pub ca_bundle: Option<(PathBuf, Vec<u8>)>,
+    /// How long a request may make no progress (`STALL_TIMEOUT`).
+    pub stall: std::time::Duration,
 }
 
 /// The source of the GCS credentials.
@@ -178,6 +180,7 @@ pub(crate) fn settings(
         base_url: endpoint.or(emulator),
         credentials,
         ca_bundle,
+        stall: crate::transport::remote::stall_timeout(inputs)?,
     })
 }
 

@@ -26,7 +26,7 @@ impl Resumable {
     /// Sends `bytes` at `offset`; `last` completes the object.
     pub(crate) async fn put_chunk(&self, offset: u64, bytes: Bytes, last: bool) -> Result<()> {
         let len = bytes.len() as u64;
-        self.put_body(offset, (reqwest::Body::from(bytes), len), last)
+        self.put_body(offset, (crate::transport::stall::pieces(bytes), len), last)
             .await
     }
 
@@ -56,13 +56,13 @@ impl Resumable {
             .http
             .put(&self.session)
             .header("content-range", range)
-            .header("content-length", len)
-            .body(body);
+            .header("content-length", len);
         if let Some(auth) = self.client.authorization().await? {
             request = request.header("authorization", auth);
         }
-        let response = request
-            .send()
+        let response = self
+            .client
+            .send(request, (body, len))
             .await
             .map_err(|e| transport_error(&self.location, e))?;
         let status = response.status().as_u16();
@@ -82,7 +82,11 @@ impl Resumable {
         if let Ok(Some(auth)) = self.client.authorization().await {
             request = request.header("authorization", auth);
         }
-        match request.send().await {
+        match self
+            .client
+            .send(request, (reqwest::Body::from(""), 0))
+            .await
+        {
             // 499 is GCS's answer to a cancelled session.
             Ok(r) if r.status().is_success() || r.status().as_u16() == 499 => None,
             Ok(r) if r.status().as_u16() == 404 || r.status().as_u16() == 410 => None,

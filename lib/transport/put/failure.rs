@@ -48,6 +48,17 @@ impl Failure {
         }
     }
 
+    /// The connection made no progress for the stall limit: another try may.
+    pub(super) fn stalled(stalled: crate::transport::stall::Stalled) -> Failure {
+        Failure {
+            retryable: true,
+            error: object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(stalled),
+            },
+        }
+    }
+
     pub(super) fn from_response(status: reqwest::StatusCode, body: &str, path: &str) -> Failure {
         let code = xml_text(body, "Code").unwrap_or_default();
         let message = xml_text(body, "Message").unwrap_or_default();

@@ -67,7 +67,11 @@ impl Target {
                     Method::PUT,
                     &query,
                     sha256.as_deref(),
-                    (reqwest::Body::from(bytes.clone()), len, &payload),
+                    (
+                        crate::transport::stall::pieces(bytes.clone()),
+                        len,
+                        &payload,
+                    ),
                 )
             })
             .await?;

@@ -11,6 +11,7 @@ use reqwest::Method;
 use super::{CARRIED_CHECKSUM, Failure, Target, UNSIGNED, usable};
 use crate::base::error::{Error, Result};
 use crate::transport::s3_options::{ChecksumMode, checksum_sha256};
+use crate::transport::stall::{Stalled, Watch};
 
 impl Target {
     pub(super) fn remote_error(&self, what: &str, e: Failure) -> Error {
@@ -53,10 +54,17 @@ impl Target {
         meta_sha256: Option<&str>,
         (body, len, payload): (reqwest::Body, u64, &str),
     ) -> Result<String, Failure> {
+        let patient = patient(&method, query);
         let response = self
             .send(method, query, (meta_sha256, None), (body, len, payload))
             .await?;
-        response.text().await.map_err(Failure::transport)
+        if patient {
+            return response.text().await.map_err(Failure::transport);
+        }
+        tokio::time::timeout(self.stall, response.text())
+            .await
+            .map_err(|_| Failure::stalled(Stalled(self.stall)))?
+            .map_err(Failure::transport)
     }
 
     /// Like [`Target::call`], returning the answer's ETag.
@@ -75,7 +83,7 @@ impl Target {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let _ = response.bytes().await;
+        let _ = tokio::time::timeout(self.stall, response.bytes()).await;
         etag.ok_or_else(|| Failure {
             retryable: false,
             error: object_store::Error::Generic {
@@ -110,7 +118,7 @@ impl Target {
                 head = head.header(format!("x-amz-meta-{name}"), value.as_str());
             }
         }
-        let completing = method == Method::POST && query.starts_with("uploadId=");
+        let completing = patient(&method, query);
         let creating = (method == Method::PUT && query.is_empty()) || completing;
         if self.create_only && creating {
             head = head.header("if-none-match", "*");
@@ -171,22 +179,29 @@ impl Target {
                 retryable: false,
                 error,
             })?;
-        let client = if completing {
-            &self.patient
+        // Complete is bounded by the deadline only; every other request by a
+        // stall watch on its body and answer (stall.rs), not by the client's
+        // read timeout, which would cut any upload slower than itself.
+        let watch = Watch::new(self.stall);
+        let body = if completing {
+            body
         } else {
-            &self.client
+            watch.body(body, len)
         };
-        let mut request = client
+        let mut request = self
+            .patient
             .request(method, url)
             .header(reqwest::header::CONTENT_LENGTH, len);
         for (name, value) in signed.headers() {
             request = request.header(name, value);
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(Failure::transport)?;
+        let sending = request.body(body).send();
+        let sent = if completing {
+            sending.await
+        } else {
+            watch.guard(sending).await.map_err(Failure::stalled)?
+        };
+        let response = sent.map_err(Failure::transport)?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -197,7 +212,11 @@ impl Target {
             .get("x-amz-bucket-region")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let mut text = response.text().await.unwrap_or_default();
+        let mut text = tokio::time::timeout(self.stall, response.text())
+            .await
+            .ok()
+            .and_then(|t| t.ok())
+            .unwrap_or_default();
         if let Some(r) = region.filter(|_| !text.contains("<Region>")) {
             text.push_str(&format!("<Region>{r}</Region>"));
         }
@@ -215,4 +234,11 @@ impl Target {
         }
         Err(failure)
     }
+}
+
+/// CompleteMultipartUpload: answered only once the server has put the parts
+/// together (S3 keeps the connection alive with whitespace meanwhile), so
+/// bounded by the deadline alone.
+fn patient(method: &Method, query: &str) -> bool {
+    *method == Method::POST && query.starts_with("uploadId=")
 }

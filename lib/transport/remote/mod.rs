@@ -146,6 +146,7 @@ impl Remote {
             ca_bundle: load_ca_bundle(inputs.ca_bundle.as_deref())?,
             sign_payload: parse_bool(inputs.signed_payload.as_deref(), "SIGNED_PAYLOAD")?,
             options,
+            stall: stall_timeout(inputs)?,
         }))
     }
 
@@ -209,12 +210,23 @@ impl Remote {
         deadline: &Deadline,
         shutdown: &Shutdown,
     ) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-        let tuning = ClientTuning::for_deadline(deadline.remaining());
+        let tuning = self.tuning(deadline);
         let client = deadline
             .run(shutdown, "connecting", self.open(&tuning))
             .await?;
         let path = ObjectPath::parse(key).map_err(|e| Error::Config(format!("object key: {e}")))?;
         Ok((client, path))
+    }
+
+    /// How the clients behave within `deadline`, with the settings' stall limit.
+    pub fn tuning(&self, deadline: &Deadline) -> ClientTuning {
+        let stall = match self {
+            Remote::S3(s) => s.stall,
+            Remote::Azure(a) => a.stall,
+            Remote::Gcs(g) => g.stall,
+            Remote::Local { .. } => crate::transport::stall::DEFAULT_STALL,
+        };
+        ClientTuning::for_deadline(deadline.remaining()).with_stall(stall)
     }
 
     /// Builds the client. Contacts AWS only to find the bucket's region when it
@@ -268,7 +280,7 @@ impl Remote {
                 return Ok((client, path, None));
             }
         };
-        let tuning = ClientTuning::for_deadline(deadline.remaining());
+        let tuning = self.tuning(deadline);
         let s3 = deadline
             .run(shutdown, "connecting", S3Client::build(s, &tuning))
             .await?;
@@ -322,6 +334,7 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
                 sign_payload: false,
                 // Replaced by the options of the settings (from_inputs).
                 options: Default::default(),
+                stall: crate::transport::stall::DEFAULT_STALL,
             }))
         }
         "gs" => {
@@ -335,6 +348,7 @@ fn parse_storage_url(raw: &str) -> Result<Remote> {
                 // Replaced by the credentials of the settings (from_inputs).
                 credentials: crate::transport::gcs::GcsCredentials::MetadataServer,
                 ca_bundle: None,
+                stall: crate::transport::stall::DEFAULT_STALL,
             }))
         }
         other => Err(bad(&format!(
@@ -354,5 +368,14 @@ fn validate_bucket(bucket: &str) -> Result<()> {
         Err(Error::Config(format!(
             "BUCKET_NAME={bucket:?} is not a valid bucket name (3-63 lowercase letters, digits, '.', '-')"
         )))
+    }
+}
+
+/// `STALL_TIMEOUT`: how long a connection may make no progress before the
+/// request is sent again; 30 s by default.
+pub(crate) fn stall_timeout(inputs: &Inputs) -> Result<std::time::Duration> {
+    match inputs.stall_timeout.as_deref() {
+        Some(raw) => crate::base::time::parse_duration(raw, "STALL_TIMEOUT"),
+        None => Ok(crate::transport::stall::DEFAULT_STALL),
     }
 }

@@ -34,6 +34,8 @@ pub struct S3Settings {
     pub sign_payload: bool,
     /// Server-side encryption, checksums and addressing.
     pub options: crate::transport::s3_options::S3Options,
+    /// How long a request may make no progress (`STALL_TIMEOUT`).
+    pub stall: Duration,
 }
 
 /// A parsed endpoint: `scheme://host[:port]`, or AWS itself.
@@ -144,19 +146,28 @@ pub struct ClientTuning {
     pub max_retries: usize,
     /// Connect timeout.
     pub connect_timeout: Duration,
-    /// Longest silence while reading a response (a stalled connection).
+    /// Longest silence of a connection (`STALL_TIMEOUT`): reading a response,
+    /// or sending a body (judged by a stall watch, stall.rs).
     pub read_timeout: Duration,
 }
 
 impl ClientTuning {
     /// Retries bounded by the operation's own deadline (object_store's default of
-    /// three minutes would outlive a 120 s Job).
+    /// three minutes would outlive a 120 s Job); the default stall limit.
     pub fn for_deadline(deadline: Duration) -> Self {
         ClientTuning {
             retry_timeout: deadline.mul_f32(0.8),
             max_retries: 6,
             connect_timeout: Duration::from_secs(5),
-            read_timeout: Duration::from_secs(30),
+            read_timeout: crate::transport::stall::DEFAULT_STALL,
+        }
+    }
+
+    /// The same, with `stall` as the longest silence (`STALL_TIMEOUT`).
+    pub fn with_stall(self, stall: Duration) -> Self {
+        ClientTuning {
+            read_timeout: stall,
+            ..self
         }
     }
 }
