@@ -30,14 +30,17 @@ mod profile;
 mod s3;
 #[cfg(test)]
 mod tests;
+mod tuning;
 
 pub use checks::parse_bool;
 pub(crate) use checks::{header_safe, load_ca_bundle, redact_userinfo};
 pub use credentials::Credentials;
 use credentials::credentials;
 pub(crate) use s3::S3Client;
-pub use s3::{ClientTuning, Endpoint, S3Settings, parse_endpoint};
+pub use s3::{Endpoint, S3Settings, parse_endpoint};
 use s3::{aws_region_in, open_s3};
+pub use tuning::ClientTuning;
+pub(crate) use tuning::stall_timeout;
 
 /// Where the Job's CA bundle ConfigMap is mounted (docs/CONTRACT.md).
 pub const DEFAULT_CA_BUNDLE: &str = "/etc/ca-bundle/ca-bundle.pem";
@@ -368,14 +371,5 @@ fn validate_bucket(bucket: &str) -> Result<()> {
         Err(Error::Config(format!(
             "BUCKET_NAME={bucket:?} is not a valid bucket name (3-63 lowercase letters, digits, '.', '-')"
         )))
-    }
-}
-
-/// `STALL_TIMEOUT`: how long a connection may make no progress before the
-/// request is sent again; 30 s by default.
-pub(crate) fn stall_timeout(inputs: &Inputs) -> Result<std::time::Duration> {
-    match inputs.stall_timeout.as_deref() {
-        Some(raw) => crate::base::time::parse_duration(raw, "STALL_TIMEOUT"),
-        None => Ok(crate::transport::stall::DEFAULT_STALL),
     }
 }

@@ -9,6 +9,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
+use super::ClientTuning;
 use super::checks::redact_userinfo;
 use super::credentials::Credentials;
 use crate::base::error::{Error, Result};
@@ -135,41 +136,6 @@ pub(super) fn is_aws_region(s: &str) -> bool {
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok()
-}
-
-/// HTTP behaviour of the client, derived from the operation's deadline.
-#[derive(Debug, Clone)]
-pub struct ClientTuning {
-    /// Total time object_store may spend retrying one request.
-    pub retry_timeout: Duration,
-    /// Retries per request.
-    pub max_retries: usize,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Longest silence of a connection (`STALL_TIMEOUT`): reading a response,
-    /// or sending a body (judged by a stall watch, stall.rs).
-    pub read_timeout: Duration,
-}
-
-impl ClientTuning {
-    /// Retries bounded by the operation's own deadline (object_store's default of
-    /// three minutes would outlive a 120 s Job); the default stall limit.
-    pub fn for_deadline(deadline: Duration) -> Self {
-        ClientTuning {
-            retry_timeout: deadline.mul_f32(0.8),
-            max_retries: 6,
-            connect_timeout: Duration::from_secs(5),
-            read_timeout: crate::transport::stall::DEFAULT_STALL,
-        }
-    }
-
-    /// The same, with `stall` as the longest silence (`STALL_TIMEOUT`).
-    pub fn with_stall(self, stall: Duration) -> Self {
-        ClientTuning {
-            read_timeout: stall,
-            ..self
-        }
-    }
 }
 
 /// The bucket's region: the configured one, `us-east-1` for a custom endpoint,
