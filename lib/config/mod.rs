@@ -33,8 +33,8 @@ pub use doctor::DoctorConfig;
 pub use etcd::{DEFAULT_GZIP_LEVEL, SnapshotConfig, etcd_settings};
 pub use parse::{MAX_DURATION, parse_count, parse_duration, parse_size};
 use parse::{concurrency, deadline, progress};
-pub use part_size::DEFAULT_PART_SIZE;
-use part_size::part_size;
+pub use part_size::{DEFAULT_PART_SIZE, STREAMED_PART_SIZE};
+use part_size::{part_size, streamed_part_size};
 pub use restore::{CtlConfig, RestoreConfig, RestoreSource};
 pub use verify::{ListConfig, Selection, VerifyConfig, VerifyFlags};
 
@@ -196,7 +196,11 @@ impl StoreConfig {
                 .filter(|c| crate::transport::remote::header_safe(c, "CLUSTER", false).is_ok()),
             file: PathBuf::from(i.snapshot_file.as_deref().unwrap_or(DEFAULT_SNAPSHOT_FILE)),
             transfer: Transfer {
-                part_size: part_size(i, &remote)?,
+                part_size: if from_etcd {
+                    streamed_part_size(i, &remote)?
+                } else {
+                    part_size(i, &remote)?
+                },
                 concurrency: concurrency(i)?,
                 single_put_max: match &i.single_put_max {
                     Some(raw) => parse_size(
@@ -210,7 +214,7 @@ impl StoreConfig {
             },
             deadline: deadline(i, Duration::from_secs(110))?,
             progress: progress(i)?,
-            etcd: if parse_bool(i.from_etcd.as_deref(), "FROM_ETCD")? {
+            etcd: if from_etcd {
                 Some(etcd_settings(i)?)
             } else {
                 None

@@ -27,6 +27,21 @@ const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 const AZURE_MIN_PART_SIZE: usize = 1024 * 1024;
 const AZURE_MAX_PART_SIZE: usize = 4000 * 1024 * 1024;
 
+/// Default part size of a streamed store (`--from-etcd`) to S3: S3's smallest
+/// part. Its parts are held in memory while in flight, up to `CONCURRENCY + 2` of
+/// them, so they are kept small: at most 10,000 parts of 5 MiB, 48.8 GiB stored
+/// (benches/RESULTS.md, issue 20). az:// keeps its 4 MiB blocks; gs:// its 8 MiB
+/// chunks (one held at a time, sent in order: smaller ones only add round trips).
+pub const STREAMED_PART_SIZE: usize = MIN_PART_SIZE;
+
+/// `PART_SIZE` for a streamed store to `to` (`--from-etcd`), or its default.
+pub(super) fn streamed_part_size(i: &Inputs, to: &Remote) -> Result<usize> {
+    match (&i.part_size, to) {
+        (None, Remote::S3(_)) => Ok(STREAMED_PART_SIZE),
+        _ => part_size(i, to),
+    }
+}
+
 /// `PART_SIZE` for an upload to `to`, or its default.
 pub(super) fn part_size(i: &Inputs, to: &Remote) -> Result<usize> {
     let (default, min, max) = match to {
@@ -79,6 +94,12 @@ mod tests {
             assert_eq!(err.exit_code(), 78, "{bad}");
             assert!(err.to_string().starts_with("PART_SIZE="), "{bad}: {err}");
         }
+        // A streamed store (--from-etcd) keeps its 4 MiB blocks too.
+        let etcd = [
+            ("FROM_ETCD", "true"),
+            ("ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
+        ];
+        assert_eq!(azure(&etcd).unwrap(), 4 * m);
         // S3 keeps its default and its 5 MiB floor.
         assert_eq!(store(&[]).unwrap(), 8 * m);
         assert_eq!(store(&[("PART_SIZE", "5GiB")]).unwrap(), 5 << 30);
@@ -86,5 +107,26 @@ mod tests {
             let err = store(&[("PART_SIZE", bad)]).unwrap_err();
             assert!(err.to_string().starts_with("PART_SIZE="), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_streamed_store_defaults_to_5_mib_parts_and_honours_part_size() {
+        let m = 1 << 20;
+        let etcd = |more: &[(&'static str, &'static str)]| {
+            let mut all = vec![
+                ("FROM_ETCD", "true"),
+                ("ETCD_ENDPOINTS", "http://127.0.0.1:2379"),
+            ];
+            all.extend_from_slice(more);
+            store(&all)
+        };
+        assert_eq!(etcd(&[]).unwrap(), 5 * m);
+        assert_eq!(etcd(&[("STORAGE_URL", "gs://backups")]).unwrap(), 8 * m);
+        assert_eq!(etcd(&[("PART_SIZE", "8MiB")]).unwrap(), 8 * m);
+        assert_eq!(etcd(&[("PART_SIZE", "64MiB")]).unwrap(), 64 * m);
+        let err = etcd(&[("PART_SIZE", "4MiB")]).unwrap_err();
+        assert!(err.to_string().starts_with("PART_SIZE="), "{err}");
+        // A file's store keeps 8 MiB.
+        assert_eq!(store(&[]).unwrap(), 8 * m);
     }
 }

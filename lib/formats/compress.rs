@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use crate::base::pool::Ordered;
-use crate::formats::gzip_members::{BLOCK, encode_member};
+use crate::formats::gzip_members::{BLOCK, encode_member_into};
 
 /// How the stream is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +55,22 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
+/// A block to compress and the buffer its member is written into; given back
+/// with the member, both are reused for later blocks.
+type Job = (Vec<u8>, Vec<u8>);
+
 /// gzip written as one member per [`BLOCK`], compressed by `threads` workers and
 /// written in order. In memory: the block being filled, and at most `threads + 1`
 /// blocks in flight with their compressed members: about `(2 x threads + 3)` MiB
-/// at most, less as the snapshot compresses.
+/// at most, less as the snapshot compresses. The blocks' and members' buffers
+/// are reused: no 1 MiB allocation per member (each one freed is page-faulted
+/// in again, or kept in glibc's heap; benches/RESULTS.md, issue 20).
 pub struct Members<W: Write> {
     out: W,
     block: Vec<u8>,
-    pool: Ordered<Vec<u8>, std::io::Result<Vec<u8>>>,
+    pool: Ordered<Job, std::io::Result<Job>>,
+    /// Buffers back from the workers, (block, member) pairs.
+    spare: Vec<Job>,
     members: u64,
 }
 
@@ -72,17 +80,24 @@ impl<W: Write> Members<W> {
         Members {
             out,
             block: Vec::with_capacity(BLOCK),
-            pool: Ordered::new(threads, threads + 1, move |raw: Vec<u8>| {
-                encode_member(&raw, level)
+            pool: Ordered::new(threads, threads + 1, move |(raw, out): Job| {
+                encode_member_into(&raw, level, out).map(|member| (raw, member))
             }),
+            spare: Vec::new(),
             members: 0,
         }
     }
 
-    /// Writes the oldest finished member.
+    /// Writes the oldest finished member and keeps its buffers.
     fn write_next(&mut self) -> std::io::Result<()> {
         match self.pool.take_oldest() {
-            Some(Ok(member)) => self.out.write_all(&member?),
+            Some(Ok(done)) => {
+                let (mut raw, member) = done?;
+                self.out.write_all(&member)?;
+                raw.clear();
+                self.spare.push((raw, member));
+                Ok(())
+            }
             Some(Err(_)) => Err(std::io::Error::other("a compressing thread panicked")),
             None => Ok(()),
         }
@@ -92,10 +107,14 @@ impl<W: Write> Members<W> {
         while self.pool.is_full() {
             self.write_next()?;
         }
-        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
+        let (next, member) = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| (Vec::with_capacity(BLOCK), Vec::new()));
+        let block = std::mem::replace(&mut self.block, next);
         self.members += 1;
         self.pool
-            .submit(block)
+            .submit((block, member))
             .map_err(|_| std::io::Error::other("the compressing threads stopped"))
     }
 

@@ -16,8 +16,6 @@
 //! XLEN 12, `S J`, LEN 8, member length (u32 LE, header and trailer included),
 //! raw size (u32 LE). Then raw deflate, CRC-32 and ISIZE as in any member.
 
-use std::io::Write;
-
 /// Raw bytes per member. Small enough that a few in flight per thread cost
 /// little memory, large enough that resetting the 32 KiB window costs well under
 /// 1% of the size (benches/RESULTS.md).
@@ -112,14 +110,18 @@ fn xfl(level: u32) -> u8 {
 
 /// Compresses `raw` (at most [`BLOCK`] bytes) into one member with its `SJ` entry.
 pub fn encode_member(raw: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(HEADER + raw.len() / 3 + 64);
+    encode_member_into(raw, level, Vec::new())
+}
+
+/// [`encode_member`] into `out`'s allocation (its bytes are replaced), so a
+/// writer of many members reuses a few buffers instead of one fresh one each.
+pub fn encode_member_into(raw: &[u8], level: u32, mut out: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    out.clear();
+    out.reserve(HEADER + raw.len() / 3 + 64);
     out.extend_from_slice(&[0x1f, 0x8b, 8, 4, 0, 0, 0, 0, xfl(level), 255, 12, 0]);
     out.extend_from_slice(b"SJ\x08\x00");
     out.extend_from_slice(&[0; 8]); // lengths, filled in below
-    let mut deflate =
-        flate2::write::DeflateEncoder::new(out, flate2::Compression::new(level.min(9)));
-    deflate.write_all(raw)?;
-    let mut out = deflate.finish()?;
+    deflate_into(raw, level, &mut out)?;
     let mut crc = flate2::Crc::new();
     crc.update(raw);
     out.extend_from_slice(&crc.sum().to_le_bytes());
@@ -128,6 +130,42 @@ pub fn encode_member(raw: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
     out[16..20].copy_from_slice(&total.to_le_bytes());
     out[20..24].copy_from_slice(&(raw.len() as u32).to_le_bytes());
     Ok(out)
+}
+
+thread_local! {
+    /// This thread's deflate state at its level, reset from member to member
+    /// rather than allocated and freed each time (zlib-rs's state is several
+    /// blocks of 64-128 KiB; freed, they stayed in glibc's heap: issue 20).
+    static DEFLATE: std::cell::RefCell<Option<(u32, flate2::Compress)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Appends `raw` deflated (raw deflate, no zlib header) to `out`.
+fn deflate_into(raw: &[u8], level: u32, out: &mut Vec<u8>) -> std::io::Result<()> {
+    DEFLATE.with_borrow_mut(|slot| {
+        let mut d = match slot.take() {
+            Some((kept, mut d)) if kept == level => {
+                d.reset();
+                d
+            }
+            _ => flate2::Compress::new(flate2::Compression::new(level.min(9)), false),
+        };
+        let start = d.total_in();
+        loop {
+            let used = usize::try_from(d.total_in() - start).map_err(std::io::Error::other)?;
+            if out.capacity() - out.len() < 64 * 1024 {
+                out.reserve(256 * 1024);
+            }
+            let status = d
+                .compress_vec(&raw[used..], out, flate2::FlushCompress::Finish)
+                .map_err(std::io::Error::other)?;
+            if status == flate2::Status::StreamEnd {
+                break;
+            }
+        }
+        *slot = Some((level, d));
+        Ok(())
+    })
 }
 
 /// Inflates one whole member that [`parse_header`] described; the error says
@@ -161,7 +199,7 @@ pub fn inflate_member(member: &[u8], m: Member) -> Result<Vec<u8>, &'static str>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Read, Write};
 
     #[test]
     fn members_are_standard_gzip_and_carry_their_lengths() {

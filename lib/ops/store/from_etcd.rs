@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::StoreReport;
+use crate::base::buffers::Buffers;
 use crate::base::cancel::{Deadline, Shutdown};
 use crate::base::digest::Sha256;
 use crate::base::error::{Error, Result};
@@ -32,9 +33,14 @@ use crate::transport::etcd::{self, EtcdSource};
 use crate::transport::multipart;
 use crate::transport::object::{confirm, encryption_metadata, hashkv_metadata};
 
-/// Cuts the compressed stream into parts for the uploader and hashes it.
+/// Cuts the compressed stream into parts for the uploader and hashes it. The
+/// parts' buffers are reused ([`Buffers`]): at most `concurrency + 2` exist, and
+/// none is freed and allocated again per part (freed part-sized blocks stay in
+/// glibc's heap once its mmap threshold has grown past them: 10-15 MiB more RSS,
+/// benches/RESULTS.md, issue 20).
 struct PartSink {
     part_size: usize,
+    buffers: Buffers,
     buf: Vec<u8>,
     parts: mpsc::Sender<Result<Bytes>>,
     hash: Sha256,
@@ -42,10 +48,17 @@ struct PartSink {
 }
 
 impl PartSink {
+    /// An empty buffer of `part_size` capacity, reused when one came back.
+    fn empty(buffers: &Buffers, part_size: usize) -> Vec<u8> {
+        let mut buf = buffers.take(part_size);
+        buf.clear();
+        buf
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
-        let part = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
+        let part = std::mem::take(&mut self.buf);
         self.parts
-            .blocking_send(Ok(Bytes::from(part)))
+            .blocking_send(Ok(self.buffers.hand_out(part)))
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped"))
     }
 
@@ -64,6 +77,11 @@ impl Write for PartSink {
         self.total += data.len() as u64;
         let mut rest = data;
         while !rest.is_empty() {
+            if self.buf.capacity() == 0 {
+                // Taken only when bytes come: a part waiting to be sent does
+                // not hold a second buffer meanwhile.
+                self.buf = Self::empty(&self.buffers, self.part_size);
+            }
             let take = (self.part_size - self.buf.len()).min(rest.len());
             self.buf.extend_from_slice(&rest[..take]);
             rest = &rest[take..];
@@ -154,7 +172,9 @@ pub async fn store_from_etcd(
     let (parts_tx, mut parts_rx) = mpsc::channel(1);
     let sink = PartSink {
         part_size: cfg.transfer.part_size,
-        buf: Vec::with_capacity(cfg.transfer.part_size),
+        // In flight, queued, and the one being filled.
+        buffers: Buffers::new(cfg.transfer.concurrency + 2),
+        buf: Vec::new(),
         parts: parts_tx,
         hash: Sha256::new(),
         total: 0,
