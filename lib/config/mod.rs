@@ -34,7 +34,7 @@ pub use etcd::{DEFAULT_GZIP_LEVEL, SnapshotConfig, etcd_settings};
 pub use parse::{MAX_DURATION, parse_count, parse_duration, parse_size};
 use parse::{concurrency, deadline, progress};
 pub use part_size::{DEFAULT_PART_SIZE, STREAMED_PART_SIZE};
-use part_size::{part_size, streamed_part_size};
+use part_size::{file_part_size, part_size, streamed_part_size};
 pub use restore::{CtlConfig, RestoreConfig, RestoreSource};
 pub use verify::{ListConfig, Selection, VerifyConfig, VerifyFlags};
 
@@ -199,7 +199,7 @@ impl StoreConfig {
                 part_size: if from_etcd {
                     streamed_part_size(i, &remote)?
                 } else {
-                    part_size(i, &remote)?
+                    file_part_size(i, &remote)?
                 },
                 concurrency: concurrency(i)?,
                 single_put_max: match &i.single_put_max {

@@ -7,9 +7,11 @@
 //! to the 4 MiB blocks of Microsoft's SDKs (benches/RESULTS.md, issue 16), and
 //! takes down to 1 MiB. GCS keeps S3's rules (its chunks are rounded to 256 KiB);
 //! a file store's chunks are read from the file as they are sent, so a larger
-//! `PART_SIZE` costs no memory there; but the same `PART_SIZE` sizes the parts
-//! `store --from-etcd` holds in memory, so the default stays 8 MiB. (A chunk's
-//! request is judged by progress, not a timeout: transport/stall.rs.)
+//! chunk costs no memory there and saves round trips (one chunk is in flight at
+//! a time): a file store to gs:// defaults to 100 MiB chunks, the Python SDK's;
+//! a streamed one (`--from-etcd`) and `copy` hold their parts in memory and keep
+//! 8 MiB. (A chunk's request is judged by progress, not a timeout:
+//! transport/stall.rs.)
 
 use crate::base::error::Result;
 use crate::base::settings::Inputs;
@@ -33,6 +35,18 @@ const AZURE_MAX_PART_SIZE: usize = 4000 * 1024 * 1024;
 /// (benches/RESULTS.md, issue 20). az:// keeps its 4 MiB blocks; gs:// its 8 MiB
 /// chunks (one held at a time, sent in order: smaller ones only add round trips).
 pub const STREAMED_PART_SIZE: usize = MIN_PART_SIZE;
+
+/// Default chunk of a gs:// store of a file: the Python SDK's. Read from the
+/// file as it is sent, so it costs no memory (benches/RESULTS.md, issue 16).
+pub const GCS_FILE_CHUNK: usize = 100 * 1024 * 1024;
+
+/// `PART_SIZE` for a store of a file to `to`, or its default.
+pub(super) fn file_part_size(i: &Inputs, to: &Remote) -> Result<usize> {
+    match (&i.part_size, to) {
+        (None, Remote::Gcs(_)) => Ok(GCS_FILE_CHUNK),
+        _ => part_size(i, to),
+    }
+}
 
 /// `PART_SIZE` for a streamed store to `to` (`--from-etcd`), or its default.
 pub(super) fn streamed_part_size(i: &Inputs, to: &Remote) -> Result<usize> {
@@ -128,5 +142,22 @@ mod tests {
         assert!(err.to_string().starts_with("PART_SIZE="), "{err}");
         // A file's store keeps 8 MiB.
         assert_eq!(store(&[]).unwrap(), 8 * m);
+    }
+
+    #[test]
+    fn a_gs_store_of_a_file_defaults_to_100_mib_chunks_and_honours_part_size() {
+        let m = 1 << 20;
+        let gs = |more: &[(&'static str, &'static str)]| {
+            let mut all = vec![("STORAGE_URL", "gs://backups")];
+            all.extend_from_slice(more);
+            store(&all)
+        };
+        assert_eq!(gs(&[]).unwrap(), 100 * m);
+        assert_eq!(gs(&[("PART_SIZE", "8MiB")]).unwrap(), 8 * m);
+        let err = gs(&[("PART_SIZE", "4MiB")]).unwrap_err();
+        assert!(err.to_string().starts_with("PART_SIZE="), "{err}");
+        // S3 and az:// keep theirs.
+        assert_eq!(store(&[]).unwrap(), 8 * m);
+        assert_eq!(azure(&[]).unwrap(), 4 * m);
     }
 }
