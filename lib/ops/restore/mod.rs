@@ -239,14 +239,14 @@ fn sweep_stale(cfg: &RestoreConfig) {
 }
 
 /// Objects are fetched in ranges of this size, [`RANGES_IN_FLIGHT`] at once, each
-/// written at its offset as it arrives (crate::ops::restore::landing), so neither costs memory
-/// beyond the chunks queued for the landing thread (benches/RESULTS.md).
+/// written at its offset as it arrives (crate::ops::restore::landing).
 const RANGE: u64 = 8 << 20;
 const RANGES_IN_FLIGHT: usize = 8;
-/// Bytes a range hands to the landing thread at a time, and how many such runs
-/// may wait for it.
-const RUN: u64 = 1 << 20;
-const RUNS_QUEUED: usize = 8;
+/// Bytes a range hands to the landing thread at a time, and how many such runs may
+/// wait for it: all the download holds, one run filling per range and the queued ones, each
+/// pinning the HTTP client's read buffers (up to twice its bytes; RESULTS.md, issue 16).
+const RUN: u64 = 256 << 10;
+const RUNS_QUEUED: usize = 2;
 
 /// Downloads `key` into temporary files beside `dest`, verified. Returns the
 /// verified snapshot, not yet in place, and whether a recorded SHA-256 was checked.
