@@ -23,7 +23,6 @@ use crate::formats::snapshot::SnapshotInfo;
 use crate::transport::gcs::{CHUNK_ALIGN, GcsSettings};
 use crate::transport::object::{CLUSTER_METADATA, SHA256_METADATA};
 use crate::transport::put::{self, LastCheck, shared_progress};
-use crate::transport::remote::ClientTuning;
 
 /// Bytes read from the file at a time into a chunk's body, and how many such
 /// reads may wait to be sent.
@@ -41,10 +40,7 @@ pub(super) async fn store_resumable(
 ) -> Result<(String, usize, SnapshotInfo)> {
     let chunk = part_size.div_ceil(CHUNK_ALIGN).max(1) * CHUNK_ALIGN;
     let (sha256, verification) = verify::hash_and_verify(&cfg.file, shutdown, deadline).await?;
-    let client = crate::transport::gcs::GcsClient::build(
-        settings,
-        &ClientTuning::for_deadline(deadline.remaining()).with_stall(settings.stall),
-    )?;
+    let client = crate::transport::gcs::GcsClient::build(settings, &cfg.remote.tuning(deadline))?;
     let mut metadata = vec![(SHA256_METADATA, sha256.as_str())];
     if let Some(cluster) = cfg.cluster.as_deref() {
         metadata.push((CLUSTER_METADATA, cluster));

@@ -17,7 +17,7 @@ use super::store::GcsStore;
 use super::{GcsCredentials, GcsSettings};
 use crate::base::error::{Error, Result};
 use crate::transport::remote::ClientTuning;
-use crate::transport::stall::{DEFAULT_STALL, Stalled, Watch};
+use crate::transport::stall::{Stalled, Watch};
 use object_store::path::Path as ObjectPath;
 
 /// The GCS client of every operation: object_store's `GoogleCloudStorage`
@@ -204,7 +204,7 @@ impl GcsClient {
                 source,
             })?;
         if !response.status().is_success() {
-            return Err(status_error_of(&location, response).await);
+            return Err(status_error_of(&location, response, self.settings.stall).await);
         }
         let text = tokio::time::timeout(self.settings.stall, response.bytes())
             .await
@@ -302,7 +302,7 @@ impl GcsClient {
             .await
             .map_err(|e| transport_error(&location, e))?;
         if !response.status().is_success() {
-            return Err(status_error(&location, response).await);
+            return Err(status_error(&location, response, self.settings.stall).await);
         }
         let session = response
             .headers()
@@ -363,20 +363,26 @@ pub(super) fn transport_error(location: &str, source: BoxError) -> Error {
 
 /// A refused request as the typed object_store error its status means, so it
 /// is classified as any other (not found 12, denied 77, throttled 15).
-pub(super) async fn status_error(location: &str, response: reqwest::Response) -> Error {
+pub(super) async fn status_error(
+    location: &str,
+    response: reqwest::Response,
+    stall: std::time::Duration,
+) -> Error {
     Error::remote(
         format!("upload to {location}"),
-        status_error_of(location, response).await,
+        status_error_of(location, response, stall).await,
     )
 }
 
 pub(super) async fn status_error_of(
     location: &str,
     response: reqwest::Response,
+    stall: std::time::Duration,
 ) -> object_store::Error {
     let status = response.status();
-    // The client has no read timeout: an error's text is waited for 30 s at most.
-    let text = tokio::time::timeout(DEFAULT_STALL, response.text())
+    // The client has no read timeout: an error's text is waited for the stall
+    // limit at most.
+    let text = tokio::time::timeout(stall, response.text())
         .await
         .ok()
         .and_then(|t| t.ok())

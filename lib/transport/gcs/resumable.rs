@@ -68,7 +68,7 @@ impl Resumable {
         let status = response.status().as_u16();
         match (status, last) {
             (308, false) | (200 | 201, true) => Ok(()),
-            _ => Err(status_error(&self.location, response).await),
+            _ => Err(status_error(&self.location, response, self.client.settings.stall).await),
         }
     }
 
