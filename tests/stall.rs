@@ -26,17 +26,17 @@ fn slow_store_is_stored(shape: &str, op: Op, rate: u64, extra: &[(&str, &str)]) 
     let dir = tempfile::tempdir().unwrap();
     let snapshot = synthetic_snapshot(6 * 1024, 11);
     let file = write_file(dir.path(), "snapshot.db", &snapshot);
-    let stall = format!("{}s", STALL.as_secs());
-    let mut settings = vec![
-        ("ENDPOINT", format!("http://127.0.0.1:{}", proxy.port)),
-        ("BACKUP_TO_CREATE", "slow.db".to_string()),
-        ("SNAPSHOT_FILE", file.to_str().unwrap().to_string()),
-        ("STALL_TIMEOUT", stall),
-        ("DEADLINE", "120s".to_string()),
-    ];
-    settings.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let r = run("store", &with(&server.job_env(), &settings), &[]);
+    let env = with(
+        &server.job_env(),
+        &[
+            ("ENDPOINT", &format!("http://127.0.0.1:{}", proxy.port)),
+            ("BACKUP_TO_CREATE", "slow.db"),
+            ("SNAPSHOT_FILE", file.to_str().unwrap()),
+            ("STALL_TIMEOUT", &format!("{}s", STALL.as_secs())),
+            ("DEADLINE", "120s"),
+        ],
+    );
+    let r = run("store", &with(&env, extra), &[]);
     r.assert_code(0);
     assert!(
         std::fs::read(server.object_file(&format!("{CLUSTER}-slow.db"))).unwrap() == snapshot,
